@@ -1,0 +1,65 @@
+# token-broker: build, run, test, install.
+#   make dev      run token-brokerd --dev (a built-in demo issuer) after installing what is missing
+#   make test     run every test (unit, engine, socket, system) after installing what is missing
+#   make install  install binaries, units and the example config (DESTDIR, PREFIX honoured)
+
+SWIFT    ?= swift
+PREFIX   ?= /usr
+DESTDIR  ?=
+SYSCONFDIR ?= /etc
+UNITDIR  ?= /lib/systemd/system
+BUILD    ?= .build
+CONFIG   ?= debug
+
+# Debian packages the build and the tests need.
+APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace
+
+.PHONY: deps dev build release test lint format install check-units clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD)
+
+dev: build
+	$(BUILD)/$(CONFIG)/token-brokerd --dev
+
+release: deps
+	$(SWIFT) build -c release --scratch-path $(BUILD)
+
+test: deps
+	$(SWIFT) build --build-tests --scratch-path $(BUILD)
+	$(SWIFT) test --skip-build --scratch-path $(BUILD)
+	$(MAKE) --no-print-directory lint
+
+lint:
+	@if $(SWIFT) format --version >/dev/null 2>&1; then \
+	  out=$$($(SWIFT) format lint --strict --recursive Sources Tests Package.swift 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "swift format lint: findings above (make format fixes most)"; exit 1; fi; \
+	  echo "swift format lint: clean"; \
+	fi
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+
+check-units:
+	@sh systemd/check-units.sh
+
+install: release
+	install -D -m 0755 $(BUILD)/release/token-brokerd $(DESTDIR)$(PREFIX)/bin/token-brokerd
+	install -D -m 0755 $(BUILD)/release/tokenctl $(DESTDIR)$(PREFIX)/bin/tokenctl
+	install -D -m 0644 systemd/token-broker.service $(DESTDIR)$(UNITDIR)/token-broker.service
+	install -D -m 0644 systemd/token-broker.socket $(DESTDIR)$(UNITDIR)/token-broker.socket
+	install -D -m 0644 systemd/token-broker.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/token-broker.conf
+	install -D -m 0644 systemd/token-broker.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/token-broker.conf
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/token-broker/broker.toml ]; then \
+	  install -D -m 0640 etc/token-broker/broker.toml $(DESTDIR)$(SYSCONFDIR)/token-broker/broker.toml; fi
+
+clean:
+	rm -rf $(BUILD)

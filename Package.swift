@@ -1,0 +1,125 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layout (see README "Architecture"):
+//   TokenBrokerCore      no I/O: config model, token model, response/error parsing, policies
+//   TokenBrokerUpstream  the token endpoint client (AsyncHTTPClient)
+//   TokenBrokerServer    HTTP/1.1 on a Unix socket (SwiftNIO), peer credentials at accept
+//   TokenBrokerSystemd   sd_notify, sd_listen_fds, journald (libsystemd)
+//   TokenBroker          the engine that wires them: schedule, cache, state, socket API
+//   TokenBrokerClient    a small blocking HTTP-over-Unix-socket client for tokenctl
+let package = Package(
+  name: "token-broker",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "token-brokerd", targets: ["token-brokerd"]),
+    .executable(name: "tokenctl", targets: ["tokenctl"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+  ],
+  targets: [
+    .systemLibrary(
+      name: "CSystemd",
+      pkgConfig: "libsystemd",
+      providers: [.apt(["libsystemd-dev"])]
+    ),
+    .target(
+      name: "TokenBrokerCore",
+      dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
+    ),
+    .target(
+      name: "TokenBrokerUpstream",
+      dependencies: [
+        "TokenBrokerCore",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .target(
+      name: "TokenBrokerServer",
+      dependencies: [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .target(
+      name: "TokenBrokerSystemd",
+      dependencies: [
+        "CSystemd",
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .target(
+      name: "TokenBroker",
+      dependencies: [
+        "TokenBrokerCore",
+        "TokenBrokerUpstream",
+        "TokenBrokerServer",
+        "TokenBrokerSystemd",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ]
+    ),
+    .target(name: "TokenBrokerClient"),
+    .executableTarget(
+      name: "token-brokerd",
+      dependencies: [
+        "TokenBroker",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+    .executableTarget(
+      name: "tokenctl",
+      dependencies: [
+        "TokenBrokerClient",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+    .target(
+      name: "TokenBrokerTestSupport",
+      dependencies: [
+        "TokenBroker",
+        "TokenBrokerServer",
+        "TokenBrokerCore",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ]
+    ),
+    .testTarget(
+      name: "TokenBrokerCoreTests",
+      dependencies: ["TokenBrokerCore"]
+    ),
+    .testTarget(
+      name: "TokenBrokerSystemdTests",
+      dependencies: [
+        "TokenBrokerSystemd",
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .testTarget(
+      name: "TokenBrokerTests",
+      dependencies: [
+        "TokenBroker",
+        "TokenBrokerCore",
+        "TokenBrokerTestSupport",
+        "TokenBrokerUpstream",
+        "TokenBrokerServer",
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+  ]
+)

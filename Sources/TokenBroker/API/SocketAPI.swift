@@ -1,0 +1,235 @@
+import Logging
+import NIOHTTP1
+import TokenBrokerCore
+import TokenBrokerServer
+
+/// The socket API of INTERFACE.md. Cached tokens are answered on the event
+/// loop (`respondImmediately`); everything else goes through the engines.
+public final class SocketAPI: ServerRequestHandler {
+  let broker: Broker
+  let logger: Logger
+  /// Called for `POST /v1/reload`; returns the problems when the new config is refused.
+  let reload: @Sendable () async -> [String]?
+
+  public init(broker: Broker, logger: Logger, reload: @escaping @Sendable () async -> [String]? = { nil }) {
+    self.broker = broker
+    self.logger = logger
+    self.reload = reload
+  }
+
+  enum Route {
+    case token(String)
+    case status
+    case refresh(String)
+    case reload
+    case metrics
+  }
+
+  static func route(_ path: Substring) -> Route? {
+    if path.hasPrefix("/v1/token/") {
+      let name = path.dropFirst("/v1/token/".count)
+      return name.isEmpty || name.contains("/") ? nil : .token(String(name))
+    }
+    if path == "/v1/status" { return .status }
+    if path == "/v1/reload" { return .reload }
+    if path == "/metrics" { return .metrics }
+    if path.hasPrefix("/v1/providers/"), path.hasSuffix("/refresh") {
+      let name = path.dropFirst("/v1/providers/".count).dropLast("/refresh".count)
+      return name.isEmpty || name.contains("/") ? nil : .refresh(String(name))
+    }
+    return nil
+  }
+
+  public func respondImmediately(to request: ServerRequest) -> ServerResponse? {
+    guard request.method == .GET, case .token(let name)? = Self.route(request.path) else { return nil }
+    guard let parsed = try? parseTokenRequest(request, provider: name) else { return nil }
+    guard let config = broker.config.provider(named: name), authorised(request, provider: name) else { return nil }
+    let now = broker.environment.clock.now()
+    let minValid = max(broker.config.broker.minValid, parsed.minValid ?? 0)
+    guard let token = broker.environment.cache.servable(provider: name, scopes: parsed.scopes, now: now, minValid: minValid)
+    else { return nil }
+    return tokenResponse(token, provider: config, plain: parsed.plain, now: now)
+  }
+
+  public func handle(_ request: ServerRequest) async -> ServerResponse {
+    guard let route = Self.route(request.path) else {
+      return error(.notFound, "not_found", "no such endpoint: \(request.path); see GET /v1/status")
+    }
+    switch route {
+    case .token(let name):
+      guard request.method == .GET else { return methodNotAllowed("GET") }
+      return await serveToken(request, provider: name)
+    case .status:
+      guard request.method == .GET else { return methodNotAllowed("GET") }
+      return await status(request)
+    case .refresh(let name):
+      guard request.method == .POST else { return methodNotAllowed("POST") }
+      return await refresh(request, provider: name)
+    case .reload:
+      guard request.method == .POST else { return methodNotAllowed("POST") }
+      return await reloadConfig(request)
+    case .metrics:
+      guard request.method == .GET else { return methodNotAllowed("GET") }
+      return ServerResponse(status: .ok, contentType: "text/plain; version=0.0.4", body: Array(metricsText().utf8))
+    }
+  }
+
+  // MARK: Token
+
+  struct TokenQuery {
+    var scopes: ScopeSet
+    var minValid: Double?
+    var plain: Bool
+  }
+
+  struct BadRequest: Error {
+    var code: String
+    var message: String
+  }
+
+  func parseTokenRequest(_ request: ServerRequest, provider name: String) throws(BadRequest) -> TokenQuery {
+    guard let config = broker.config.provider(named: name) else {
+      throw BadRequest(code: "unknown_provider", message: "")
+    }
+    var scopes = ScopeSet(config.scopes)
+    if let s = request.query["scope"], !s.isEmpty {
+      scopes = ScopeSet(parsing: s)
+      let outside = scopes.outside(config.allowedScopes)
+      if !outside.isEmpty {
+        throw BadRequest(
+          code: "invalid_scope",
+          message:
+            "scope \(outside.joined(separator: " ")) is not in providers.\(name).allowed_scopes (\(config.allowedScopes.joined(separator: " ")))"
+        )
+      }
+    }
+    var minValid: Double?
+    if let m = request.query["min_valid"] {
+      guard let v = Int(m), v >= 0, v <= 86_400 else {
+        throw BadRequest(code: "bad_request", message: "min_valid must be whole seconds between 0 and 86400")
+      }
+      minValid = Double(v)
+    }
+    let accept = request.header("accept") ?? ""
+    let plain = accept.contains("text/plain") && !accept.contains("application/json")
+    return TokenQuery(scopes: scopes, minValid: minValid, plain: plain)
+  }
+
+  func serveToken(_ request: ServerRequest, provider name: String) async -> ServerResponse {
+    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
+    guard authorised(request, provider: name) else { return denied(request, provider: name) }
+    let query: TokenQuery
+    do { query = try parseTokenRequest(request, provider: name) } catch {
+      return self.error(.badRequest, error.code, error.message)
+    }
+    switch await engine.token(scopes: query.scopes, minValid: query.minValid) {
+    case .success(let token):
+      return tokenResponse(token, provider: engine.config, plain: query.plain, now: broker.environment.clock.now())
+    case .failure(.unavailable(let message, let retryAfter)):
+      return error(.serviceUnavailable, "unavailable", message, headers: [("Retry-After", String(retryAfter))])
+    case .failure(.needsLogin(let message)):
+      return error(.serviceUnavailable, "needs_login", message, headers: [("Retry-After", "300")])
+    }
+  }
+
+  func tokenResponse(_ token: Token, provider: ProviderConfig, plain: Bool, now: Double) -> ServerResponse {
+    if plain {
+      return ServerResponse(status: .ok, contentType: "text/plain", headers: [("Cache-Control", "no-store")], body: Array(token.accessToken.utf8))
+    }
+    let isKey = provider.grant == .apiKey
+    var w = JSONWriter.Object()
+    w.field("provider", provider.name)
+    w.field("access_token", token.accessToken)
+    w.field("token_type", isKey ? "api_key" : token.tokenType)
+    w.field("expires_in", token.expiresAt.map { Int(($0 - now).rounded(.down)) })
+    w.field("expires_at", token.expiresAt.map(Timestamp.rfc3339))
+    w.field("scope", isKey ? nil : token.scope.joined(separator: " "))
+    w.field("header", isKey ? "\(provider.apiKeyHeader): \(token.accessToken)" : "Authorization: \(token.authorizationValue)")
+    return ServerResponse(status: .ok, headers: [("Cache-Control", "no-store")], body: w.finished() + [0x0A])
+  }
+
+  // MARK: Status, refresh, reload
+
+  func status(_ request: ServerRequest) async -> ServerResponse {
+    let all = await broker.statuses()
+    let visible = isAdmin(request) ? all : all.filter { authorised(request, provider: $0.name) }
+    var w = JSONWriter.Object()
+    w.field("version", BrokerVersion.current)
+    w.field("uptime", Int(broker.environment.clock.now() - broker.startedAt))
+    w.raw("providers", JSONWriter.array(visible.map { $0.json(now: broker.environment.clock.now()) }))
+    return ServerResponse(status: .ok, body: w.finished() + [0x0A])
+  }
+
+  func refresh(_ request: ServerRequest, provider name: String) async -> ServerResponse {
+    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
+    guard isAdmin(request) else { return denied(request, provider: name, admin: true) }
+    let status = await engine.refreshNow()
+    return ServerResponse(status: .ok, body: status.json(now: broker.environment.clock.now()) + [0x0A])
+  }
+
+  func reloadConfig(_ request: ServerRequest) async -> ServerResponse {
+    guard isAdmin(request) else { return denied(request, provider: nil, admin: true) }
+    if let problems = await reload() {
+      var w = JSONWriter.Object()
+      var inner = JSONWriter.Object()
+      inner.field("code", "invalid_config")
+      inner.field("message", "the new configuration was refused; the old one stays in force")
+      inner.raw("problems", JSONWriter.array(problems.map { p in
+        var b: [UInt8] = []
+        JSONWriter.appendString(p, to: &b)
+        return b
+      }))
+      w.raw("error", inner.finished())
+      return ServerResponse(status: .badRequest, body: w.finished() + [0x0A])
+    }
+    return ServerResponse(status: .ok, body: Array(#"{"reloaded":true}"#.utf8) + [0x0A])
+  }
+
+  func metricsText() -> String {
+    "# token-broker metrics\ntoken_broker_cached_tokens \(broker.environment.cache.count)\n"
+  }
+
+  // MARK: Access
+
+  func authorised(_ request: ServerRequest, provider: String) -> Bool {
+    guard let peer = request.peer else { return false }
+    return broker.access.mayUse(provider: provider, uid: peer.uid, gid: peer.gid, groups: peer.groups)
+  }
+
+  func isAdmin(_ request: ServerRequest) -> Bool {
+    guard let peer = request.peer else { return false }
+    return broker.access.isAdmin(uid: peer.uid, gid: peer.gid, groups: peer.groups)
+  }
+
+  func denied(_ request: ServerRequest, provider: String?, admin: Bool = false) -> ServerResponse {
+    var meta: Logger.Metadata = ["event": "denied"]
+    if let provider { meta["provider"] = "\(provider)" }
+    if let peer = request.peer {
+      meta["caller_uid"] = "\(peer.uid)"
+      meta["caller_pid"] = "\(peer.pid)"
+    }
+    logger.notice("request refused: \(request.method) \(request.path)", metadata: meta)
+    let uid = request.peer.map { "uid \($0.uid)" } ?? "this caller"
+    let message =
+      admin
+      ? "\(uid) is not in [broker] admins"
+      : "\(uid) may not use \(provider ?? ""); add it to providers.\(provider ?? "").allow"
+    return error(.forbidden, "forbidden", message)
+  }
+
+  // MARK: Errors
+
+  func unknownProvider(_ name: String) -> ServerResponse {
+    var message = "no provider named \(name)"
+    if let s = Suggestion.closest(to: name, in: broker.providerNames) { message += "; did you mean '\(s)'?" }
+    return error(.notFound, "unknown_provider", message)
+  }
+
+  func methodNotAllowed(_ allowed: String) -> ServerResponse {
+    error(.methodNotAllowed, "method_not_allowed", "use \(allowed)", headers: [("Allow", allowed)])
+  }
+
+  func error(_ status: HTTPResponseStatus, _ code: String, _ message: String, headers: [(String, String)] = []) -> ServerResponse {
+    ServerResponse(status: status, headers: headers, body: ErrorBody.json(code: code, message: message))
+  }
+}

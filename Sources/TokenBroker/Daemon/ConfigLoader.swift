@@ -1,0 +1,78 @@
+import Foundation
+import TokenBrokerCore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A configuration ready to run: validated, secrets read, names resolved.
+public struct LoadedConfig: Sendable {
+  public var config: BrokerConfig
+  public var secrets: [String: ResolvedSecrets]
+  public var access: AccessPolicy
+  /// Not fatal (e.g. an allow entry naming a user that does not exist).
+  public var warnings: [String]
+
+  public init(config: BrokerConfig, secrets: [String: ResolvedSecrets], access: AccessPolicy, warnings: [String]) {
+    self.config = config
+    self.secrets = secrets
+    self.access = access
+    self.warnings = warnings
+  }
+}
+
+/// Reads `broker.toml` and everything it points at. `--check-config`, start-up
+/// and reload all go through here, so they report the same problems.
+public struct ConfigLoader: Sendable {
+  public var path: String
+  public var resolver: SecretResolver
+  /// `[broker]` overrides from the command line.
+  public var socketOverride: String?
+  public var logLevelOverride: LogLevel?
+  public var logTargetOverride: LogTarget?
+  public var stateDirOverride: String?
+
+  public init(path: String, resolver: SecretResolver = SecretResolver()) {
+    self.path = path
+    self.resolver = resolver
+  }
+
+  public func load() throws(ConfigError) -> LoadedConfig {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      let reason = String(cString: strerror(errno))
+      throw ConfigError(problems: [
+        ConfigProblem(path: path, line: 0, message: "cannot read the configuration: \(reason); pass --config PATH")
+      ])
+    }
+    var st = stat()
+    fstat(fd, &st)
+    let data = FileHandle(fileDescriptor: fd, closeOnDealloc: true).readDataToEndOfFile()
+    guard let text = String(data: data, encoding: .utf8) else {
+      throw ConfigError(problems: [ConfigProblem(path: path, line: 0, message: "the file is not UTF-8 text")])
+    }
+    var config = try ConfigParser.parse(text, path: path, fileMode: UInt32(st.st_mode & 0o777))
+    return try finish(&config, text: text)
+  }
+
+  /// Applies overrides, reads secrets and resolves names of an already parsed config.
+  public func finish(_ config: inout BrokerConfig, text: String?) throws(ConfigError) -> LoadedConfig {
+    if let socketOverride { config.broker.socket = socketOverride }
+    if let logLevelOverride { config.broker.logLevel = logLevelOverride }
+    if let logTargetOverride { config.broker.logTarget = logTargetOverride }
+    if let stateDirOverride { config.broker.stateDir = stateDirOverride }
+    var problems: [ConfigProblem] = []
+    var secrets: [String: ResolvedSecrets] = [:]
+    for p in config.providers {
+      let (resolved, failures) = resolver.resolve(provider: p)
+      secrets[p.name] = resolved
+      for f in failures {
+        let line = text.flatMap { ConfigParser.line(of: ["providers", p.name, f.key], in: $0) } ?? p.line
+        problems.append(ConfigProblem(path: path, line: line, message: "providers.\(p.name).\(f.key): \(f.message)"))
+      }
+    }
+    guard problems.isEmpty else { throw ConfigError(problems: problems) }
+    let (access, warnings) = AccessResolver.resolve(config)
+    return LoadedConfig(config: config, secrets: secrets, access: access, warnings: warnings)
+  }
+}

@@ -1,0 +1,49 @@
+import Logging
+import TokenBrokerCore
+
+/// What every provider engine shares: the edges it talks to, injected so tests
+/// swap in a manual clock and a fake upstream.
+public struct EngineEnvironment: Sendable {
+  public var transport: any TokenTransport
+  public var clock: any BrokerClock
+  public var store: StateStore
+  /// Uniform in 0..<1; drives jitter.
+  public var random: @Sendable () -> Double
+  public var logger: Logger
+  public var cache: TokenCache
+  public var userAgent: String
+
+  public init(
+    transport: any TokenTransport, clock: any BrokerClock, store: StateStore, logger: Logger,
+    cache: TokenCache = TokenCache(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+    userAgent: String = "token-broker/\(BrokerVersion.current)"
+  ) {
+    self.transport = transport
+    self.clock = clock
+    self.store = store
+    self.random = random
+    self.logger = logger
+    self.cache = cache
+    self.userAgent = userAgent
+  }
+}
+
+public enum BrokerVersion {
+  public static let current = "0.1.0"
+}
+
+/// Why a token request could not be answered with a token.
+public enum ServeFailure: Error, Sendable, Equatable {
+  /// Try again later; `retryAfter` seconds.
+  case unavailable(message: String, retryAfter: Int)
+  case needsLogin(message: String)
+}
+
+enum RequestID {
+  static func make() -> String {
+    var g = SystemRandomNumberGenerator()
+    let n = g.next() as UInt64
+    let s = String(n, radix: 16)
+    return String(repeating: "0", count: 16 - s.count) + s
+  }
+}

@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A small blocking HTTP/1.1 client over a Unix socket, for `tokenctl`: no
+/// event loop and no Foundation, so the command starts in a few milliseconds.
+public struct UnixHTTPClient: Sendable {
+  public var socketPath: String
+  /// Seconds to wait for an answer (a cold token may need an upstream round trip).
+  public var timeout: Int = 40
+
+  public init(socketPath: String) { self.socketPath = socketPath }
+
+  public struct Response: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
+  }
+
+  public enum Failure: Error, Sendable {
+    /// Could not connect; errno and a sentence for people.
+    case unreachable(errno: Int32, message: String)
+    case protocolError(String)
+  }
+
+  public func request(_ method: String, _ path: String, accept: String = "application/json") throws(Failure) -> Response {
+    let fd = try connectSocket()
+    defer { close(fd) }
+    let head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: tokenctl\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    var bytes = Array(head.utf8)
+    var sent = 0
+    while sent < bytes.count {
+      let n = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else { throw .protocolError("cannot send the request: \(String(cString: strerror(errno)))") }
+      sent += n
+    }
+    bytes.removeAll()
+    return try readResponse(fd)
+  }
+
+  private func connectSocket() throws(Failure) -> Int32 {
+    guard socketPath.utf8.count <= 107 else {
+      throw .unreachable(errno: ENAMETOOLONG, message: "socket path \(socketPath) is longer than 107 bytes")
+    }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw .unreachable(errno: errno, message: "cannot create a socket") }
+    var tv = timeval(tv_sec: timeout, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+      for (i, b) in socketPath.utf8.enumerated() { raw[i] = b }
+    }
+    let rc = withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    if rc != 0 {
+      let e = errno
+      close(fd)
+      throw .unreachable(errno: e, message: Self.explain(e, path: socketPath))
+    }
+    return fd
+  }
+
+  static func explain(_ e: Int32, path: String) -> String {
+    switch e {
+    case ENOENT:
+      return "no socket at \(path): is token-brokerd running? (systemctl status token-broker; or pass --socket / set TOKEN_BROKER_SOCKET)"
+    case ECONNREFUSED:
+      return "nothing is listening on \(path): token-brokerd is not running (systemctl start token-broker)"
+    case EACCES, EPERM:
+      return "permission denied on \(path): this user may not reach the socket; ask an admin to add you to its group"
+    default:
+      return "cannot connect to \(path): \(String(cString: strerror(e)))"
+    }
+  }
+
+  private func readResponse(_ fd: Int32) throws(Failure) -> Response {
+    var buffer: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 16384)
+    var headerEnd: Int?
+    var contentLength: Int?
+    var status = 0
+    var headers: [String: String] = [:]
+    while true {
+      let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+      if n < 0 && errno == EINTR { continue }
+      if n < 0 {
+        throw .protocolError(errno == EAGAIN ? "no answer within \(timeout) s" : "read failed: \(String(cString: strerror(errno)))")
+      }
+      if n == 0 { break }
+      buffer += chunk[0..<n]
+      if headerEnd == nil, let end = Self.find([13, 10, 13, 10], in: buffer) {
+        headerEnd = end + 4
+        let lines = String(decoding: buffer[0..<end], as: UTF8.self).split(separator: "\r\n")
+        guard let first = lines.first, first.hasPrefix("HTTP/1."), first.count >= 12,
+          let code = Int(first.dropFirst(9).prefix(3))
+        else { throw .protocolError("the socket did not answer HTTP; is it token-brokerd's?") }
+        status = code
+        for line in lines.dropFirst() {
+          guard let colon = line.firstIndex(of: ":") else { continue }
+          headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...].drop(while: { $0 == " " }))
+        }
+        contentLength = headers["content-length"].flatMap { Int($0) }
+      }
+      if let h = headerEnd, let len = contentLength, buffer.count - h >= len { break }
+    }
+    guard let h = headerEnd else { throw .protocolError("connection closed before an answer") }
+    let body = Array(buffer[h...].prefix(contentLength ?? Int.max))
+    return Response(status: status, headers: headers, body: body)
+  }
+
+  static func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {
+    guard hay.count >= needle.count else { return nil }
+    for i in 0...(hay.count - needle.count) where hay[i] == needle[0] {
+      if Array(hay[i..<(i + needle.count)]) == needle { return i }
+    }
+    return nil
+  }
+}

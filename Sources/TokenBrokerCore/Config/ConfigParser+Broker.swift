@@ -1,0 +1,111 @@
+import TOMLKit
+
+/// `[broker]`.
+extension ConfigReader {
+  static let brokerKeys = [
+    "socket", "socket_group", "state_dir", "refresh_at", "refresh_jitter", "min_valid", "request_timeout",
+    "scope_idle_timeout", "admins", "log_level", "log_target",
+  ]
+
+  /// A Unix socket path holds at most this many bytes (sun_path less its NUL).
+  static let maxSocketPathBytes = 107
+
+  mutating func parseBroker(_ table: TOMLTable) -> BrokerSettings {
+    let base = ["broker"]
+    var settings = BrokerSettings()
+    checkKeys(table, at: base, known: Self.brokerKeys)
+
+    if let value = table["socket"], let socket = absolutePath(value, at: base + ["socket"]) {
+      let bytes = socket.utf8.count
+      if bytes > Self.maxSocketPathBytes {
+        report(
+          base + ["socket"],
+          "path is \(bytes) bytes, but a Unix socket path holds at most \(Self.maxSocketPathBytes); "
+            + "choose a shorter path")
+      } else {
+        settings.socket = socket
+      }
+    }
+    if let value = table["socket_group"], let group = string(value, at: base + ["socket_group"]) {
+      settings.socketGroup = group
+    }
+    if let value = table["state_dir"], let dir = absolutePath(value, at: base + ["state_dir"]) {
+      settings.stateDir = dir
+    }
+
+    var refreshAtValid = true
+    if let value = table["refresh_at"] {
+      refreshAtValid = false
+      if let n = number(value, at: base + ["refresh_at"]) {
+        if n > 0, n < 1 {
+          settings.refreshAt = n
+          refreshAtValid = true
+        } else {
+          report(base + ["refresh_at"], "must be between 0 and 1 (both excluded), found \(Self.format(n))")
+        }
+      }
+    }
+    var jitterValid = true
+    if let value = table["refresh_jitter"] {
+      jitterValid = false
+      if let n = number(value, at: base + ["refresh_jitter"]) {
+        if n >= 0, n < 0.5 {
+          settings.refreshJitter = n
+          jitterValid = true
+        } else {
+          report(
+            base + ["refresh_jitter"], "must be at least 0 and less than 0.5, found \(Self.format(n))")
+        }
+      }
+    }
+    if refreshAtValid, jitterValid {
+      let at = settings.refreshAt
+      let jitter = settings.refreshJitter
+      if !(at + jitter < 1 && at - jitter > 0) {
+        let key = base + [table["refresh_jitter"] != nil ? "refresh_jitter" : "refresh_at"]
+        report(
+          key,
+          "refresh_at ± refresh_jitter must stay between 0 and 1 (both excluded), "
+            + "found \(Self.format(at)) ± \(Self.format(jitter))")
+      }
+    }
+
+    if let value = table["min_valid"], let n = number(value, at: base + ["min_valid"]) {
+      if n >= 0 {
+        settings.minValid = n
+      } else {
+        report(base + ["min_valid"], "must be 0 or more seconds, found \(Self.format(n))")
+      }
+    }
+    if let value = table["request_timeout"], let n = number(value, at: base + ["request_timeout"]) {
+      if n > 0, n <= 300 {
+        settings.requestTimeout = n
+      } else {
+        report(
+          base + ["request_timeout"],
+          "must be more than 0 and at most 300 seconds, found \(Self.format(n))")
+      }
+    }
+    if let value = table["scope_idle_timeout"], let n = number(value, at: base + ["scope_idle_timeout"]) {
+      if n > 0 {
+        settings.scopeIdleTimeout = n
+      } else {
+        report(base + ["scope_idle_timeout"], "must be more than 0 seconds, found \(Self.format(n))")
+      }
+    }
+    if let value = table["admins"], let admins = principals(value, at: base + ["admins"]) {
+      settings.admins = admins
+    }
+    if let value = table["log_level"],
+      let level = choice(value, at: base + ["log_level"], what: "log level", as: LogLevel.self)
+    {
+      settings.logLevel = level
+    }
+    if let value = table["log_target"],
+      let target = choice(value, at: base + ["log_target"], what: "log target", as: LogTarget.self)
+    {
+      settings.logTarget = target
+    }
+    return settings
+  }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// Builds the token request for each dialect in the seeds: form or JSON bodies,
+/// Basic or in-body client authentication, and Basic with no body at all.
+public enum TokenRequestBuilder {
+  public static func build(
+    provider p: ProviderConfig, secrets: ResolvedSecrets, grant: RequestGrant, scopes: [String],
+    requestID: String, userAgent: String
+  ) -> TokenRequest {
+    var fields: [(String, String)] = []
+    switch grant {
+    case .refresh(let token):
+      fields.append(("grant_type", "refresh_token"))
+      fields.append(("refresh_token", token))
+    case .primary:
+      switch p.grant {
+      case .clientCredentials: fields.append(("grant_type", "client_credentials"))
+      case .password:
+        fields.append(("grant_type", "password"))
+        fields.append(("username", p.username ?? ""))
+        fields.append(("password", secrets.password ?? ""))
+      case .refreshToken:
+        fields.append(("grant_type", "refresh_token"))
+        fields.append(("refresh_token", secrets.refreshToken ?? ""))
+      case .apiKey:
+        break
+      }
+    }
+    var headers: [(name: String, value: String)] = [
+      ("Accept", "application/json"), ("User-Agent", userAgent), ("X-Request-ID", requestID),
+    ]
+    switch p.clientAuth {
+    case .clientSecretBasic:
+      let pair = "\(p.clientID ?? ""):\(secrets.clientSecret ?? "")"
+      headers.append(("Authorization", "Basic " + Data(pair.utf8).base64EncodedString()))
+    case .clientSecretPost:
+      if let id = p.clientID { fields.append(("client_id", id)) }
+      if let secret = secrets.clientSecret { fields.append(("client_secret", secret)) }
+    case .none:
+      if let id = p.clientID { fields.append(("client_id", id)) }
+    }
+    if !scopes.isEmpty { fields.append(("scope", scopes.joined(separator: " "))) }
+    for key in p.params.keys.sorted() where !fields.contains(where: { $0.0 == key }) {
+      fields.append((key, p.params[key]!))
+    }
+    for name in p.headers.keys.sorted() { headers.append((name, p.headers[name]!)) }
+
+    var url = p.tokenURL
+    let body: [UInt8]
+    switch p.body {
+    case .form:
+      headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+      body = Array(formEncode(fields).utf8)
+    case .json:
+      headers.append(("Content-Type", "application/json"))
+      body = jsonEncode(fields)
+    case .none:
+      // Basic-only endpoints take no body and no grant_type; extra params ride on the query.
+      let extra = fields.filter { p.params[$0.0] != nil }
+      if !extra.isEmpty { url += (url.contains("?") ? "&" : "?") + formEncode(extra) }
+      body = []
+    }
+    return TokenRequest(url: url, headers: headers, body: body, usesRefreshToken: grant.usesRefreshToken)
+  }
+
+  /// `application/x-www-form-urlencoded` (WHATWG): unreserved bytes kept, the rest %XX.
+  public static func formEncode(_ fields: [(String, String)]) -> String {
+    fields.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&")
+  }
+
+  static func percentEncode(_ s: String) -> String {
+    var out = ""
+    for byte in s.utf8 {
+      switch byte {
+      case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+        UInt8(ascii: "~"):
+        out.unicodeScalars.append(Unicode.Scalar(byte))
+      default:
+        out += String(format: "%%%02X", byte)
+      }
+    }
+    return out
+  }
+
+  static func jsonEncode(_ fields: [(String, String)]) -> [UInt8] {
+    var out: [UInt8] = [UInt8(ascii: "{")]
+    for (i, (k, v)) in fields.enumerated() {
+      if i > 0 { out.append(UInt8(ascii: ",")) }
+      JSONWriter.appendString(k, to: &out)
+      out.append(UInt8(ascii: ":"))
+      JSONWriter.appendString(v, to: &out)
+    }
+    out.append(UInt8(ascii: "}"))
+    return out
+  }
+}

@@ -1,0 +1,70 @@
+/// When to refresh a token and how long to wait after a failure.
+///
+/// Pure: the caller supplies `now` and a uniform random number in `0..<1`, so
+/// tests pin every decision.
+public struct RefreshPolicy: Sendable, Equatable {
+  public var refreshAt: Double
+  public var jitter: Double
+  public var minValid: Double
+  /// First backoff step, seconds.
+  public var backoffBase: Double = 1
+  /// Backoff cap, seconds; rejected credentials retry only at this interval.
+  public var backoffCap: Double = 300
+  /// Never schedule closer than this, seconds: no tight loops.
+  public var minimumDelay: Double = 1
+
+  public init(refreshAt: Double, jitter: Double, minValid: Double) {
+    self.refreshAt = refreshAt
+    self.jitter = jitter
+    self.minValid = minValid
+  }
+
+  public init(_ settings: BrokerSettings) {
+    self.init(refreshAt: settings.refreshAt, jitter: settings.refreshJitter, minValid: settings.minValid)
+  }
+
+  /// The moment to refresh `token`: once `refreshAt ± jitter` of its lifetime has
+  /// passed, but early enough that it is never held with less than `minValid` left.
+  /// nil for tokens that never expire.
+  public func nextRefresh(for token: Token, now: Double, random: Double) -> Double? {
+    guard let expiresAt = token.expiresAt else { return nil }
+    let lifetime = max(0, expiresAt - token.issuedAt)
+    let fraction = refreshAt + jitter * (2 * random - 1)
+    var at = token.issuedAt + lifetime * fraction
+    // Keep a servable token in hand: refresh before it drops under min_valid.
+    let servableUntil = expiresAt - minValid
+    if servableUntil > token.issuedAt { at = min(at, servableUntil) }
+    return max(at, now + minimumDelay)
+  }
+
+  /// Seconds to wait before retry number `attempt` (1 = after the first failure):
+  /// full jitter over `base * 2^(attempt-1)` capped at `backoffCap`, never below
+  /// `minimumDelay`, never earlier than the server's `Retry-After`.
+  public func backoff(attempt: Int, retryAfter: Double?, random: Double) -> Double {
+    let exponent = Double(max(0, min(attempt - 1, 30)))
+    let ceiling = min(backoffCap, backoffBase * pow2(exponent))
+    var delay = max(minimumDelay, ceiling * random)
+    if let retryAfter { delay = max(delay, min(retryAfter, 3600)) }
+    return delay
+  }
+
+  /// Delay after a failure of `kind`.
+  public func delay(after kind: FailureKind, attempt: Int, retryAfter: Double?, random: Double) -> Double {
+    switch kind {
+    case .retryLater: return backoff(attempt: attempt, retryAfter: retryAfter, random: random)
+    case .credentialsRejected, .configurationWrong, .refreshTokenRejected:
+      return max(backoffCap, retryAfter ?? 0)
+    }
+  }
+
+  /// Whether `token` may be served at `now` to a caller asking for `minValid` seconds.
+  public func isServable(_ token: Token, now: Double, requestedMinValid: Double?) -> Bool {
+    token.remaining(at: now) >= max(minValid, requestedMinValid ?? 0)
+  }
+
+  private func pow2(_ e: Double) -> Double {
+    var r = 1.0
+    for _ in 0..<Int(e) { r *= 2 }
+    return r
+  }
+}

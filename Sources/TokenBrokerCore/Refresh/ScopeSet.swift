@@ -1,0 +1,21 @@
+/// A normalised set of scopes: the key of one cached token.
+public struct ScopeSet: Sendable, Hashable, CustomStringConvertible {
+  /// Sorted, unique.
+  public let scopes: [String]
+
+  public init<S: Sequence>(_ scopes: S) where S.Element == String {
+    self.scopes = Array(Set(scopes.filter { !$0.isEmpty })).sorted()
+  }
+
+  /// Parses a space-separated `scope` query value.
+  public init(parsing text: String) {
+    self.init(text.split(whereSeparator: { $0 == " " || $0 == "+" }).map(String.init))
+  }
+
+  /// The scopes of this set that `allowed` does not contain.
+  public func outside(_ allowed: [String]) -> [String] {
+    scopes.filter { !allowed.contains($0) }
+  }
+
+  public var description: String { scopes.joined(separator: " ") }
+}

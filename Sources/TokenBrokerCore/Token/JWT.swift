@@ -1,0 +1,24 @@
+import Foundation
+
+/// Reads the time claims of a JWT without verifying it: the broker only needs
+/// to know when the token it was given expires.
+public enum JWT {
+  public struct Claims: Sendable, Equatable {
+    public var exp: Double?
+    public var iat: Double?
+  }
+
+  public static func claims(of token: String) -> Claims? {
+    let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 3, let payload = base64URLDecode(String(parts[1])),
+      let object = JSONValue.parseObject(payload)
+    else { return nil }
+    return Claims(exp: JSONValue.number(object["exp"]), iat: JSONValue.number(object["iat"]))
+  }
+
+  static func base64URLDecode(_ text: String) -> [UInt8]? {
+    var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    while s.count % 4 != 0 { s += "=" }
+    return Data(base64Encoded: s).map { [UInt8]($0) }
+  }
+}

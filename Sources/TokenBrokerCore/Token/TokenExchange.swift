@@ -1,0 +1,38 @@
+/// The raw answer of a token endpoint.
+public struct UpstreamResponse: Sendable, Equatable {
+  public var status: Int
+  public var headers: [String: String]
+  public var body: [UInt8]
+
+  /// Header names lower-cased.
+  public init(status: Int, headers: [String: String], body: [UInt8]) {
+    self.status = status
+    self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+    self.body = body
+  }
+}
+
+/// Sends token requests. The production one (AsyncHTTPClient) lives in
+/// TokenBrokerUpstream; transport failures come back as `retryLater`.
+public protocol TokenTransport: Sendable {
+  func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+    -> UpstreamResponse
+}
+
+/// Turns an upstream answer into a token or a classified failure.
+public enum TokenExchange {
+  /// Hard cap on a token response body.
+  public static let maxBodyBytes = 64 * 1024
+
+  public static func interpret(
+    _ response: UpstreamResponse, request: TokenRequest, requestedScope: [String], now: Double
+  ) throws(UpstreamFailure) -> TokenResponse {
+    guard (200..<300).contains(response.status) else {
+      let retryAfter = response.headers["retry-after"].flatMap { RetryAfter.seconds($0, now: now) }
+      throw ErrorResponseClassifier.classify(
+        status: response.status, body: response.body, usedRefreshToken: request.usesRefreshToken,
+        retryAfter: retryAfter, location: response.headers["location"])
+    }
+    return try TokenResponseParser.parse(body: response.body, requestedScope: requestedScope, now: now)
+  }
+}

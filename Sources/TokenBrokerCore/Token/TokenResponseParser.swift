@@ -1,0 +1,70 @@
+import Foundation
+
+/// Parses a token endpoint's successful answer in any of the seed dialects:
+/// `token_type` in any case, `expires_in` as number or numeric string, else the
+/// JWT `exp` claim, `created_at` honoured, `scope` kept, `refresh_token` picked up.
+public enum TokenResponseParser {
+  /// Lifetime assumed when a response carries neither `expires_in` nor a JWT `exp`.
+  public static let assumedLifetime: Double = 3600
+  /// A `created_at` further than this in the future is taken as clock skew and clamped to now.
+  static let maxFutureSkew: Double = 300
+
+  public static func parse(
+    body: [UInt8], requestedScope: [String], now: Double
+  ) throws(UpstreamFailure) -> TokenResponse {
+    guard !body.isEmpty else {
+      throw UpstreamFailure(.retryLater, status: 200, message: "token endpoint answered 200 with an empty body")
+    }
+    guard let object = JSONValue.parseObject(body) else {
+      throw UpstreamFailure(
+        .retryLater, status: 200, message: "token endpoint answered 200 with a body that is not a JSON object")
+    }
+    guard let access = object["access_token"] as? String, !access.isEmpty else {
+      throw UpstreamFailure(.retryLater, status: 200, message: "token response has no access_token")
+    }
+    guard isHeaderSafe(access) else {
+      throw UpstreamFailure(.retryLater, status: 200, message: "token response access_token has invalid characters")
+    }
+    let rawType = (object["token_type"] as? String) ?? "Bearer"
+    let tokenType = rawType.lowercased() == "bearer" ? "Bearer" : rawType
+    guard isHeaderSafe(tokenType), !tokenType.contains(" ") else {
+      throw UpstreamFailure(.retryLater, status: 200, message: "token response token_type has invalid characters")
+    }
+
+    var issuedAt = now
+    if let created = JSONValue.number(object["created_at"]) {
+      issuedAt = created > now + maxFutureSkew ? now : created
+    }
+    let expiresAt: Double
+    if let raw = object["expires_in"], !(raw is NSNull) {
+      guard let seconds = JSONValue.number(raw) else {
+        throw UpstreamFailure(.retryLater, status: 200, message: "token response expires_in is not a number")
+      }
+      guard seconds > 0, seconds.isFinite else {
+        throw UpstreamFailure(.retryLater, status: 200, message: "token response expires_in is not positive")
+      }
+      expiresAt = issuedAt + seconds
+    } else if let claims = JWT.claims(of: access), let exp = claims.exp {
+      if let iat = claims.iat, iat <= now + maxFutureSkew { issuedAt = iat }
+      expiresAt = exp
+    } else {
+      expiresAt = issuedAt + assumedLifetime
+    }
+
+    var scope = requestedScope
+    if let granted = object["scope"] as? String {
+      scope = granted.split(separator: " ").map(String.init)
+    } else if let granted = object["scope"] as? [Any] {
+      scope = granted.compactMap { $0 as? String }
+    }
+    let refresh = (object["refresh_token"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+    return TokenResponse(
+      token: Token(accessToken: access, tokenType: tokenType, issuedAt: issuedAt, expiresAt: expiresAt, scope: scope),
+      refreshToken: refresh)
+  }
+
+  /// Visible ASCII only: a token goes verbatim into an HTTP header line.
+  static func isHeaderSafe(_ s: String) -> Bool {
+    s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+  }
+}

@@ -1,0 +1,105 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// HTTP/1.1 server for the broker's socket (and, over TCP, the demo issuer and
+/// the test upstream). Peer credentials are read once per connection at accept.
+public final class HTTPServer: Sendable {
+  public enum Binding: Sendable, Equatable {
+    /// Bind a path: a stale socket is removed, mode and group applied.
+    case unix(path: String, mode: UInt32 = 0o660, group: UInt32? = nil)
+    /// A listening descriptor inherited from systemd.
+    case inherited(fd: Int32)
+    case tcp(host: String, port: Int)
+  }
+
+  public struct BindError: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
+  }
+
+  private let channel: any Channel
+  public let binding: Binding
+
+  /// TCP port actually bound (for `.tcp(port: 0)`).
+  public var port: Int? { channel.localAddress?.port }
+
+  private init(channel: any Channel, binding: Binding) {
+    self.channel = channel
+    self.binding = binding
+  }
+
+  public static func start(
+    _ binding: Binding, group: any EventLoopGroup, handler: any ServerRequestHandler,
+    limits: ServerLimits = ServerLimits(), logger: Logger
+  ) async throws -> HTTPServer {
+    let bootstrap = ServerBootstrap(group: group)
+      .serverChannelOption(.backlog, value: 256)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelOption(.allowRemoteHalfClosure, value: false)
+      .childChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          let peer = try channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(
+            of: NIOBSDSocket.Handle.self
+          ) { fd in PeerCredentials.read(fd: fd) } ?? nil
+          try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+          try channel.pipeline.syncOperations.addHandler(
+            HTTPConnectionHandler(handler: handler, limits: limits, peer: peer, logger: logger))
+        }
+      }
+    let channel: any Channel
+    switch binding {
+    case .unix(let path, let mode, let gid):
+      guard path.utf8.count <= 107 else {
+        throw BindError(description: "socket path \(path) is \(path.utf8.count) bytes; a Unix socket path holds at most 107")
+      }
+      try refuseIfLive(path)
+      channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+      if chmod(path, mode_t(mode)) != 0 {
+        throw BindError(description: "cannot set mode of \(path): \(String(cString: strerror(errno)))")
+      }
+      if let gid, chown(path, uid_t.max, gid) != 0 {
+        throw BindError(description: "cannot give \(path) to group \(gid): \(String(cString: strerror(errno)))")
+      }
+    case .inherited(let fd):
+      channel = try await bootstrap.withBoundSocket(fd).get()
+    case .tcp(let host, let port):
+      channel = try await bootstrap.bind(host: host, port: port).get()
+    }
+    return HTTPServer(channel: channel, binding: binding)
+  }
+
+  /// A socket file someone still listens on is another daemon's: never steal it.
+  private static func refuseIfLive(_ path: String) throws {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+      throw BindError(description: "\(path) exists and is not a socket; remove it or choose another [broker] socket")
+    }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return }
+    defer { _ = Glibc.close(fd) }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+      for (i, b) in path.utf8.enumerated() { raw[i] = b }
+    }
+    let rc = withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    if rc == 0 {
+      throw BindError(description: "another process is already listening on \(path); is token-brokerd running?")
+    }
+  }
+
+  /// Stops accepting; open connections finish on their own.
+  public func close() async {
+    try? await channel.close()
+    if case .unix(let path, _, _) = binding { unlink(path) }
+  }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOPosix
+import TokenBroker
+import TokenBrokerCore
+import TokenBrokerServer
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+@main
+struct TokenBrokerd: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "token-brokerd",
+    abstract: "Holds OAuth2 client credentials and serves fresh tokens to local processes over a Unix socket.",
+    version: BrokerVersion.current)
+
+  @Option(help: "Configuration file.") var config = "/etc/token-broker/broker.toml"
+  @Flag(help: "Validate the configuration, print every problem as PATH:LINE: message, exit 0 or 78.")
+  var checkConfig = false
+  @Flag(help: "Demo mode: a built-in issuer on 127.0.0.1 and a provider named demo (30 s tokens).")
+  var dev = false
+  @Option(help: "Socket path (overrides [broker] socket).") var socket: String?
+  @Option(help: "trace | debug | info | notice | warning | error") var logLevel: String?
+  @Option(help: "auto | journal | console") var logTarget: String?
+
+  func validate() throws {
+    if let l = logLevel, LogLevel(rawValue: l) == nil {
+      throw ValidationError("--log-level must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    if let t = logTarget, TokenBrokerCore.LogTarget(rawValue: t) == nil {
+      throw ValidationError("--log-target must be one of auto, journal, console")
+    }
+    if dev && checkConfig { throw ValidationError("--dev and --check-config do not go together") }
+  }
+
+  func run() async throws {
+    var loader = ConfigLoader(path: config)
+    loader.socketOverride = socket
+    loader.logLevelOverride = logLevel.flatMap(LogLevel.init(rawValue:))
+    loader.logTargetOverride = logTarget.flatMap(TokenBrokerCore.LogTarget.init(rawValue:))
+    if dev { throw ExitCode(await runDev()) }
+    let loaded: LoadedConfig
+    do {
+      loaded = try loader.load()
+    } catch {
+      for p in error.problems { FileHandle.standardError.write(Data("\(p.description)\n".utf8)) }
+      let n = error.problems.count
+      FileHandle.standardError.write(
+        Data("token-brokerd: \(n) problem\(n == 1 ? "" : "s") in \(config); nothing was started\n".utf8))
+      throw ExitCode(TokenBroker.ExitCode.config)
+    }
+    if checkConfig {
+      for w in loaded.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+      print("\(config): ok (\(loaded.config.providers.count) providers)")
+      return
+    }
+    let logger = LogSetup.makeLogger(target: loaded.config.broker.logTarget, level: loaded.config.broker.logLevel)
+    let status = await Daemon(loader: loader, logger: logger).run(loaded)
+    throw ExitCode(status)
+  }
+
+  func runDev() async -> Int32 {
+    let level = logLevel.flatMap(LogLevel.init(rawValue:)) ?? .info
+    let logger = LogSetup.makeLogger(target: .console, level: level)
+    let issuer: HTTPServer
+    do {
+      issuer = try await HTTPServer.start(
+        .tcp(host: "127.0.0.1", port: 0), group: MultiThreadedEventLoopGroup.singleton, handler: DemoIssuer(),
+        logger: logger)
+    } catch {
+      logger.critical("cannot start the demo issuer: \(error)")
+      return TokenBroker.ExitCode.failure
+    }
+    let cwd = FileManager.default.currentDirectoryPath
+    let socketPath = socket ?? "./token-broker-dev.sock"
+    let absolute = socketPath.hasPrefix("/") ? socketPath : cwd + "/" + socketPath.dropFirst(socketPath.hasPrefix("./") ? 2 : 0)
+    let stateDir = NSTemporaryDirectory() + "token-broker-dev-\(getuid())"
+    let (config, secrets) = DemoIssuer.config(port: issuer.port ?? 0, socket: absolute, stateDir: stateDir)
+    let (access, _) = AccessResolver.resolve(config)
+    let loaded = LoadedConfig(config: config, secrets: ["demo": secrets], access: access, warnings: [])
+    let tokenctl = Self.siblingTokenctl()
+    let daemon = Daemon(loader: nil, logger: logger) { _ in
+      let text = """
+        token-brokerd --dev: demo issuer on http://127.0.0.1:\(issuer.port ?? 0), provider "demo" (30 s tokens, refreshed at ~24 s)
+        socket: \(socketPath)
+
+        Try, in another terminal:
+          \(tokenctl) --socket \(socketPath) token demo
+          \(tokenctl) --socket \(socketPath) status
+          curl -s --unix-socket \(socketPath) http://localhost/v1/token/demo
+
+        Ctrl-C stops.
+
+        """
+      FileHandle.standardOutput.write(Data(text.utf8))
+    }
+    let status = await daemon.run(loaded)
+    await issuer.close()
+    return status
+  }
+
+  /// `tokenctl` next to this binary when it is there (a build tree), else on PATH.
+  static func siblingTokenctl() -> String {
+    let me = CommandLine.arguments[0]
+    guard let slash = me.lastIndex(of: "/") else { return "tokenctl" }
+    let candidate = String(me[..<slash]) + "/tokenctl"
+    guard access(candidate, X_OK) == 0 else { return "tokenctl" }
+    let cwd = FileManager.default.currentDirectoryPath + "/"
+    return candidate.hasPrefix(cwd) ? String(candidate.dropFirst(cwd.count)) : candidate
+  }
+}
