@@ -92,11 +92,14 @@ let package = Package(
       name: "TokenBrokerTestSupport",
       dependencies: [
         "TokenBroker",
+        "TokenBrokerClient",
+        "TokenBrokerUpstream",
         "TokenBrokerServer",
         "TokenBrokerCore",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
       ]
     ),
     .testTarget(
@@ -116,6 +119,7 @@ let package = Package(
         "TokenBroker",
         "TokenBrokerCore",
         "TokenBrokerTestSupport",
+        "TokenBrokerClient",
         "TokenBrokerUpstream",
         "TokenBrokerServer",
         .product(name: "Logging", package: "swift-log"),

@@ -28,14 +28,6 @@ public enum JournalStream {
   }
 }
 
-/// `[broker] log_target` / `--log-target`.
-public enum LogTarget: String, Sendable, CaseIterable {
-  /// The journal when stderr is the journal, otherwise the console.
-  case auto
-  case journal
-  case console
-}
-
 /// Where log messages actually go.
 public enum LogDestination: String, Sendable, Equatable {
   case journal
@@ -69,9 +61,18 @@ public struct LogTargetError: Error, Equatable, CustomStringConvertible {
 
 /// Decides between journal and console.
 public enum LogTargetChoice {
+  /// `[broker] log_target` / `--log-target`. (Nested so as not to clash with the configuration
+  /// model's own `LogTarget` in modules that import both.)
+  public enum Target: String, Sendable, CaseIterable {
+    /// The journal when stderr is the journal, otherwise the console.
+    case auto
+    case journal
+    case console
+  }
+
   /// `.journal` and `.console` as they are; `.auto` is `.journal` exactly when stderr is the
   /// journal (``JournalStream/stderrIsJournal(environment:)``).
-  public static func resolve(_ target: LogTarget, environment: [String: String]) -> LogDestination {
+  public static func resolve(_ target: Target, environment: [String: String]) -> LogDestination {
     switch target {
     case .journal: return .journal
     case .console: return .console
@@ -83,7 +84,7 @@ public enum LogTargetChoice {
   public static func resolve(
     _ value: String, environment: [String: String]
   ) throws(LogTargetError) -> LogDestination {
-    guard let target = LogTarget(rawValue: value.lowercased()) else {
+    guard let target = Target(rawValue: value.lowercased()) else {
       throw LogTargetError(value: value)
     }
     return resolve(target, environment: environment)

@@ -232,12 +232,11 @@ public actor ProviderEngine {
     guard !stopped, let at = slots[key]?.nextRefresh else { return }
     slots[key]!.timer?.cancel()
     slots[key]!.timer = env.clock.schedule(at: at) { [weak self] in
-      guard let self else { return }
-      Task { await self.timerFired(key) }
+      await self?.timerFired(key)
     }
   }
 
-  func timerFired(_ key: ScopeSet) {
+  func timerFired(_ key: ScopeSet) async {
     guard !stopped, var slot = slots[key], slot.inflight == nil else { return }
     slot.timer = nil
     slots[key] = slot
@@ -251,7 +250,7 @@ public actor ProviderEngine {
         return
       }
     }
-    _ = beginRefresh(key)
+    _ = await beginRefresh(key).value
   }
 
   // MARK: Upstream, one at a time per credential

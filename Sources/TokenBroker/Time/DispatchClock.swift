@@ -13,14 +13,14 @@ public struct DispatchClock: BrokerClock {
 
   public func now() -> Double { Date().timeIntervalSince1970 }
 
-  public func schedule(at deadline: Double, _ action: @escaping @Sendable () -> Void) -> any TimerHandle {
+  public func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void) -> any TimerHandle {
     let source = DispatchSource.makeTimerSource(queue: queue)
     let delay = max(0, deadline - now())
     // Wall-clock deadline: a suspended machine wakes up and refreshes at once.
     source.schedule(wallDeadline: .now() + delay, leeway: .milliseconds(Int(min(1000, max(1, delay * 10)))))
     source.setEventHandler {
       source.cancel()
-      action()
+      Task { await action() }
     }
     source.resume()
     return DispatchTimerHandle(source: source)

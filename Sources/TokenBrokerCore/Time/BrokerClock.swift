@@ -8,6 +8,8 @@ public protocol TimerHandle: Sendable {
 public protocol BrokerClock: Sendable {
   /// Seconds since the Unix epoch.
   func now() -> Double
-  /// Runs `action` once `now() >= deadline`.
-  func schedule(at deadline: Double, _ action: @escaping @Sendable () -> Void) -> any TimerHandle
+  /// Runs `action` once `now() >= deadline`. Production clocks run it in a new
+  /// task; a manual clock awaits it, so a test that advances time also sees
+  /// the refresh that time triggered.
+  func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void) -> any TimerHandle
 }

@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import NIOPosix
+import TokenBroker
+import TokenBrokerClient
+import TokenBrokerCore
+import TokenBrokerServer
+import TokenBrokerUpstream
+
+/// A whole broker in the test process: the real engines, the real upstream
+/// client and socket server, a manual clock, captured logs, a fresh state dir.
+public final class BrokerHarness: Sendable {
+  public let clock: ManualClock
+  public let logs: LogCapture
+  public let stateDir: String
+  public let socketPath: String
+  public let broker: Broker
+  public let server: HTTPServer
+  public let transport: HTTPTokenTransport
+  public let config: BrokerConfig
+  let secretValues: [String]
+
+  /// - Parameter random: jitter source; 0.5 means "exactly refresh_at".
+  public static func start(
+    providers: [ProviderConfig], secrets: [String: ResolvedSecrets], settings: BrokerSettings = .testDefaults,
+    clock: ManualClock = ManualClock(), stateDir: String? = nil, random: Double = 0.5
+  ) async throws -> BrokerHarness {
+    let dir = try stateDir ?? makeTempDir("tb-state")
+    let socketDir = try makeTempDir("tb-sock")
+    let logs = LogCapture()
+    let logger = logs.logger()
+    var settings = settings
+    settings.stateDir = dir
+    settings.socket = socketDir + "/broker.sock"
+    let config = BrokerConfig(broker: settings, providers: providers)
+    let transport = HTTPTokenTransport(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+    let env = EngineEnvironment(
+      transport: transport, clock: clock, store: StateStore(directory: dir), logger: logger,
+      random: { random })
+    let (access, _) = AccessResolver.resolve(config)
+    let broker = Broker(config: config, secrets: secrets, access: access, environment: env)
+    let api = SocketAPI(broker: broker, logger: logger)
+    let server = try await HTTPServer.start(
+      .unix(path: settings.socket, mode: 0o666), group: MultiThreadedEventLoopGroup.singleton, handler: api,
+      logger: logger)
+    await broker.start()
+    return BrokerHarness(
+      clock: clock, logs: logs, stateDir: dir, socketPath: settings.socket, broker: broker, server: server,
+      transport: transport, config: config, secretValues: secrets.values.flatMap(\.values))
+  }
+
+  init(
+    clock: ManualClock, logs: LogCapture, stateDir: String, socketPath: String, broker: Broker, server: HTTPServer,
+    transport: HTTPTokenTransport, config: BrokerConfig, secretValues: [String]
+  ) {
+    self.clock = clock
+    self.logs = logs
+    self.stateDir = stateDir
+    self.socketPath = socketPath
+    self.broker = broker
+    self.server = server
+    self.transport = transport
+    self.config = config
+    self.secretValues = secretValues
+  }
+
+  /// Waits for every provider's first fetch.
+  public func firstAttempts() async {
+    for name in broker.providerNames { await broker.engine(named: name)?.awaitFirstAttempt() }
+    await broker.settle()
+  }
+
+  /// A request over the real socket, as a client process would make it.
+  public func get(_ path: String, accept: String = "application/json") throws -> UnixHTTPClient.Response {
+    try UnixHTTPClient(socketPath: socketPath).request("GET", path, accept: accept)
+  }
+
+  public func post(_ path: String) throws -> UnixHTTPClient.Response {
+    try UnixHTTPClient(socketPath: socketPath).request("POST", path)
+  }
+
+  /// `GET` on a background thread, so many can run at once without blocking the test's executor.
+  public func getAsync(_ path: String) async throws -> UnixHTTPClient.Response {
+    let socket = socketPath
+    return try await withCheckedThrowingContinuation { c in
+      DispatchQueue.global().async {
+        c.resume(with: Result { try UnixHTTPClient(socketPath: socket).request("GET", path) })
+      }
+    }
+  }
+
+  public func status(_ name: String) async -> ProviderStatus? {
+    await broker.engine(named: name)?.status()
+  }
+
+  /// Every secret value and every token the upstream issued that shows up in a log line.
+  public func leakedSecrets(upstreams: [FakeUpstream]) -> [String] {
+    let needles = secretValues + upstreams.flatMap { $0.issuedAccessTokens + $0.issuedRefreshTokens }
+    return logs.leaks(of: needles)
+  }
+
+  public func shutdown() async {
+    await server.close()
+    await broker.stop()
+    await transport.shutdown()
+  }
+}
+
+extension BrokerSettings {
+  /// Test defaults: no jitter, 30 s min_valid, 5 s upstream deadline.
+  public static var testDefaults: BrokerSettings {
+    var s = BrokerSettings()
+    s.refreshJitter = 0
+    s.requestTimeout = 5
+    s.minValid = 30
+    return s
+  }
+}
+
+public func makeTempDir(_ prefix: String) throws -> String {
+  var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
+  guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
+  return String(cString: p)
+}
+
+extension UnixHTTPClient.Response {
+  public var json: [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
+  }
+}

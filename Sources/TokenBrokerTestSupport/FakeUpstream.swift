@@ -1,0 +1,168 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A real HTTP token endpoint on 127.0.0.1 that speaks one seed provider's
+/// dialect exactly (anything else gets 400) and misbehaves on command.
+public final class FakeUpstream: Sendable {
+  public enum Dialect: String, Sendable, CaseIterable {
+    /// Seed 001: `POST /oauth/v2/token`, HTTP Basic, form `grant_type=client_credentials`.
+    case energy
+    /// Seed 000: `POST /auth/token`, JSON body; password, client_credentials (secret in body),
+    /// refresh_token grants; nested `{"error":{"code","message"}}` errors; rotating `rt_` tokens.
+    case powerverse
+    /// Seed 002: `POST /v1/auth/token`, HTTP Basic and an empty body, no grant_type.
+    case powernaut
+    /// Seed 003: `POST /auth/oauth/token`, JSON password grant with space-separated scope;
+    /// lowercase `bearer`, `created_at`, `expires_in` 7200.
+    case placeos
+    /// RFC 6749 password grant with a form body and Basic client auth.
+    case formPassword
+
+    public var path: String {
+      switch self {
+      case .energy: return "/oauth/v2/token"
+      case .powerverse: return "/auth/token"
+      case .powernaut: return "/v1/auth/token"
+      case .placeos: return "/auth/oauth/token"
+      case .formPassword: return "/oauth/token"
+      }
+    }
+  }
+
+  /// Ways to misbehave, queued with `failNext` or set with `failAlways`.
+  public enum Fault: Sendable, Equatable {
+    case status(Int, body: String = "", headers: [String: String] = [:])
+    /// Accept the request and never answer.
+    case stall
+    /// Send the head, then one body byte every `interval` seconds.
+    case slowBody(interval: Double)
+    /// A 200 whose body is this many bytes.
+    case oversized(Int)
+    case malformedJSON
+    case redirect(to: String)
+    case invalidGrant
+    case invalidClient
+  }
+
+  public struct Recorded: Sendable {
+    public var method: String
+    public var path: String
+    public var headers: [String: String]
+    public var body: String
+    public var json: [String: String] {
+      guard let o = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return [:] }
+      return o.compactMapValues { $0 as? String }
+    }
+    public var form: [String: String] {
+      var out: [String: String] = [:]
+      for pair in body.split(separator: "&") {
+        let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+        out[kv[0]] = kv.count > 1 ? kv[1] : ""
+      }
+      return out
+    }
+  }
+
+  public struct Settings: Sendable {
+    public var clientID = "client-1"
+    public var clientSecret = "s3cret-client"
+    public var username = "operator@example.com"
+    public var password = "pa55word"
+    /// Seconds; tokens say `expires_in` this.
+    public var lifetime: Int = 3600
+    /// Issue a new refresh token with every grant and invalidate the old one.
+    public var rotateRefreshTokens = true
+    /// Reusing a rotated-out refresh token revokes the whole family (`invalid_grant`).
+    public var reuseDetection = true
+    /// `expires_in` as a string (`"3600"`).
+    public var expiresInAsString = false
+    /// No `expires_in`: only the JWT `exp` claim says when the token expires.
+    public var jwtExpiryOnly = false
+    public init() {}
+  }
+
+  struct State {
+    var settings: Settings
+    var faults: [Fault] = []
+    var persistentFault: Fault?
+    var requests: [Recorded] = []
+    var issuedAccess: [String] = []
+    var issuedRefresh: [String] = []
+    var validRefresh: Set<String> = []
+    var revokedRefresh: Set<String> = []
+    var counter = 0
+  }
+
+  public let dialect: Dialect
+  let state: NIOLockedValueBox<State>
+  let now: @Sendable () -> Double
+  private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
+
+  public init(_ dialect: Dialect, settings: Settings = Settings(), now: @escaping @Sendable () -> Double) {
+    self.dialect = dialect
+    self.state = NIOLockedValueBox(State(settings: settings))
+    self.now = now
+  }
+
+  /// Binds 127.0.0.1 on a free port.
+  public func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
+    let ch = try await ServerBootstrap(group: group)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+          try channel.pipeline.syncOperations.addHandler(FakeUpstreamHandler(upstream: self))
+        }
+      }
+      .bind(host: "127.0.0.1", port: 0).get()
+    channel.withLockedValue { $0 = ch }
+  }
+
+  public func stop() async {
+    let ch = channel.withLockedValue { $0 }
+    try? await ch?.close()
+  }
+
+  public var port: Int { channel.withLockedValue { $0?.localAddress?.port ?? 0 } }
+  public var tokenURL: String { "http://127.0.0.1:\(port)\(dialect.path)" }
+
+  // MARK: Control and inspection
+
+  public func failNext(_ fault: Fault, times: Int = 1) {
+    state.withLockedValue { $0.faults += Array(repeating: fault, count: times) }
+  }
+
+  public func failAlways(_ fault: Fault?) {
+    state.withLockedValue { $0.persistentFault = fault }
+  }
+
+  public func update(_ change: @Sendable (inout Settings) -> Void) {
+    state.withLockedValue { change(&$0.settings) }
+  }
+
+  public var requests: [Recorded] { state.withLockedValue { $0.requests } }
+  public var requestCount: Int { state.withLockedValue { $0.requests.count } }
+  public var issuedAccessTokens: [String] { state.withLockedValue { $0.issuedAccess } }
+  public var issuedRefreshTokens: [String] { state.withLockedValue { $0.issuedRefresh } }
+  public var settings: Settings { state.withLockedValue { $0.settings } }
+
+  /// Registers a refresh token as valid (the "first refresh token" an operator configures).
+  public func seedRefreshToken(_ token: String) {
+    state.withLockedValue {
+      $0.validRefresh.insert(token)
+      $0.issuedRefresh.append(token)
+    }
+  }
+
+  /// Whether the grant family was revoked by reuse detection.
+  public var familyRevoked: Bool { state.withLockedValue { !$0.revokedRefresh.isEmpty && $0.validRefresh.isEmpty } }
+
+  func nextFault() -> Fault? {
+    state.withLockedValue { s in s.faults.isEmpty ? s.persistentFault : s.faults.removeFirst() }
+  }
+
+  func record(_ r: Recorded) { state.withLockedValue { $0.requests.append(r) } }
+}

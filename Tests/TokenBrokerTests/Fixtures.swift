@@ -1,0 +1,39 @@
+import TokenBroker
+import TokenBrokerCore
+import TokenBrokerTestSupport
+
+/// One fake upstream and a broker with one provider against it.
+struct Single {
+  let upstream: FakeUpstream
+  let harness: BrokerHarness
+  let name: String
+
+  static func start(
+    _ dialect: FakeUpstream.Dialect, name: String = "p", grant: Grant? = nil, scopes: [String] = [],
+    allowed: [String]? = nil, upstreamSettings: FakeUpstream.Settings = FakeUpstream.Settings(),
+    settings: BrokerSettings = .testDefaults, clock: ManualClock = ManualClock(), stateDir: String? = nil,
+    tweak: (inout ProviderConfig, inout ResolvedSecrets) -> Void = { _, _ in }
+  ) async throws -> Single {
+    let upstream = FakeUpstream(dialect, settings: upstreamSettings, now: { clock.now() })
+    try await upstream.start()
+    var (p, secrets) = SeedProviders.config(name, for: upstream, grant: grant, scopes: scopes)
+    if let allowed { p.allowedScopes = allowed }
+    tweak(&p, &secrets)
+    let harness = try await BrokerHarness.start(
+      providers: [p], secrets: [name: secrets], settings: settings, clock: clock, stateDir: stateDir)
+    await harness.firstAttempts()
+    return Single(upstream: upstream, harness: harness, name: name)
+  }
+
+  var clock: ManualClock { harness.clock }
+
+  func status() async -> ProviderStatus { await harness.status(name)! }
+
+  func stop() async {
+    await harness.shutdown()
+    await upstream.stop()
+  }
+
+  /// Nothing secret in the logs so far.
+  func leaks() -> [String] { harness.leakedSecrets(upstreams: [upstream]) }
+}
