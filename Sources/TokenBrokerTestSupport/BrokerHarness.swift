@@ -70,23 +70,29 @@ public final class BrokerHarness: Sendable {
     await broker.settle()
   }
 
-  /// A request over the real socket, as a client process would make it.
-  public func get(_ path: String, accept: String = "application/json") throws -> UnixHTTPClient.Response {
-    try UnixHTTPClient(socketPath: socketPath).request("GET", path, accept: accept)
-  }
-
-  public func post(_ path: String) throws -> UnixHTTPClient.Response {
-    try UnixHTTPClient(socketPath: socketPath).request("POST", path)
-  }
-
-  /// `GET` on a background thread, so many can run at once without blocking the test's executor.
-  public func getAsync(_ path: String) async throws -> UnixHTTPClient.Response {
+  /// A request over the real socket, as a client process would make it. The
+  /// blocking client runs on a thread of its own: on Linux the cooperative pool
+  /// and `DispatchQueue.global()` share ncpu threads, so blocking either would
+  /// starve the broker under test.
+  public func request(_ method: String, _ path: String, accept: String = "application/json") async throws
+    -> UnixHTTPClient.Response
+  {
     let socket = socketPath
     return try await withCheckedThrowingContinuation { c in
-      DispatchQueue.global().async {
-        c.resume(with: Result { try UnixHTTPClient(socketPath: socket).request("GET", path) })
-      }
+      Thread {
+        var client = UnixHTTPClient(socketPath: socket)
+        client.timeout = 20
+        c.resume(with: Result { try client.request(method, path, accept: accept) })
+      }.start()
     }
+  }
+
+  public func get(_ path: String, accept: String = "application/json") async throws -> UnixHTTPClient.Response {
+    try await request("GET", path, accept: accept)
+  }
+
+  public func post(_ path: String) async throws -> UnixHTTPClient.Response {
+    try await request("POST", path)
   }
 
   public func status(_ name: String) async -> ProviderStatus? {

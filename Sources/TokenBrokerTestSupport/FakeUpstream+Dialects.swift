@@ -5,12 +5,20 @@ enum FakeAnswer {
   case respond(status: Int, headers: [String: String], body: [UInt8])
   case stall
   case slowBody(interval: Double, body: [UInt8])
+  indirect case delayed(Double, FakeAnswer)
 }
 
 extension FakeUpstream {
   /// Decides the answer for one request: a queued fault, else the dialect's rules.
   func answer(_ r: Recorded) -> FakeAnswer {
-    if let fault = nextFault() { return answer(for: fault) }
+    if let fault = nextFault() {
+      if case .delayed(let seconds) = fault { return .delayed(seconds, normalAnswer(r)) }
+      return answer(for: fault)
+    }
+    return normalAnswer(r)
+  }
+
+  private func normalAnswer(_ r: Recorded) -> FakeAnswer {
     guard r.method == "POST", r.path == dialect.path else {
       return error(404, code: "not_found", message: "no such endpoint")
     }
@@ -168,6 +176,8 @@ extension FakeUpstream {
       return error(400, code: "invalid_grant", message: "The refresh token is invalid")
     case .invalidClient:
       return error(401, code: "invalid_client", message: "Client authentication failed")
+    case .delayed:
+      return error(500, code: "server_error", message: "unreachable")
     }
   }
 }

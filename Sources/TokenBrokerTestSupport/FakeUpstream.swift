@@ -45,6 +45,8 @@ public final class FakeUpstream: Sendable {
     case redirect(to: String)
     case invalidGrant
     case invalidClient
+    /// Answer normally, but only after this many (real) seconds.
+    case delayed(Double)
   }
 
   public struct Recorded: Sendable {

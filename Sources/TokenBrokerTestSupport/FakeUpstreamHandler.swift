@@ -26,7 +26,12 @@ final class FakeUpstreamHandler: ChannelInboundHandler {
       let recorded = FakeUpstream.Recorded(
         method: h.method.rawValue, path: h.uri, headers: headers, body: String(decoding: body, as: UTF8.self))
       upstream.record(recorded)
-      switch upstream.answer(recorded) {
+      perform(upstream.answer(recorded), context: context)
+    }
+  }
+
+  private func perform(_ answer: FakeAnswer, context: ChannelHandlerContext) {
+      switch answer {
       case .respond(let status, let headers, let body):
         writeHead(context, status: status, headers: headers, length: body.count)
         var buf = context.channel.allocator.buffer(capacity: body.count)
@@ -39,8 +44,11 @@ final class FakeUpstreamHandler: ChannelInboundHandler {
         writeHead(context, status: 200, headers: ["Content-Type": "application/json"], length: body.count)
         context.flush()
         trickle(context, body[...], interval: interval)
+      case .delayed(let seconds, let inner):
+        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+          self.perform(inner, context: context)
+        }
       }
-    }
   }
 
   private func writeHead(_ context: ChannelHandlerContext, status: Int, headers: [String: String], length: Int) {

@@ -9,7 +9,7 @@ import TokenBrokerTestSupport
   @Test func energyClientCredentialsBasicForm() async throws {
     let s = try await Single.start(.energy)
     defer { Task { await s.stop() } }
-    let r = try s.harness.get("/v1/token/p")
+    let r = try await s.harness.get("/v1/token/p")
     #expect(r.status == 200)
     #expect(r.json["access_token"] as? String == s.upstream.issuedAccessTokens.last)
     #expect(r.json["token_type"] as? String == "Bearer")
@@ -32,7 +32,7 @@ import TokenBrokerTestSupport
   @Test func powerverseClientCredentialsJSONWithSecretInBody() async throws {
     let s = try await Single.start(.powerverse, grant: .clientCredentials)
     defer { Task { await s.stop() } }
-    let r = try s.harness.get("/v1/token/p")
+    let r = try await s.harness.get("/v1/token/p")
     #expect(r.status == 200)
     let req = try #require(s.upstream.requests.first)
     #expect(req.json == ["grant_type": "client_credentials", "client_id": "client-1", "client_secret": "s3cret-client"])
@@ -43,7 +43,7 @@ import TokenBrokerTestSupport
   @Test func powernautBasicWithNoBodyAndNoGrantType() async throws {
     let s = try await Single.start(.powernaut)
     defer { Task { await s.stop() } }
-    let r = try s.harness.get("/v1/token/p")
+    let r = try await s.harness.get("/v1/token/p")
     #expect(r.status == 200)
     let req = try #require(s.upstream.requests.first)
     #expect(req.body.isEmpty)
@@ -64,7 +64,7 @@ import TokenBrokerTestSupport
     #expect(req.json["grant_type"] == "password")
     #expect(req.json["username"] == "operator@example.com")
     #expect(req.json["scope"] == "mqtt.read public")
-    let r = try s.harness.get("/v1/token/p")
+    let r = try await s.harness.get("/v1/token/p")
     #expect(r.json["token_type"] as? String == "Bearer")
     #expect(r.json["expires_in"] as? Int == 7200)
     #expect(r.json["scope"] as? String == "mqtt.read public")
@@ -76,7 +76,7 @@ import TokenBrokerTestSupport
     let req = try #require(s.upstream.requests.first)
     #expect(req.form["grant_type"] == "password")
     #expect(req.form["password"] == "pa55word")
-    #expect(try s.harness.get("/v1/token/p").status == 200)
+    #expect(try await s.harness.get("/v1/token/p").status == 200)
   }
 
   @Test func powerversePasswordGrantJSON() async throws {
@@ -96,13 +96,13 @@ import TokenBrokerTestSupport
     a.expiresInAsString = true
     a.lifetime = 900
     let s1 = try await Single.start(.energy, upstreamSettings: a)
-    #expect(try s1.harness.get("/v1/token/p").json["expires_in"] as? Int == 900)
+    #expect(try await s1.harness.get("/v1/token/p").json["expires_in"] as? Int == 900)
     await s1.stop()
     var b = FakeUpstream.Settings()
     b.jwtExpiryOnly = true
     b.lifetime = 1200
     let s2 = try await Single.start(.energy, upstreamSettings: b)
-    #expect(try s2.harness.get("/v1/token/p").json["expires_in"] as? Int == 1200)
+    #expect(try await s2.harness.get("/v1/token/p").json["expires_in"] as? Int == 1200)
     await s2.stop()
   }
 
@@ -111,12 +111,12 @@ import TokenBrokerTestSupport
     p.apiKeyHeader = "X-API-Key"
     let h = try await BrokerHarness.start(providers: [p], secrets: ["key": ResolvedSecrets(apiKey: "ak_live_123456")])
     defer { Task { await h.shutdown() } }
-    let r = try h.get("/v1/token/key")
+    let r = try await h.get("/v1/token/key")
     #expect(r.status == 200)
     #expect(r.json["header"] as? String == "X-API-Key: ak_live_123456")
     #expect(r.json["token_type"] as? String == "api_key")
     #expect(r.json["expires_in"] is NSNull)
-    #expect(try h.get("/v1/token/key", accept: "text/plain").text == "ak_live_123456")
+    #expect(try await h.get("/v1/token/key", accept: "text/plain").text == "ak_live_123456")
     #expect(await h.status("key")?.state == .ok)
     #expect(h.logs.leaks(of: ["ak_live_123456"]).isEmpty)
   }
@@ -124,7 +124,7 @@ import TokenBrokerTestSupport
   @Test func textPlainIsTheTokenAlone() async throws {
     let s = try await Single.start(.energy)
     defer { Task { await s.stop() } }
-    let r = try s.harness.get("/v1/token/p", accept: "text/plain")
+    let r = try await s.harness.get("/v1/token/p", accept: "text/plain")
     #expect(r.status == 200)
     #expect(r.text == s.upstream.issuedAccessTokens.last)
     #expect(r.headers["content-type"] == "text/plain")
