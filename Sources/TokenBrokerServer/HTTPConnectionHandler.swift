@@ -30,10 +30,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
       body.removeAll(keepingCapacity: true)
       bodyTooLarge = false
       if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
-        bodyTooLarge = true
+        // Answer now: the client may be waiting for a 100-continue or still sending.
+        head = nil
+        rejectTooLarge(context: context)
       }
     case .body(var buffer):
-      guard !bodyTooLarge else { return }
+      guard !bodyTooLarge, head != nil else { return }
       if body.count + buffer.readableBytes > limits.maxBodyBytes {
         bodyTooLarge = true
         body.removeAll()
@@ -44,10 +46,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
       guard let h = head else { return }
       head = nil
       if bodyTooLarge {
-        let r = ServerResponse(
-          status: .payloadTooLarge,
-          body: ErrorBody.json(code: "payload_too_large", message: "request body over \(limits.maxBodyBytes) bytes"))
-        write(r, keepAlive: false, context: context)
+        rejectTooLarge(context: context)
         return
       }
       let request = ServerRequest(method: h.method, uri: h.uri, headers: h.headers, body: body, peer: peer)
@@ -63,6 +62,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
           self.write(response, keepAlive: keepAlive, context: context)
         }
     }
+  }
+
+  private func rejectTooLarge(context: ChannelHandlerContext) {
+    bodyTooLarge = true
+    let r = ServerResponse(
+      status: .payloadTooLarge,
+      body: ErrorBody.json(code: "payload_too_large", message: "request body over \(limits.maxBodyBytes) bytes"))
+    write(r, keepAlive: false, context: context)
   }
 
   private func write(_ response: ServerResponse, keepAlive: Bool, context: ChannelHandlerContext) {

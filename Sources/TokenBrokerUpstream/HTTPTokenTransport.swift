@@ -66,7 +66,8 @@ public final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
           return UpstreamResponse(status: Int(response.status.code), headers: headers, body: Array(buffer: body))
         }
         group.addTask {
-          try await Task.sleep(nanoseconds: UInt64(deadlineNanos))
+          // A little after the client's own deadline, whose error says more (e.g. connection refused).
+          try await Task.sleep(nanoseconds: UInt64(deadlineNanos) + 200_000_000)
           return nil
         }
         defer { group.cancelAll() }

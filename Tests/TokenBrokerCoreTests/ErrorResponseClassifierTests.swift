@@ -4,10 +4,12 @@ import Testing
 @testable import TokenBrokerCore
 
 private func classify(
-  _ status: Int, _ body: String = "", refresh: Bool = false, retryAfter: Double? = nil, location: String? = nil
+  _ status: Int, _ body: String = "", refresh: Bool = false, retryAfter: Double? = nil,
+  location: String? = nil
 ) -> UpstreamFailure {
   ErrorResponseClassifier.classify(
-    status: status, body: Array(body.utf8), usedRefreshToken: refresh, retryAfter: retryAfter, location: location)
+    status: status, body: Array(body.utf8), usedRefreshToken: refresh, retryAfter: retryAfter,
+    location: location)
 }
 
 private let html = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Oops</h1></body></html>"
@@ -16,7 +18,8 @@ private let html = "<!DOCTYPE html><html><head><title>Error</title></head><body>
   // MARK: RFC 6749 bodies
 
   @Test func invalidGrantOnRefreshIsRefreshTokenRejected() {
-    let f = classify(400, #"{"error":"invalid_grant","error_description":"Refresh token expired"}"#, refresh: true)
+    let f = classify(
+      400, #"{"error":"invalid_grant","error_description":"Refresh token expired"}"#, refresh: true)
     #expect(f.kind == .refreshTokenRejected)
     #expect(f.status == 400)
     #expect(f.code == "invalid_grant")
@@ -34,7 +37,8 @@ private let html = "<!DOCTYPE html><html><head><title>Error</title></head><body>
 
   @Test func invalidClientIsCredentialsRejected() {
     for refresh in [false, true] {
-      let f = classify(401, #"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
+      let f = classify(
+        401, #"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
         refresh: refresh)
       #expect(f.kind == .credentialsRejected)
       #expect(f.code == "invalid_client")
@@ -96,7 +100,8 @@ private let html = "<!DOCTYPE html><html><head><title>Error</title></head><body>
   }
 
   @Test func powerverseNestedForbidden() {
-    let f = classify(403, #"{"error":{"code":"FORBIDDEN","message":"Insufficient permissions for this resource"}}"#)
+    let f = classify(
+      403, #"{"error":{"code":"FORBIDDEN","message":"Insufficient permissions for this resource"}}"#)
     #expect(f.kind == .credentialsRejected)
     #expect(f.code == "FORBIDDEN")
     #expect(f.message == "Insufficient permissions for this resource")

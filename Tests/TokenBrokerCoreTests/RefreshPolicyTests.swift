@@ -136,10 +136,12 @@ private let hour = token(issuedAt: 1000, expiresAt: 4600)
   @Test func rejectedCredentialsRetryOnlyAtTheCap() {
     for attempt in [1, 2, 3, 100] {
       for r in [0, 0.5, nearlyOne] {
-        #expect(policy.delay(after: .credentialsRejected, attempt: attempt, retryAfter: nil, random: r) == 300)
+        #expect(
+          policy.delay(after: .credentialsRejected, attempt: attempt, retryAfter: nil, random: r) == 300)
       }
     }
-    #expect(policy.delay(after: .credentialsRejected, attempt: 1, retryAfter: nil, random: 0) == policy.backoffCap)
+    #expect(
+      policy.delay(after: .credentialsRejected, attempt: 1, retryAfter: nil, random: 0) == policy.backoffCap)
   }
 
   @Test func wrongConfigurationRetriesOnlyAtTheCap() {

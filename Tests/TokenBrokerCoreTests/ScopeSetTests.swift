@@ -4,9 +4,10 @@ import Testing
 
 @Suite struct ScopeSetTests {
   @Test func normalisedSortedUniqueWithoutEmpties() {
-    #expect(ScopeSet(["write:sites", "read:sites", "", "write:sites", "admin"]).scopes == [
-      "admin", "read:sites", "write:sites",
-    ])
+    #expect(
+      ScopeSet(["write:sites", "read:sites", "", "write:sites", "admin"]).scopes == [
+        "admin", "read:sites", "write:sites",
+      ])
     #expect(ScopeSet([String]()).scopes == [])
     #expect(ScopeSet(["", ""]).scopes == [])
   }

@@ -22,7 +22,8 @@ private func interpret(
 ) -> Result<TokenResponse, UpstreamFailure> {
   let response = UpstreamResponse(status: status, headers: headers, body: Array(body.utf8))
   do {
-    return .success(try TokenExchange.interpret(response, request: request(grant), requestedScope: scope, now: now))
+    return .success(
+      try TokenExchange.interpret(response, request: request(grant), requestedScope: scope, now: now))
   } catch {
     return .failure(error)
   }
@@ -76,7 +77,8 @@ private func failure(_ result: Result<TokenResponse, UpstreamFailure>) -> Upstre
 
   @Test func retryAfterHTTPDateIsRelativeToNow() throws {
     let f = try #require(
-      failure(interpret(429, headers: ["retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"], now: httpDateInstant - 45)))
+      failure(
+        interpret(429, headers: ["retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"], now: httpDateInstant - 45)))
     #expect(f.kind == .retryLater)
     #expect(f.retryAfter == 45)
   }

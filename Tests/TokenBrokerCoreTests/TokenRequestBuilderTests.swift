@@ -36,7 +36,8 @@ private func energy() -> ProviderConfig {
 
 /// Powerverse: JSON bodies.
 private func powerverse(_ grant: Grant) -> ProviderConfig {
-  var p = ProviderConfig(name: "powerverse", tokenURL: "https://platform.powerverse.com/auth/token", grant: grant)
+  var p = ProviderConfig(
+    name: "powerverse", tokenURL: "https://platform.powerverse.com/auth/token", grant: grant)
   p.body = .json
   p.clientID = "your-client-id"
   switch grant {
@@ -89,7 +90,8 @@ private func powernaut() -> ProviderConfig {
     var p = energy()
     p.clientID = "id:with:colons"
     let r = build(p, ResolvedSecrets(clientSecret: "pä$$ w0rd"))
-    #expect(r.header("Authorization") == "Basic " + Data("id:with:colons:pä$$ w0rd".utf8).base64EncodedString())
+    #expect(
+      r.header("Authorization") == "Basic " + Data("id:with:colons:pä$$ w0rd".utf8).base64EncodedString())
   }
 
   // MARK: Powerverse (JSON)
@@ -114,7 +116,8 @@ private func powernaut() -> ProviderConfig {
 
   @Test func powerversePassword() {
     let r = build(
-      powerverse(.password), ResolvedSecrets(password: "your-password"), scopes: ["read:sites", "read:assets"])
+      powerverse(.password), ResolvedSecrets(password: "your-password"),
+      scopes: ["read:sites", "read:assets"])
     #expect(
       bodyText(r)
         == #"{"grant_type":"password","username":"operator@example.com","password":"your-password","#
@@ -131,7 +134,8 @@ private func powernaut() -> ProviderConfig {
 
   @Test func powerverseRefresh() {
     let r = build(powerverse(.password), ResolvedSecrets(password: "your-password"), grant: .refresh("rt_x"))
-    #expect(bodyText(r) == #"{"grant_type":"refresh_token","refresh_token":"rt_x","client_id":"your-client-id"}"#)
+    #expect(
+      bodyText(r) == #"{"grant_type":"refresh_token","refresh_token":"rt_x","client_id":"your-client-id"}"#)
     #expect(r.usesRefreshToken)
     #expect(!bodyText(r).contains("your-password"))
   }
@@ -172,7 +176,9 @@ private func powernaut() -> ProviderConfig {
     var p = powernaut()
     p.params = ["audience": "https://api.powernaut.io/", "tenant": "a b"]
     let r = build(p, ResolvedSecrets(clientSecret: "pn-secret"), scopes: ["x"])
-    #expect(r.url == "https://api.powernaut.io/v1/auth/token?audience=https%3A%2F%2Fapi.powernaut.io%2F&tenant=a%20b")
+    #expect(
+      r.url
+        == "https://api.powernaut.io/v1/auth/token?audience=https%3A%2F%2Fapi.powernaut.io%2F&tenant=a%20b")
     #expect(r.body.isEmpty)
     #expect(!r.url.contains("grant_type"))
     #expect(!r.url.contains("pn-secret"))
@@ -196,7 +202,8 @@ private func powernaut() -> ProviderConfig {
   }
 
   @Test func refreshGrantWithScopes() {
-    let r = build(energy(), ResolvedSecrets(clientSecret: "s3cret"), grant: .refresh("rt_x"), scopes: ["read:sites"])
+    let r = build(
+      energy(), ResolvedSecrets(clientSecret: "s3cret"), grant: .refresh("rt_x"), scopes: ["read:sites"])
     #expect(bodyText(r) == "grant_type=refresh_token&refresh_token=rt_x&scope=read%3Asites")
   }
 
@@ -302,7 +309,8 @@ private func powernaut() -> ProviderConfig {
 
   @Test func descriptionsNeverShowSecrets() {
     let secrets = ResolvedSecrets(
-      clientSecret: "CS-secret-1", password: "PW-secret-2", refreshToken: "RT-secret-3", apiKey: "AK-secret-4")
+      clientSecret: "CS-secret-1", password: "PW-secret-2", refreshToken: "RT-secret-3", apiKey: "AK-secret-4"
+    )
     var p = powerverse(.password)
     p.clientAuth = .clientSecretPost
     let requests = [

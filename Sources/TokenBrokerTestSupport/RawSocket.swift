@@ -1,0 +1,63 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A raw Unix stream connection for tests that send exactly the bytes they
+/// mean (pipelining, garbage, oversized or half-sent requests).
+public final class RawSocket {
+  public let fd: Int32
+
+  public struct Failure: Error, CustomStringConvertible {
+    public var description: String
+  }
+
+  public init(path: String, receiveTimeout: Int = 10) throws {
+    fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var tv = timeval(tv_sec: receiveTimeout, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+      for (i, b) in path.utf8.enumerated() { raw[i] = b }
+    }
+    let rc = withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else {
+      close(fd)
+      throw Failure(description: "connect \(path): \(String(cString: strerror(errno)))")
+    }
+  }
+
+  deinit { close(fd) }
+
+  public func send(_ text: String) throws {
+    let bytes = Array(text.utf8)
+    var sent = 0
+    while sent < bytes.count {
+      let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+      guard n > 0 else { throw Failure(description: "send: \(String(cString: strerror(errno)))") }
+      sent += n
+    }
+  }
+
+  /// Reads until `done` holds for what arrived, the peer closes, or the timeout passes.
+  public func receive(until done: (String) -> Bool) throws -> String {
+    var data: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while !done(String(decoding: data, as: UTF8.self)) {
+      let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+      if n <= 0 { break }
+      data += chunk[0..<n]
+    }
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  /// True when the peer has closed the connection (reads EOF).
+  public func isClosedByPeer() -> Bool {
+    var byte: UInt8 = 0
+    return recv(fd, &byte, 1, 0) == 0
+  }
+}
