@@ -6,10 +6,10 @@ import TokenBrokerTestSupport
 /// Upstream misbehaviour through the real HTTP client: every fault is
 /// classified, the valid token keeps being served, and recovery follows.
 @Suite struct FaultTests {
-  static func started(timeout: Double = 1) async throws -> Single {
+  static func withStarted(timeout: Double = 1, _ body: (Single) async throws -> Void) async throws {
     var settings = BrokerSettings.testDefaults
     settings.requestTimeout = timeout
-    return try await Single.start(.energy, settings: settings)
+    try await Single.with(.energy, settings: settings, body)
   }
 
   /// Triggers one refresh with `fault` and returns the provider's status after it.
@@ -29,38 +29,41 @@ import TokenBrokerTestSupport
     (.status(200, body: #"{"token_type":"Bearer"}"#), "upstream 200: token response has no access_token"),
   ])
   func faultIsReportedAndTheValidTokenStillServed(fault: FakeUpstream.Fault, message: String) async throws {
-    let s = try await Self.started()
-    defer { Task { await s.stop() } }
-    let before = try #require(s.upstream.issuedAccessTokens.first)
-    let status = try await Self.refresh(s, with: fault)
-    #expect(status.state == .degraded)
-    #expect(status.lastError == message)
-    #expect(status.failures == 1)
-    let r = try await s.harness.get("/v1/token/p")
-    #expect(r.status == 200)
-    #expect(r.json["access_token"] as? String == before)
-    // Healed upstream: the next scheduled attempt recovers.
-    await s.clock.advanceToNextTimer()
-    #expect(await s.status().state == .ok)
+    try await Self.withStarted { s async throws in
+      let before = try #require(s.upstream.issuedAccessTokens.first)
+      let status = try await Self.refresh(s, with: fault)
+      #expect(status.state == .degraded)
+      #expect(status.lastError == message)
+      #expect(status.failures == 1)
+      let r = try await s.harness.get("/v1/token/p")
+      #expect(r.status == 200)
+      #expect(r.json["access_token"] as? String == before)
+      // Healed upstream: the next scheduled attempt recovers.
+      await s.clock.advanceToNextTimer()
+      #expect(await s.status().state == .ok)
+    }
   }
 
   @Test func redirectIsNotFollowed() async throws {
-    let s = try await Self.started()
-    defer { Task { await s.stop() } }
-    let status = try await Self.refresh(s, with: .redirect(to: "http://127.0.0.1:1/elsewhere"))
-    #expect(status.lastError?.contains("redirects to http://127.0.0.1:1/elsewhere; redirects are not followed") == true)
-    #expect(s.upstream.requestCount == 2)
-    // Configuration errors retry only at the cap.
-    #expect(status.nextRefresh == s.clock.now() + 300)
+    try await Self.withStarted { s async throws in
+      let status = try await Self.refresh(s, with: .redirect(to: "http://127.0.0.1:1/elsewhere"))
+      #expect(
+        status.lastError?.contains("redirects to http://127.0.0.1:1/elsewhere; redirects are not followed")
+          == true)
+      #expect(s.upstream.requestCount == 2)
+      // Configuration errors retry only at the cap.
+      #expect(status.nextRefresh == s.clock.now() + 300)
+    }
   }
 
   @Test func nestedErrorObjectsAreUnderstood() async throws {
-    let s = try await Self.started()
-    defer { Task { await s.stop() } }
-    let status = try await Self.refresh(
-      s, with: .status(401, body: #"{"error":{"code":"UNAUTHORIZED","message":"Invalid or expired token"}}"#))
-    #expect(status.lastError == "upstream 401 UNAUTHORIZED: Invalid or expired token")
-    #expect(status.nextRefresh == s.clock.now() + 300)
+    try await Self.withStarted { s async throws in
+      let status = try await Self.refresh(
+        s,
+        with: .status(401, body: #"{"error":{"code":"UNAUTHORIZED","message":"Invalid or expired token"}}"#))
+      #expect(status.lastError == "upstream 401 UNAUTHORIZED: Invalid or expired token")
+      #expect(status.nextRefresh == s.clock.now() + 300)
+    }
   }
 
   @Test func connectionRefusedIsATransientFailure() async throws {
@@ -81,11 +84,13 @@ import TokenBrokerTestSupport
   }
 
   @Test func upstreamTextEchoingASecretIsRedacted() async throws {
-    let s = try await Self.started()
-    defer { Task { await s.stop() } }
-    let status = try await Self.refresh(
-      s, with: .status(400, body: #"{"error":"invalid_request","error_description":"bad secret s3cret-client"}"#))
-    #expect(status.lastError == "upstream 400 invalid_request: bad secret [redacted]")
-    #expect(s.leaks().isEmpty)
+    try await Self.withStarted { s async throws in
+      let status = try await Self.refresh(
+        s,
+        with: .status(
+          400, body: #"{"error":"invalid_request","error_description":"bad secret s3cret-client"}"#))
+      #expect(status.lastError == "upstream 400 invalid_request: bad secret [redacted]")
+      #expect(s.leaks().isEmpty)
+    }
   }
 }

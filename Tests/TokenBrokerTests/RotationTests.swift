@@ -23,7 +23,8 @@ import TokenBrokerTestSupport
     let (p, secrets) = Self.refreshProvider(upstream, seed: "rt_seed_1")
     let dir = try makeTempDir("tb-rot")
 
-    let first = try await BrokerHarness.start(providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
+    let first = try await BrokerHarness.start(
+      providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
     await first.firstAttempts()
     #expect(await first.status("pv")?.state == .ok)
     let rotated = try #require(upstream.issuedRefreshTokens.last)
@@ -39,7 +40,8 @@ import TokenBrokerTestSupport
     await first.shutdown()
 
     // A restart uses the rotated token, not the configured (now spent) seed.
-    let second = try await BrokerHarness.start(providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
+    let second = try await BrokerHarness.start(
+      providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
     await second.firstAttempts()
     #expect(upstream.requests.last?.json["refresh_token"] == rotated)
     #expect(await second.status("pv")?.state == .ok)
@@ -52,17 +54,19 @@ import TokenBrokerTestSupport
     up.lifetime = 100
     var settings = BrokerSettings.testDefaults
     settings.minValid = 5
-    let s = try await Single.start(.formPassword, upstreamSettings: up, settings: settings)
-    defer { Task { await s.stop() } }
-    await s.clock.advance(by: 80)
-    #expect(s.upstream.requests.map { $0.form["grant_type"] } == ["password", "refresh_token"])
-    s.upstream.failNext(.invalidGrant)
-    await s.clock.advance(by: 80)
-    #expect(
-      s.upstream.requests.map { $0.form["grant_type"] } == ["password", "refresh_token", "refresh_token", "password"])
-    #expect(await s.status().state == .ok)
-    #expect(s.harness.logs.lines.contains { $0.message.contains("falling back to the password grant") })
-    #expect(s.leaks().isEmpty)
+    try await Single.with(.formPassword, upstreamSettings: up, settings: settings) { s async throws in
+      await s.clock.advance(by: 80)
+      #expect(s.upstream.requests.map { $0.form["grant_type"] } == ["password", "refresh_token"])
+      s.upstream.failNext(.invalidGrant)
+      await s.clock.advance(by: 80)
+      #expect(
+        s.upstream.requests.map { $0.form["grant_type"] } == [
+          "password", "refresh_token", "refresh_token", "password",
+        ])
+      #expect(await s.status().state == .ok)
+      #expect(s.harness.logs.lines.contains { $0.message.contains("falling back to the password grant") })
+      #expect(s.leaks().isEmpty)
+    }
   }
 
   @Test func rejectedRefreshTokenWithoutAnotherGrantNeedsLoginAndStaysSoAcrossRestarts() async throws {
@@ -73,7 +77,8 @@ import TokenBrokerTestSupport
     upstream.seedRefreshToken("rt_seed_2")
     let (p, secrets) = Self.refreshProvider(upstream, seed: "rt_seed_2")
     let dir = try makeTempDir("tb-login")
-    let h = try await BrokerHarness.start(providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
+    let h = try await BrokerHarness.start(
+      providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
     await h.firstAttempts()
     upstream.failNext(.invalidGrant)
     #expect(try await h.post("/v1/providers/pv/refresh").status == 200)
@@ -89,7 +94,8 @@ import TokenBrokerTestSupport
     await h.shutdown()
 
     let count = upstream.requestCount
-    let again = try await BrokerHarness.start(providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
+    let again = try await BrokerHarness.start(
+      providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
     await again.firstAttempts()
     #expect(await again.status("pv")?.state == .needsLogin)
     #expect(upstream.requestCount == count)
@@ -98,7 +104,8 @@ import TokenBrokerTestSupport
     // An operator configures a new first refresh token: it supersedes the state.
     upstream.seedRefreshToken("rt_seed_3")
     let (p3, s3) = Self.refreshProvider(upstream, seed: "rt_seed_3")
-    let fresh = try await BrokerHarness.start(providers: [p3], secrets: ["pv": s3], clock: clock, stateDir: dir)
+    let fresh = try await BrokerHarness.start(
+      providers: [p3], secrets: ["pv": s3], clock: clock, stateDir: dir)
     await fresh.firstAttempts()
     #expect(await fresh.status("pv")?.state == .ok)
     #expect(upstream.requests.last?.json["refresh_token"] == "rt_seed_3")
@@ -115,7 +122,8 @@ import TokenBrokerTestSupport
     let dir = try makeTempDir("tb-durable")
     let store = StateStore(directory: dir)
     for i in 0..<20 {
-      try store.save(ProviderStateRecord(refreshToken: "rt_\(i)", seed: nil, needsLogin: false, updatedAt: 0), for: "p")
+      try store.save(
+        ProviderStateRecord(refreshToken: "rt_\(i)", seed: nil, needsLogin: false, updatedAt: 0), for: "p")
     }
     #expect(try store.load("p")?.refreshToken == "rt_19")
     #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["p.state"])

@@ -11,84 +11,88 @@ import TokenBrokerTestSupport
   }
 
   @Test func unknownProviderGets404WithDidYouMean() async throws {
-    let s = try await Single.start(.energy, name: "energy")
-    defer { Task { await s.stop() } }
-    let r = try await s.harness.get("/v1/token/enrgy")
-    #expect(r.status == 404)
-    #expect(errorCode(r) == "unknown_provider")
-    #expect(((r.json["error"] as? [String: Any])?["message"] as? String)?.contains("did you mean 'energy'?") == true)
+    try await Single.with(.energy, name: "energy") { s async throws in
+      let r = try await s.harness.get("/v1/token/enrgy")
+      #expect(r.status == 404)
+      #expect(errorCode(r) == "unknown_provider")
+      #expect(
+        ((r.json["error"] as? [String: Any])?["message"] as? String)?.contains("did you mean 'energy'?")
+          == true)
+    }
   }
 
   @Test func unknownPathWrongMethodAndBadMinValid() async throws {
-    let s = try await Single.start(.energy)
-    defer { Task { await s.stop() } }
-    let missing = try await s.harness.get("/v2/whatever")
-    #expect(missing.status == 404)
-    #expect(errorCode(missing) == "not_found")
-    let wrong = try await s.harness.post("/v1/token/p")
-    #expect(wrong.status == 405)
-    #expect(wrong.headers["allow"] == "GET")
-    let bad = try await s.harness.get("/v1/token/p?min_valid=soon")
-    #expect(bad.status == 400)
-    #expect(errorCode(bad) == "bad_request")
+    try await Single.with(.energy) { s async throws in
+      let missing = try await s.harness.get("/v2/whatever")
+      #expect(missing.status == 404)
+      #expect(errorCode(missing) == "not_found")
+      let wrong = try await s.harness.post("/v1/token/p")
+      #expect(wrong.status == 405)
+      #expect(wrong.headers["allow"] == "GET")
+      let bad = try await s.harness.get("/v1/token/p?min_valid=soon")
+      #expect(bad.status == 400)
+      #expect(errorCode(bad) == "bad_request")
+    }
   }
 
   @Test func statusListsProvidersWithoutTokensOrSecrets() async throws {
-    let s = try await Single.start(.energy)
-    defer { Task { await s.stop() } }
-    let r = try await s.harness.get("/v1/status")
-    #expect(r.status == 200)
-    #expect(r.json["version"] as? String == BrokerVersion.current)
-    let providers = try #require(r.json["providers"] as? [[String: Any]])
-    #expect(providers.count == 1)
-    let p = providers[0]
-    #expect(p["name"] as? String == "p")
-    #expect(p["grant"] as? String == "client_credentials")
-    #expect(p["state"] as? String == "ok")
-    #expect(p["expires_in"] as? Int == 3600)
-    #expect(p["failures"] as? Int == 0)
-    #expect(p["next_refresh"] as? String != nil)
-    for secret in s.upstream.issuedAccessTokens + ["s3cret-client"] {
-      #expect(!r.text.contains(secret))
+    try await Single.with(.energy) { s async throws in
+      let r = try await s.harness.get("/v1/status")
+      #expect(r.status == 200)
+      #expect(r.json["version"] as? String == BrokerVersion.current)
+      let providers = try #require(r.json["providers"] as? [[String: Any]])
+      #expect(providers.count == 1)
+      let p = providers[0]
+      #expect(p["name"] as? String == "p")
+      #expect(p["grant"] as? String == "client_credentials")
+      #expect(p["state"] as? String == "ok")
+      #expect(p["expires_in"] as? Int == 3600)
+      #expect(p["failures"] as? Int == 0)
+      #expect(p["next_refresh"] as? String != nil)
+      for secret in s.upstream.issuedAccessTokens + ["s3cret-client"] {
+        #expect(!r.text.contains(secret))
+      }
     }
   }
 
   @Test func adminRefreshFetchesANewToken() async throws {
-    let s = try await Single.start(.energy)
-    defer { Task { await s.stop() } }
-    let r = try await s.harness.post("/v1/providers/p/refresh")
-    #expect(r.status == 200)
-    #expect(r.json["state"] as? String == "ok")
-    #expect(s.upstream.requestCount == 2)
-    #expect(try await s.harness.get("/v1/token/p").json["access_token"] as? String == s.upstream.issuedAccessTokens[1])
+    try await Single.with(.energy) { s async throws in
+      let r = try await s.harness.post("/v1/providers/p/refresh")
+      #expect(r.status == 200)
+      #expect(r.json["state"] as? String == "ok")
+      #expect(s.upstream.requestCount == 2)
+      #expect(
+        try await s.harness.get("/v1/token/p").json["access_token"] as? String
+          == s.upstream.issuedAccessTokens[1])
+    }
   }
 
   @Test func keepAliveServesManyRequestsOnOneConnection() async throws {
-    let s = try await Single.start(.energy)
-    defer { Task { await s.stop() } }
-    let raw = try RawSocket(path: s.harness.socketPath)
-    let one = "GET /v1/token/p HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n"
-    try raw.send(String(repeating: one, count: 3))
-    let answer = try raw.receive(until: { $0.components(separatedBy: "HTTP/1.1 200 OK").count == 4 })
-    #expect(answer.components(separatedBy: s.upstream.issuedAccessTokens[0]).count == 4)
+    try await Single.with(.energy) { s async throws in
+      let raw = try RawSocket(path: s.harness.socketPath)
+      let one = "GET /v1/token/p HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n"
+      try raw.send(String(repeating: one, count: 3))
+      let answer = try raw.receive(until: { $0.components(separatedBy: "HTTP/1.1 200 OK").count == 4 })
+      #expect(answer.components(separatedBy: s.upstream.issuedAccessTokens[0]).count == 4)
+    }
   }
 
   @Test func garbageGets400AndTheDaemonKeepsServing() async throws {
-    let s = try await Single.start(.energy)
-    defer { Task { await s.stop() } }
-    let raw = try RawSocket(path: s.harness.socketPath)
-    try raw.send("\u{01}\u{02} nonsense\r\n\r\n")
-    let answer = try raw.receive(until: { $0.contains("\r\n\r\n") })
-    #expect(answer.hasPrefix("HTTP/1.1 400"))
-    #expect(try await s.harness.get("/v1/token/p").status == 200)
+    try await Single.with(.energy) { s async throws in
+      let raw = try RawSocket(path: s.harness.socketPath)
+      try raw.send("\u{01}\u{02} nonsense\r\n\r\n")
+      let answer = try raw.receive(until: { $0.contains("\r\n\r\n") })
+      #expect(answer.hasPrefix("HTTP/1.1 400"))
+      #expect(try await s.harness.get("/v1/token/p").status == 200)
+    }
   }
 
   @Test func oversizedBodyGets413() async throws {
-    let s = try await Single.start(.energy)
-    defer { Task { await s.stop() } }
-    let raw = try RawSocket(path: s.harness.socketPath)
-    try raw.send("POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-    let answer = try raw.receive(until: { $0.contains("\r\n\r\n") })
-    #expect(answer.hasPrefix("HTTP/1.1 413"))
+    try await Single.with(.energy) { s async throws in
+      let raw = try RawSocket(path: s.harness.socketPath)
+      try raw.send("POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+      let answer = try raw.receive(until: { $0.contains("\r\n\r\n") })
+      #expect(answer.hasPrefix("HTTP/1.1 413"))
+    }
   }
 }
