@@ -22,6 +22,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
   ],
   targets: [
     .systemLibrary(
@@ -49,6 +51,7 @@ let package = Package(
       name: "TokenBrokerServer",
       dependencies: [
         .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
@@ -69,6 +72,8 @@ let package = Package(
         "TokenBrokerServer",
         "TokenBrokerSystemd",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
       ]
@@ -104,7 +109,7 @@ let package = Package(
     ),
     .testTarget(
       name: "TokenBrokerCoreTests",
-      dependencies: ["TokenBrokerCore"]
+      dependencies: ["TokenBrokerCore", "TokenBrokerClient"]
     ),
     .testTarget(
       name: "TokenBrokerSystemdTests",
@@ -112,6 +117,10 @@ let package = Package(
         "TokenBrokerSystemd",
         .product(name: "Logging", package: "swift-log"),
       ]
+    ),
+    .testTarget(
+      name: "SystemTests",
+      dependencies: ["TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore"]
     ),
     .testTarget(
       name: "TokenBrokerTests",

@@ -103,6 +103,13 @@ public indirect enum MiniJSON: Equatable, Sendable {
       }
     }
 
+    mutating func hex4() -> UInt32? {
+      guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16)
+      else { return nil }
+      i += 4
+      return v
+    }
+
     mutating func string() -> String? {
       i += 1
       var out: [UInt8] = []
@@ -122,10 +129,16 @@ public indirect enum MiniJSON: Equatable, Sendable {
           case UInt8(ascii: "b"): out.append(0x08)
           case UInt8(ascii: "f"): out.append(0x0C)
           case UInt8(ascii: "u"):
-            guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16)
-            else { return nil }
-            i += 4
-            out += Array(String(Unicode.Scalar(v).map(Character.init) ?? "?").utf8)
+            guard var v = hex4() else { return nil }
+            // A UTF-16 surrogate pair is two escapes: combine them.
+            if (0xD800..<0xDC00).contains(v), i + 6 <= bytes.count, bytes[i] == UInt8(ascii: "\\"),
+              bytes[i + 1] == UInt8(ascii: "u")
+            {
+              i += 2
+              guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
+              v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00)
+            }
+            out += Array(String(Unicode.Scalar(v).map(Character.init) ?? "\u{FFFD}").utf8)
           default: out.append(e)
           }
         default: out.append(c)

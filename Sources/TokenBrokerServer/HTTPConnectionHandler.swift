@@ -12,11 +12,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
   private let limits: ServerLimits
   private let peer: PeerCredentials?
   private let logger: Logger
+  private let connectionGuard: ConnectionGuard?
   private var head: HTTPRequestHead?
   private var body: [UInt8] = []
   private var bodyTooLarge = false
 
-  init(handler: any ServerRequestHandler, limits: ServerLimits, peer: PeerCredentials?, logger: Logger) {
+  init(
+    handler: any ServerRequestHandler, limits: ServerLimits, peer: PeerCredentials?, logger: Logger,
+    connectionGuard: ConnectionGuard?
+  ) {
+    self.connectionGuard = connectionGuard
     self.handler = handler
     self.limits = limits
     self.peer = peer
@@ -29,6 +34,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
       head = h
       body.removeAll(keepingCapacity: true)
       bodyTooLarge = false
+      if let problem = oversizedHead(h) {
+        head = nil
+        bodyTooLarge = true
+        let r = ServerResponse(
+          status: .requestHeaderFieldsTooLarge, body: ErrorBody.json(code: "headers_too_large", message: problem))
+        write(r, keepAlive: false, context: context)
+        return
+      }
       if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
         // Answer now: the client may be waiting for a 100-continue or still sending.
         head = nil
@@ -45,6 +58,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     case .end:
       guard let h = head else { return }
       head = nil
+      connectionGuard?.requestFinished()
       if bodyTooLarge {
         rejectTooLarge(context: context)
         return
@@ -62,6 +76,18 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
           self.write(response, keepAlive: keepAlive, context: context)
         }
     }
+  }
+
+  /// Why a request head is over the caps, or nil.
+  private func oversizedHead(_ h: HTTPRequestHead) -> String? {
+    if h.uri.utf8.count > limits.maxRequestLineBytes {
+      return "request target over \(limits.maxRequestLineBytes) bytes"
+    }
+    if h.headers.count > limits.maxHeaderCount { return "more than \(limits.maxHeaderCount) header fields" }
+    var total = 0
+    for (name, value) in h.headers { total += name.utf8.count + value.utf8.count + 4 }
+    if total > limits.maxHeaderBytes { return "header fields over \(limits.maxHeaderBytes) bytes" }
+    return nil
   }
 
   private func rejectTooLarge(context: ChannelHandlerContext) {
@@ -92,8 +118,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
     // Malformed HTTP from a client: answer 400 once, then close. Never fatal.
-    if error is HTTPParserError, context.channel.isActive {
-      let r = ServerResponse(status: .badRequest, body: ErrorBody.json(code: "bad_request", message: "malformed HTTP request"))
+    if let parserError = error as? HTTPParserError, context.channel.isActive {
+      let r: ServerResponse
+      if case .headerOverflow = parserError {
+        r = ServerResponse(
+          status: .requestHeaderFieldsTooLarge,
+          body: ErrorBody.json(code: "headers_too_large", message: "request head too large"))
+      } else {
+        r = ServerResponse(status: .badRequest, body: ErrorBody.json(code: "bad_request", message: "malformed HTTP request"))
+      }
       write(r, keepAlive: false, context: context)
       return
     }

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -38,18 +39,33 @@ public final class HTTPServer: Sendable {
     _ binding: Binding, group: any EventLoopGroup, handler: any ServerRequestHandler,
     limits: ServerLimits = ServerLimits(), logger: Logger
   ) async throws -> HTTPServer {
+    let connections = NIOLockedValueBox(0)
     let bootstrap = ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 256)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelOption(.allowRemoteHalfClosure, value: false)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
+          let admitted = connections.withLockedValue { n -> Bool in
+            guard n < limits.maxConnections else { return false }
+            n += 1
+            return true
+          }
+          guard admitted else {
+            try channel.pipeline.syncOperations.addHandler(ConnectionRefuser(limits: limits))
+            return
+          }
+          channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
+          // Peer credentials once, at accept: the kernel's word, not the client's.
           let peer = try channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(
             of: NIOBSDSocket.Handle.self
           ) { fd in PeerCredentials.read(fd: fd) } ?? nil
+          let guardHandler = ConnectionGuard(limits: limits)
+          try channel.pipeline.syncOperations.addHandler(guardHandler)
           try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
           try channel.pipeline.syncOperations.addHandler(
-            HTTPConnectionHandler(handler: handler, limits: limits, peer: peer, logger: logger))
+            HTTPConnectionHandler(
+              handler: handler, limits: limits, peer: peer, logger: logger, connectionGuard: guardHandler))
         }
       }
     let channel: any Channel

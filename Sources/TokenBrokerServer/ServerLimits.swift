@@ -1,7 +1,19 @@
-/// Input caps of the socket server (ssh-agent style: bounded everything).
+/// Input caps and deadlines of the socket server (ssh-agent style: everything bounded).
 public struct ServerLimits: Sendable, Equatable {
   /// Largest request body accepted (413 above).
   public var maxBodyBytes: Int = 16 * 1024
+  /// Longest request target (path and query) accepted (431 above).
+  public var maxRequestLineBytes: Int = 8 * 1024
+  /// Largest total of header names and values (431 above).
+  public var maxHeaderBytes: Int = 16 * 1024
+  public var maxHeaderCount: Int = 64
+  /// Seconds a client has to send a whole request once it started one (408 after).
+  public var requestDeadline: Double = 10
+  /// Seconds an open connection may sit without a request before it is closed.
+  public var idleTimeout: Double = 60
+  /// Connections served at once; excess ones get a 503 and are closed.
+  public var maxConnections: Int = 512
+
   public init() {}
 }
 
@@ -14,6 +26,18 @@ public enum ErrorBody {
     appendJSONString(message, to: &out)
     out += Array("}}\n".utf8)
     return out
+  }
+
+  /// A whole HTTP/1.1 error response that closes the connection, for answers
+  /// written below the HTTP codec (timeouts, connection limit).
+  public static func rawResponse(
+    status: Int, reason: String, code: String, message: String, extraHeaders: String = ""
+  ) -> [UInt8] {
+    let body = json(code: code, message: message)
+    let head =
+      "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+      + extraHeaders + "Connection: close\r\n\r\n"
+    return Array(head.utf8) + body
   }
 
   static func appendJSONString(_ s: String, to out: inout [UInt8]) {

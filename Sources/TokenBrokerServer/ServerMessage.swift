@@ -11,6 +11,8 @@ public struct ServerRequest: Sendable {
   public var body: [UInt8]
   /// nil for TCP connections.
   public var peer: PeerCredentials?
+  /// The query held a malformed escape or invalid UTF-8 (such parameters are left out).
+  public var queryMalformed = false
 
   public init(
     method: HTTPMethod, uri: String, headers: HTTPHeaders = [:], body: [UInt8] = [], peer: PeerCredentials? = nil
@@ -21,21 +23,25 @@ public struct ServerRequest: Sendable {
     self.peer = peer
     if let q = uri.firstIndex(of: "?") {
       self.path = uri[..<q]
-      self.query = Self.parseQuery(uri[uri.index(after: q)...])
+      (self.query, self.queryMalformed) = Self.parseQuery(uri[uri.index(after: q)...])
     } else {
       self.path = Substring(uri)
       self.query = [:]
     }
   }
 
-  static func parseQuery(_ s: Substring) -> [String: String] {
+  static func parseQuery(_ s: Substring) -> ([String: String], malformed: Bool) {
     var out: [String: String] = [:]
+    var malformed = false
     for pair in s.split(separator: "&") {
       let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-      guard let k = percentDecode(kv[0]) else { continue }
-      out[k] = kv.count > 1 ? percentDecode(kv[1]) ?? "" : ""
+      guard let k = percentDecode(kv[0]), let v = kv.count > 1 ? percentDecode(kv[1]) : "" else {
+        malformed = true
+        continue
+      }
+      out[k] = v
     }
-    return out
+    return (out, malformed)
   }
 
   /// `%XX` and `+` decoding; nil on malformed escapes or invalid UTF-8.

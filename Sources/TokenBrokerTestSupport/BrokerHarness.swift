@@ -23,10 +23,13 @@ public final class BrokerHarness: Sendable {
   /// - Parameter random: jitter source; 0.5 means "exactly refresh_at".
   public static func start(
     providers: [ProviderConfig], secrets: [String: ResolvedSecrets], settings: BrokerSettings = .testDefaults,
-    clock: ManualClock = ManualClock(), stateDir: String? = nil, random: Double = 0.5
+    clock: ManualClock = ManualClock(), stateDir: String? = nil, random: Double = 0.5,
+    limits: ServerLimits = ServerLimits()
   ) async throws -> BrokerHarness {
     let dir = try stateDir ?? makeTempDir("tb-state")
     let socketDir = try makeTempDir("tb-sock")
+    // Reachable by every uid: access is decided by peer credentials, not file modes.
+    chmod(socketDir, 0o755)
     let logs = LogCapture()
     let logger = logs.logger()
     var settings = settings
@@ -42,7 +45,7 @@ public final class BrokerHarness: Sendable {
     let api = SocketAPI(broker: broker, logger: logger)
     let server = try await HTTPServer.start(
       .unix(path: settings.socket, mode: 0o666), group: MultiThreadedEventLoopGroup.singleton, handler: api,
-      logger: logger)
+      limits: limits, logger: logger)
     await broker.start()
     return BrokerHarness(
       clock: clock, logs: logs, stateDir: dir, socketPath: settings.socket, broker: broker, server: server,

@@ -6,7 +6,7 @@ import Foundation
 
 /// A raw Unix stream connection for tests that send exactly the bytes they
 /// mean (pipelining, garbage, oversized or half-sent requests).
-public final class RawSocket {
+public final class RawSocket: @unchecked Sendable {
   public let fd: Int32
 
   public struct Failure: Error, CustomStringConvertible {
@@ -43,8 +43,28 @@ public final class RawSocket {
     }
   }
 
-  /// Reads until `done` holds for what arrived, the peer closes, or the timeout passes.
-  public func receive(until done: (String) -> Bool) throws -> String {
+  /// Reads until `done` holds for what arrived, the peer closes, or the timeout
+  /// passes. The blocking reads run on a thread of their own: blocking the
+  /// cooperative pool (ncpu threads) would starve the broker under test.
+  public func receive(until done: @escaping @Sendable (String) -> Bool) async -> String {
+    let fd = self.fd
+    return await withCheckedContinuation { c in
+      Thread { c.resume(returning: Self.blockingReceive(fd: fd, until: done)) }.start()
+    }
+  }
+
+  /// True when the peer has closed the connection (reads EOF before the timeout).
+  public func isClosedByPeer() async -> Bool {
+    let fd = self.fd
+    return await withCheckedContinuation { c in
+      Thread {
+        var byte: UInt8 = 0
+        c.resume(returning: recv(fd, &byte, 1, 0) == 0)
+      }.start()
+    }
+  }
+
+  static func blockingReceive(fd: Int32, until done: (String) -> Bool) -> String {
     var data: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while !done(String(decoding: data, as: UTF8.self)) {
@@ -55,9 +75,4 @@ public final class RawSocket {
     return String(decoding: data, as: UTF8.self)
   }
 
-  /// True when the peer has closed the connection (reads EOF).
-  public func isClosedByPeer() -> Bool {
-    var byte: UInt8 = 0
-    return recv(fd, &byte, 1, 0) == 0
-  }
 }

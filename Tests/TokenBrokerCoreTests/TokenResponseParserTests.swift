@@ -122,14 +122,12 @@ private func jwt(_ payload: String) -> String {
     #expect(f.message.contains("expires_in"))
   }
 
-  // BUG: JSONValue.number accepts a JSON boolean (NSNumber), so `"expires_in": true` is taken
-  // as a 1-second lifetime (and `false` as 0). Uncomment once booleans are refused.
-  // @Test(arguments: ["true", "false"])
-  // func booleanExpiresInIsRefused(_ value: String) throws {
-  //   let f = try #require(failure("{\"access_token\":\"tok\",\"expires_in\":\(value)}"))
-  //   #expect(f.kind == .retryLater)
-  //   #expect(f.message.contains("expires_in is not a number"))
-  // }
+  @Test(arguments: ["true", "false"])
+  func booleanExpiresInIsRefused(_ value: String) throws {
+    let f = try #require(failure("{\"access_token\":\"tok\",\"expires_in\":\(value)}"))
+    #expect(f.kind == .retryLater)
+    #expect(f.message.contains("expires_in is not a number"))
+  }
 
   @Test(arguments: ["0", "-1", "-3600", #""0""#, #""-5""#])
   func nonPositiveExpiresInIsRefused(_ value: String) throws {

@@ -72,7 +72,7 @@ import TokenBrokerTestSupport
       let raw = try RawSocket(path: s.harness.socketPath)
       let one = "GET /v1/token/p HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n"
       try raw.send(String(repeating: one, count: 3))
-      let answer = try raw.receive(until: { $0.components(separatedBy: "HTTP/1.1 200 OK").count == 4 })
+      let answer = await raw.receive(until: { $0.components(separatedBy: "HTTP/1.1 200 OK").count == 4 })
       #expect(answer.components(separatedBy: s.upstream.issuedAccessTokens[0]).count == 4)
     }
   }
@@ -81,7 +81,7 @@ import TokenBrokerTestSupport
     try await Single.with(.energy) { s async throws in
       let raw = try RawSocket(path: s.harness.socketPath)
       try raw.send("\u{01}\u{02} nonsense\r\n\r\n")
-      let answer = try raw.receive(until: { $0.contains("\r\n\r\n") })
+      let answer = await raw.receive(until: { $0.contains("\r\n\r\n") })
       #expect(answer.hasPrefix("HTTP/1.1 400"))
       #expect(try await s.harness.get("/v1/token/p").status == 200)
     }
@@ -91,7 +91,7 @@ import TokenBrokerTestSupport
     try await Single.with(.energy) { s async throws in
       let raw = try RawSocket(path: s.harness.socketPath)
       try raw.send("POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-      let answer = try raw.receive(until: { $0.contains("\r\n\r\n") })
+      let answer = await raw.receive(until: { $0.contains("\r\n\r\n") })
       #expect(answer.hasPrefix("HTTP/1.1 413"))
     }
   }

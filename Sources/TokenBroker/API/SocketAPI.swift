@@ -23,6 +23,16 @@ public final class SocketAPI: ServerRequestHandler {
     case refresh(String)
     case reload
     case metrics
+
+    var endpoint: String {
+      switch self {
+      case .token: return "token"
+      case .status: return "status"
+      case .refresh: return "refresh"
+      case .reload: return "reload"
+      case .metrics: return "metrics"
+      }
+    }
   }
 
   static func route(_ path: Substring) -> Route? {
@@ -41,7 +51,28 @@ public final class SocketAPI: ServerRequestHandler {
   }
 
   public func respondImmediately(to request: ServerRequest) -> ServerResponse? {
-    guard request.method == .GET, case .token(let name)? = Self.route(request.path) else { return nil }
+    let start = ContinuousClock.now
+    guard let response = cachedToken(request) else { return nil }
+    record("token", response, since: start)
+    return response
+  }
+
+  public func handle(_ request: ServerRequest) async -> ServerResponse {
+    let start = ContinuousClock.now
+    let route = Self.route(request.path)
+    let response = await answer(request, route: route)
+    record(route?.endpoint ?? "other", response, since: start)
+    return response
+  }
+
+  private func record(_ endpoint: String, _ response: ServerResponse, since start: ContinuousClock.Instant) {
+    let elapsed = ContinuousClock.now - start
+    let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+    broker.environment.metrics.request(endpoint: endpoint, status: Int(response.status.code), nanoseconds: nanos)
+  }
+
+  func cachedToken(_ request: ServerRequest) -> ServerResponse? {
+    guard request.method == .GET, !request.queryMalformed, case .token(let name)? = Self.route(request.path) else { return nil }
     guard let parsed = try? parseTokenRequest(request, provider: name) else { return nil }
     guard let config = broker.config.provider(named: name), authorised(request, provider: name) else { return nil }
     let now = broker.environment.clock.now()
@@ -51,8 +82,11 @@ public final class SocketAPI: ServerRequestHandler {
     return tokenResponse(token, provider: config, plain: parsed.plain, now: now)
   }
 
-  public func handle(_ request: ServerRequest) async -> ServerResponse {
-    guard let route = Self.route(request.path) else {
+  func answer(_ request: ServerRequest, route: Route?) async -> ServerResponse {
+    if request.queryMalformed {
+      return error(.badRequest, "bad_request", "the query has a malformed %-escape or is not UTF-8")
+    }
+    guard let route else {
       return error(.notFound, "not_found", "no such endpoint: \(request.path); see GET /v1/status")
     }
     switch route {
@@ -70,7 +104,7 @@ public final class SocketAPI: ServerRequestHandler {
       return await reloadConfig(request)
     case .metrics:
       guard request.method == .GET else { return methodNotAllowed("GET") }
-      return ServerResponse(status: .ok, contentType: "text/plain; version=0.0.4", body: Array(metricsText().utf8))
+      return await metrics()
     }
   }
 
@@ -185,8 +219,10 @@ public final class SocketAPI: ServerRequestHandler {
     return ServerResponse(status: .ok, body: Array(#"{"reloaded":true}"#.utf8) + [0x0A])
   }
 
-  func metricsText() -> String {
-    "# token-broker metrics\ntoken_broker_cached_tokens \(broker.environment.cache.count)\n"
+  func metrics() async -> ServerResponse {
+    let metrics = broker.environment.metrics
+    metrics.update(await broker.statuses(), now: broker.environment.clock.now())
+    return ServerResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render())
   }
 
   // MARK: Access

@@ -12,12 +12,14 @@ public struct EngineEnvironment: Sendable {
   public var logger: Logger
   public var cache: TokenCache
   public var userAgent: String
+  public var metrics: BrokerMetrics
 
   public init(
     transport: any TokenTransport, clock: any BrokerClock, store: StateStore, logger: Logger,
     cache: TokenCache = TokenCache(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-    userAgent: String = "token-broker/\(BrokerVersion.current)"
+    userAgent: String = "token-broker/\(BrokerVersion.current)", metrics: BrokerMetrics = BrokerMetrics()
   ) {
+    self.metrics = metrics
     self.transport = transport
     self.clock = clock
     self.store = store

@@ -31,12 +31,14 @@ extension ProviderEngine {
         meta["event"] = "refreshed"
         meta["expires_in"] = "\(Int(parsed.token.remaining(at: env.clock.now())))"
         logger.info("token refreshed", metadata: meta)
+        env.metrics.refreshed(provider: name)
         return .success(parsed.token)
       } catch {
         meta["event"] = "refresh_failed"
         meta["reason"] = "\(error.kind.rawValue)"
         if let status = error.status { meta["status"] = "\(status)" }
         logger.warning("token refresh failed: \(redact(error.description))", metadata: meta)
+        env.metrics.refreshFailed(provider: name, reason: error.kind)
         guard error.kind == .refreshTokenRejected, grant.usesRefreshToken else { return .failure(error) }
         if config.grant == .refreshToken {
           needsLogin = true

@@ -9,10 +9,18 @@ enum JSONValue {
     return any as? [String: Any]
   }
 
+  private static let booleanType = type(of: NSNumber(value: true))
+
+  static func isBoolean(_ n: NSNumber) -> Bool {
+    type(of: n) == booleanType
+  }
+
   /// A number, or a string holding one (`"3600"`).
   static func number(_ value: Any?) -> Double? {
     switch value {
     case let n as NSNumber:
+      // JSON true/false also arrive as NSNumber: a boolean is not a number.
+      if isBoolean(n) { return nil }
       return n.doubleValue
     case let s as String:
       return Double(s.trimmingCharacters(in: .whitespaces))

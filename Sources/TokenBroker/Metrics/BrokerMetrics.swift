@@ -1,0 +1,93 @@
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+import TokenBrokerCore
+
+/// The broker's metrics (swift-metrics API over a Prometheus registry that is
+/// rendered on `GET /metrics`; no global bootstrap, so tests get their own).
+public final class BrokerMetrics: Sendable {
+  public let registry: PrometheusCollectorRegistry
+  let factory: PrometheusMetricsFactory
+
+  private struct Cache {
+    var counters: [String: Metrics.Counter] = [:]
+    var timers: [String: Metrics.Timer] = [:]
+    var gauges: [String: Metrics.Gauge] = [:]
+  }
+  private let cache = NIOLockedValueBox(Cache())
+
+  /// Request latency buckets (seconds): the fast path answers in tens of µs.
+  static let latencyBuckets: [Duration] = [
+    .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+    .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10),
+  ]
+
+  public init() {
+    let registry = PrometheusCollectorRegistry()
+    var factory = PrometheusMetricsFactory(registry: registry)
+    factory.defaultDurationHistogramBuckets = Self.latencyBuckets
+    self.registry = registry
+    self.factory = factory
+  }
+
+  private func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
+    let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+    return cache.withLockedValue { c in
+      if let existing = c.counters[key] { return existing }
+      let made = Metrics.Counter(label: label, dimensions: dimensions, factory: factory)
+      c.counters[key] = made
+      return made
+    }
+  }
+
+  private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Gauge {
+    let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+    return cache.withLockedValue { c in
+      if let existing = c.gauges[key] { return existing }
+      let made = Metrics.Gauge(label: label, dimensions: dimensions, factory: factory)
+      c.gauges[key] = made
+      return made
+    }
+  }
+
+  private func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
+    let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+    return cache.withLockedValue { c in
+      if let existing = c.timers[key] { return existing }
+      let made = Metrics.Timer(label: label, dimensions: dimensions, factory: factory)
+      c.timers[key] = made
+      return made
+    }
+  }
+
+  /// A successful upstream token fetch.
+  public func refreshed(provider: String) {
+    counter("token_broker_refreshes_total", [("provider", provider)]).increment()
+  }
+
+  /// A failed upstream token fetch, by classified reason.
+  public func refreshFailed(provider: String, reason: FailureKind) {
+    counter("token_broker_refresh_failures_total", [("provider", provider), ("reason", reason.rawValue)]).increment()
+  }
+
+  /// One answered socket request.
+  public func request(endpoint: String, status: Int, nanoseconds: Int64) {
+    counter("token_broker_requests_total", [("endpoint", endpoint), ("status", String(status))]).increment()
+    timer("token_broker_request_duration_seconds", [("endpoint", endpoint)]).recordNanoseconds(nanoseconds)
+  }
+
+  /// Sets the per-provider gauges from current statuses (called at scrape time).
+  public func update(_ statuses: [ProviderStatus], now: Double) {
+    for s in statuses {
+      let dims = [("provider", s.name)]
+      gauge("token_broker_token_expires_in_seconds", dims).record(Double(s.expiresIn ?? 0))
+      gauge("token_broker_token_age_seconds", dims).record(s.lastRefresh.map { now - $0 } ?? 0)
+      gauge("token_broker_provider_up", dims).record(s.state == .ok || s.state == .degraded ? 1 : 0)
+    }
+  }
+
+  /// Prometheus text exposition.
+  public func render() -> [UInt8] {
+    registry.emitToBuffer()
+  }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+import TokenBroker
+import TokenBrokerCore
+import TokenBrokerTestSupport
+
+/// tokenctl's exit codes and messages (INTERFACE.md), against a real socket.
+@Suite struct TokenctlTests {
+  func tokenctl(_ args: [String], environment: [String: String]? = nil) async throws -> ProcessRunner.Result {
+    try await ProcessRunner.run([try BuiltBinaries.path("tokenctl")] + args, environment: environment)
+  }
+
+  @Test func daemonNotRunningIs69WithWhatToDo() async throws {
+    let r = try await tokenctl(["--socket", "/tmp/no-such-token-broker.sock", "token", "x"])
+    #expect(r.status == 69)
+    #expect(r.stderr.contains("is token-brokerd running?"))
+    let env = ["TOKEN_BROKER_SOCKET": "/tmp/no-such-token-broker-env.sock"]
+    let viaEnv = try await tokenctl(["status"], environment: env)
+    #expect(viaEnv.status == 69)
+    #expect(viaEnv.stderr.contains("/tmp/no-such-token-broker-env.sock"))
+  }
+
+  @Test func usageErrorsAre64() async throws {
+    #expect(try await tokenctl(["token"]).status == 64)
+    #expect(try await tokenctl(["frobnicate"]).status == 64)
+  }
+
+  @Test func tokenHeaderJSONAndScopes() async throws {
+    try await Single.with(.energy, name: "energy", scopes: ["read"], allowed: ["read", "write"]) { s async throws in
+      let sock = s.harness.socketPath
+      let plain = try await tokenctl(["--socket", sock, "token", "energy"])
+      #expect(plain.status == 0)
+      #expect(plain.stdout == s.upstream.issuedAccessTokens[0] + "\n")
+      let env = try await tokenctl(["token", "energy", "--json"], environment: ["TOKEN_BROKER_SOCKET": sock])
+      #expect(env.stdout.contains(#""provider":"energy""#))
+      let header = try await tokenctl(["header", "energy", "--socket", sock])
+      #expect(header.stdout == "Authorization: Bearer \(s.upstream.issuedAccessTokens[0])\n")
+      let scoped = try await tokenctl(["--socket", sock, "token", "energy", "--scope", "read write", "--min-valid", "60"])
+      #expect(scoped.status == 0)
+      #expect(s.upstream.requests.last?.form["scope"] == "read write")
+      let badScope = try await tokenctl(["--socket", sock, "token", "energy", "--scope", "admin"])
+      #expect(badScope.status == 64)
+      #expect(badScope.stderr.contains("not in providers.energy.allowed_scopes"))
+    }
+  }
+
+  @Test func unknownProviderSuggestsTheNearestName() async throws {
+    try await Single.with(.energy, name: "energy") { s async throws in
+      let r = try await tokenctl(["--socket", s.harness.socketPath, "token", "enrgy"])
+      #expect(r.status == 1)
+      #expect(r.stderr == "tokenctl: unknown_provider: no provider named enrgy; did you mean 'energy'?\n")
+    }
+  }
+
+  @Test func temporarilyUnavailableIs75() async throws {
+    try await Single.with(.energy, tweak: { _, secrets in secrets.clientSecret = "wrong-secret" }) { s async throws in
+      let r = try await tokenctl(["--socket", s.harness.socketPath, "token", "p"])
+      #expect(r.status == 75)
+      #expect(r.stderr.contains("unavailable: p: upstream 401 invalid_client"))
+      #expect(r.stderr.contains("(retry in "))
+      let status = try await tokenctl(["--socket", s.harness.socketPath, "status"])
+      #expect(status.stdout.contains("failed"))
+      #expect(status.stdout.contains("upstream 401 invalid_client: bad credentials"))
+    }
+  }
+
+  @Test func completionScriptsAreGenerated() async throws {
+    let r = try await tokenctl(["--generate-completion-script", "bash"])
+    #expect(r.status == 0)
+    #expect(r.stdout.contains("_tokenctl"))
+  }
+}
