@@ -104,7 +104,8 @@ public indirect enum MiniJSON: Equatable, Sendable {
     }
 
     mutating func hex4() -> UInt32? {
-      guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16)
+      guard i + 4 <= bytes.count,
+        let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16)
       else { return nil }
       i += 4
       return v

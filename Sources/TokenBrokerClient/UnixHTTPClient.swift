@@ -24,16 +24,23 @@ public struct UnixHTTPClient: Sendable {
     case protocolError(String)
   }
 
-  public func request(_ method: String, _ path: String, accept: String = "application/json") throws(Failure) -> Response {
+  public func request(_ method: String, _ path: String, accept: String = "application/json") throws(Failure)
+    -> Response
+  {
     let fd = try connectSocket()
     defer { close(fd) }
-    let head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: tokenctl\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    let head =
+      "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: tokenctl\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     var bytes = Array(head.utf8)
     var sent = 0
     while sent < bytes.count {
-      let n = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+      let n = bytes.withUnsafeMutableBytes {
+        send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
+      }
       if n < 0 && errno == EINTR { continue }
-      guard n > 0 else { throw .protocolError("cannot send the request: \(String(cString: strerror(errno)))") }
+      guard n > 0 else {
+        throw .protocolError("cannot send the request: \(String(cString: strerror(errno)))")
+      }
       sent += n
     }
     bytes.removeAll()
@@ -54,7 +61,9 @@ public struct UnixHTTPClient: Sendable {
       for (i, b) in socketPath.utf8.enumerated() { raw[i] = b }
     }
     let rc = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
     }
     if rc != 0 {
       let e = errno
@@ -67,11 +76,13 @@ public struct UnixHTTPClient: Sendable {
   static func explain(_ e: Int32, path: String) -> String {
     switch e {
     case ENOENT:
-      return "no socket at \(path): is token-brokerd running? (systemctl status token-broker; or pass --socket / set TOKEN_BROKER_SOCKET)"
+      return
+        "no socket at \(path): is token-brokerd running? (systemctl status token-broker; or pass --socket / set TOKEN_BROKER_SOCKET)"
     case ECONNREFUSED:
       return "nothing is listening on \(path): token-brokerd is not running (systemctl start token-broker)"
     case EACCES, EPERM:
-      return "permission denied on \(path): this user may not reach the socket; ask an admin to add you to its group"
+      return
+        "permission denied on \(path): this user may not reach the socket; ask an admin to add you to its group"
     default:
       return "cannot connect to \(path): \(String(cString: strerror(e)))"
     }
@@ -88,7 +99,9 @@ public struct UnixHTTPClient: Sendable {
       let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
       if n < 0 && errno == EINTR { continue }
       if n < 0 {
-        throw .protocolError(errno == EAGAIN ? "no answer within \(timeout) s" : "read failed: \(String(cString: strerror(errno)))")
+        throw .protocolError(
+          errno == EAGAIN
+            ? "no answer within \(timeout) s" : "read failed: \(String(cString: strerror(errno)))")
       }
       if n == 0 { break }
       buffer += chunk[0..<n]
@@ -101,7 +114,8 @@ public struct UnixHTTPClient: Sendable {
         status = code
         for line in lines.dropFirst() {
           guard let colon = line.firstIndex(of: ":") else { continue }
-          headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...].drop(while: { $0 == " " }))
+          headers[line[..<colon].lowercased()] = String(
+            line[line.index(after: colon)...].drop(while: { $0 == " " }))
         }
         contentLength = headers["content-length"].flatMap { Int($0) }
       }

@@ -16,7 +16,8 @@ final class ConnectionRefuser: ChannelInboundHandler {
     answered = true
     let bytes = ErrorBody.rawResponse(
       status: 503, reason: "Service Unavailable", code: "unavailable",
-      message: "too many connections (\(limits.maxConnections)); retry shortly", extraHeaders: "Retry-After: 1\r\n")
+      message: "too many connections (\(limits.maxConnections)); retry shortly",
+      extraHeaders: "Retry-After: 1\r\n")
     var buffer = context.channel.allocator.buffer(capacity: bytes.count + 16)
     buffer.writeBytes(bytes)
     context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in

@@ -38,11 +38,13 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         head = nil
         bodyTooLarge = true
         let r = ServerResponse(
-          status: .requestHeaderFieldsTooLarge, body: ErrorBody.json(code: "headers_too_large", message: problem))
+          status: .requestHeaderFieldsTooLarge,
+          body: ErrorBody.json(code: "headers_too_large", message: problem))
         write(r, keepAlive: false, context: context)
         return
       }
-      if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
+      if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes
+      {
         // Answer now: the client may be waiting for a 100-continue or still sending.
         head = nil
         rejectTooLarge(context: context)
@@ -94,7 +96,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     bodyTooLarge = true
     let r = ServerResponse(
       status: .payloadTooLarge,
-      body: ErrorBody.json(code: "payload_too_large", message: "request body over \(limits.maxBodyBytes) bytes"))
+      body: ErrorBody.json(
+        code: "payload_too_large", message: "request body over \(limits.maxBodyBytes) bytes"))
     write(r, keepAlive: false, context: context)
   }
 
@@ -125,7 +128,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
           status: .requestHeaderFieldsTooLarge,
           body: ErrorBody.json(code: "headers_too_large", message: "request head too large"))
       } else {
-        r = ServerResponse(status: .badRequest, body: ErrorBody.json(code: "bad_request", message: "malformed HTTP request"))
+        r = ServerResponse(
+          status: .badRequest, body: ErrorBody.json(code: "bad_request", message: "malformed HTTP request"))
       }
       write(r, keepAlive: false, context: context)
       return

@@ -57,9 +57,10 @@ public final class HTTPServer: Sendable {
           }
           channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
           // Peer credentials once, at accept: the kernel's word, not the client's.
-          let peer = try channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(
-            of: NIOBSDSocket.Handle.self
-          ) { fd in PeerCredentials.read(fd: fd) } ?? nil
+          let peer =
+            try channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(
+              of: NIOBSDSocket.Handle.self
+            ) { fd in PeerCredentials.read(fd: fd) } ?? nil
           let guardHandler = ConnectionGuard(limits: limits)
           try channel.pipeline.syncOperations.addHandler(guardHandler)
           try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
@@ -72,7 +73,9 @@ public final class HTTPServer: Sendable {
     switch binding {
     case .unix(let path, let mode, let gid):
       guard path.utf8.count <= 107 else {
-        throw BindError(description: "socket path \(path) is \(path.utf8.count) bytes; a Unix socket path holds at most 107")
+        throw BindError(
+          description: "socket path \(path) is \(path.utf8.count) bytes; a Unix socket path holds at most 107"
+        )
       }
       try refuseIfLive(path)
       channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
@@ -80,7 +83,8 @@ public final class HTTPServer: Sendable {
         throw BindError(description: "cannot set mode of \(path): \(String(cString: strerror(errno)))")
       }
       if let gid, chown(path, uid_t.max, gid) != 0 {
-        throw BindError(description: "cannot give \(path) to group \(gid): \(String(cString: strerror(errno)))")
+        throw BindError(
+          description: "cannot give \(path) to group \(gid): \(String(cString: strerror(errno)))")
       }
     case .inherited(let fd):
       channel = try await bootstrap.withBoundSocket(fd).get()
@@ -95,7 +99,8 @@ public final class HTTPServer: Sendable {
     var st = stat()
     guard lstat(path, &st) == 0 else { return }
     guard (st.st_mode & S_IFMT) == S_IFSOCK else {
-      throw BindError(description: "\(path) exists and is not a socket; remove it or choose another [broker] socket")
+      throw BindError(
+        description: "\(path) exists and is not a socket; remove it or choose another [broker] socket")
     }
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return }
@@ -106,10 +111,13 @@ public final class HTTPServer: Sendable {
       for (i, b) in path.utf8.enumerated() { raw[i] = b }
     }
     let rc = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
     }
     if rc == 0 {
-      throw BindError(description: "another process is already listening on \(path); is token-brokerd running?")
+      throw BindError(
+        description: "another process is already listening on \(path); is token-brokerd running?")
     }
   }
 

@@ -41,7 +41,9 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
     var groups = [UInt32](repeating: 0, count: 64)
     while true {
       var len = socklen_t(groups.count * MemoryLayout<UInt32>.size)
-      let rc = groups.withUnsafeMutableBytes { getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, $0.baseAddress, &len) }
+      let rc = groups.withUnsafeMutableBytes {
+        getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, $0.baseAddress, &len)
+      }
       if rc == 0 { return Array(groups.prefix(Int(len) / MemoryLayout<UInt32>.size)) }
       // ERANGE: the kernel wrote the needed length into len.
       guard errno == ERANGE, Int(len) > groups.count * 4, groups.count < 65536 else { return [] }

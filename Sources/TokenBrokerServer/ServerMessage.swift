@@ -15,7 +15,8 @@ public struct ServerRequest: Sendable {
   public var queryMalformed = false
 
   public init(
-    method: HTTPMethod, uri: String, headers: HTTPHeaders = [:], body: [UInt8] = [], peer: PeerCredentials? = nil
+    method: HTTPMethod, uri: String, headers: HTTPHeaders = [:], body: [UInt8] = [],
+    peer: PeerCredentials? = nil
   ) {
     self.method = method
     self.headers = headers
@@ -80,7 +81,10 @@ public struct ServerResponse: Sendable {
   public var headers: [(String, String)]
   public var body: [UInt8]
 
-  public init(status: HTTPResponseStatus, contentType: String = "application/json", headers: [(String, String)] = [], body: [UInt8]) {
+  public init(
+    status: HTTPResponseStatus, contentType: String = "application/json", headers: [(String, String)] = [],
+    body: [UInt8]
+  ) {
     self.status = status
     self.headers = [("Content-Type", contentType)] + headers
     self.body = body

@@ -53,7 +53,8 @@ public final class BrokerHarness: Sendable {
   }
 
   init(
-    clock: ManualClock, logs: LogCapture, stateDir: String, socketPath: String, broker: Broker, server: HTTPServer,
+    clock: ManualClock, logs: LogCapture, stateDir: String, socketPath: String, broker: Broker,
+    server: HTTPServer,
     transport: HTTPTokenTransport, config: BrokerConfig, secretValues: [String]
   ) {
     self.clock = clock
@@ -90,7 +91,8 @@ public final class BrokerHarness: Sendable {
     }
   }
 
-  public func get(_ path: String, accept: String = "application/json") async throws -> UnixHTTPClient.Response {
+  public func get(_ path: String, accept: String = "application/json") async throws -> UnixHTTPClient.Response
+  {
     try await request("GET", path, accept: accept)
   }
 

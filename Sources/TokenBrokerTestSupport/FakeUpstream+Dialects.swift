@@ -26,8 +26,12 @@ extension FakeUpstream {
     let basic = "Basic " + Data("\(s.clientID):\(s.clientSecret)".utf8).base64EncodedString()
     switch dialect {
     case .energy:
-      guard r.headers["content-type"] == "application/x-www-form-urlencoded" else { return wrongDialect("form body") }
-      guard r.headers["authorization"] == basic else { return error(401, code: "invalid_client", message: "bad credentials") }
+      guard r.headers["content-type"] == "application/x-www-form-urlencoded" else {
+        return wrongDialect("form body")
+      }
+      guard r.headers["authorization"] == basic else {
+        return error(401, code: "invalid_client", message: "bad credentials")
+      }
       guard r.form["grant_type"] == "client_credentials", r.form["client_secret"] == nil else {
         return wrongDialect("grant_type=client_credentials only")
       }
@@ -35,17 +39,23 @@ extension FakeUpstream {
     case .powernaut:
       guard r.body.isEmpty, r.headers["content-type"] == nil else { return wrongDialect("an empty body") }
       guard r.headers["accept"] == "application/json" else { return wrongDialect("Accept: application/json") }
-      guard r.headers["authorization"] == basic else { return error(401, code: "UNAUTHORIZED", message: "bad credentials") }
+      guard r.headers["authorization"] == basic else {
+        return error(401, code: "UNAUTHORIZED", message: "bad credentials")
+      }
       return issue(refresh: false, scope: nil)
     case .powerverse:
       guard r.headers["content-type"] == "application/json", r.headers["authorization"] == nil else {
         return wrongDialect("a JSON body and no Authorization header")
       }
       let j = r.json
-      guard j["client_id"] == s.clientID else { return error(401, code: "UNAUTHORIZED", message: "unknown client") }
+      guard j["client_id"] == s.clientID else {
+        return error(401, code: "UNAUTHORIZED", message: "unknown client")
+      }
       switch j["grant_type"] {
       case "client_credentials":
-        guard j["client_secret"] == s.clientSecret else { return error(401, code: "UNAUTHORIZED", message: "bad secret") }
+        guard j["client_secret"] == s.clientSecret else {
+          return error(401, code: "UNAUTHORIZED", message: "bad secret")
+        }
         return issue(refresh: true, scope: j["scope"])
       case "password":
         guard j["username"] == s.username, j["password"] == s.password else {
@@ -60,7 +70,9 @@ extension FakeUpstream {
     case .placeos:
       guard r.headers["content-type"] == "application/json" else { return wrongDialect("a JSON body") }
       let j = r.json
-      guard j["client_id"] == s.clientID else { return error(401, code: "invalid_client", message: "unknown client") }
+      guard j["client_id"] == s.clientID else {
+        return error(401, code: "invalid_client", message: "unknown client")
+      }
       switch j["grant_type"] {
       case "password":
         guard j["username"] == s.username, j["password"] == s.password else {
@@ -73,8 +85,12 @@ extension FakeUpstream {
         return wrongDialect("grant_type password")
       }
     case .formPassword:
-      guard r.headers["content-type"] == "application/x-www-form-urlencoded" else { return wrongDialect("form body") }
-      guard r.headers["authorization"] == basic else { return error(401, code: "invalid_client", message: "bad client") }
+      guard r.headers["content-type"] == "application/x-www-form-urlencoded" else {
+        return wrongDialect("form body")
+      }
+      guard r.headers["authorization"] == basic else {
+        return error(401, code: "invalid_client", message: "bad client")
+      }
       let f = r.form
       switch f["grant_type"] {
       case "password":
@@ -102,7 +118,9 @@ extension FakeUpstream {
       return (false, reused)
     }
     guard valid else {
-      return error(400, code: "invalid_grant", message: reused ? "refresh token reused; family revoked" : "unknown refresh token")
+      return error(
+        400, code: "invalid_grant",
+        message: reused ? "refresh token reused; family revoked" : "unknown refresh token")
     }
     let rotate = settings.rotateRefreshTokens
     if rotate { state.withLockedValue { _ = $0.validRefresh.remove(token) } }
@@ -142,7 +160,8 @@ extension FakeUpstream {
       Data(s.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
         .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
     }
-    return b64(#"{"alg":"RS256","typ":"JWT"}"#) + "." + b64(#"{"sub":"svc_\#(n)","exp":\#(exp)}"#) + ".sig\(n)"
+    return b64(#"{"alg":"RS256","typ":"JWT"}"#) + "." + b64(#"{"sub":"svc_\#(n)","exp":\#(exp)}"#)
+      + ".sig\(n)"
   }
 
   private func wrongDialect(_ expected: String) -> FakeAnswer {
@@ -167,9 +186,12 @@ extension FakeUpstream {
     case .slowBody(let interval):
       return .slowBody(interval: interval, body: Array(#"{"access_token":"slow","expires_in":3600}"#.utf8))
     case .oversized(let n):
-      return .respond(status: 200, headers: ["Content-Type": "application/json"], body: [UInt8](repeating: 0x20, count: n))
+      return .respond(
+        status: 200, headers: ["Content-Type": "application/json"], body: [UInt8](repeating: 0x20, count: n))
     case .malformedJSON:
-      return .respond(status: 200, headers: ["Content-Type": "application/json"], body: Array(#"{"access_token": "x""#.utf8))
+      return .respond(
+        status: 200, headers: ["Content-Type": "application/json"], body: Array(#"{"access_token": "x""#.utf8)
+      )
     case .redirect(let to):
       return .respond(status: 307, headers: ["Location": to], body: [])
     case .invalidGrant:

@@ -55,13 +55,17 @@ public final class FakeUpstream: Sendable {
     public var headers: [String: String]
     public var body: String
     public var json: [String: String] {
-      guard let o = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return [:] }
+      guard let o = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else {
+        return [:]
+      }
       return o.compactMapValues { $0 as? String }
     }
     public var form: [String: String] {
       var out: [String: String] = [:]
       for pair in body.split(separator: "&") {
-        let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+        let kv = pair.split(separator: "=", maxSplits: 1).map {
+          String($0).removingPercentEncoding ?? String($0)
+        }
         out[kv[0]] = kv.count > 1 ? kv[1] : ""
       }
       return out
@@ -160,7 +164,9 @@ public final class FakeUpstream: Sendable {
   }
 
   /// Whether the grant family was revoked by reuse detection.
-  public var familyRevoked: Bool { state.withLockedValue { !$0.revokedRefresh.isEmpty && $0.validRefresh.isEmpty } }
+  public var familyRevoked: Bool {
+    state.withLockedValue { !$0.revokedRefresh.isEmpty && $0.validRefresh.isEmpty }
+  }
 
   func nextFault() -> Fault? {
     state.withLockedValue { s in s.faults.isEmpty ? s.persistentFault : s.faults.removeFirst() }

@@ -31,31 +31,34 @@ final class FakeUpstreamHandler: ChannelInboundHandler {
   }
 
   private func perform(_ answer: FakeAnswer, context: ChannelHandlerContext) {
-      switch answer {
-      case .respond(let status, let headers, let body):
-        writeHead(context, status: status, headers: headers, length: body.count)
-        var buf = context.channel.allocator.buffer(capacity: body.count)
-        buf.writeBytes(body)
-        context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-      case .stall:
-        break
-      case .slowBody(let interval, let body):
-        writeHead(context, status: 200, headers: ["Content-Type": "application/json"], length: body.count)
-        context.flush()
-        trickle(context, body[...], interval: interval)
-      case .delayed(let seconds, let inner):
-        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
-          self.perform(inner, context: context)
-        }
+    switch answer {
+    case .respond(let status, let headers, let body):
+      writeHead(context, status: status, headers: headers, length: body.count)
+      var buf = context.channel.allocator.buffer(capacity: body.count)
+      buf.writeBytes(body)
+      context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
+      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    case .stall:
+      break
+    case .slowBody(let interval, let body):
+      writeHead(context, status: 200, headers: ["Content-Type": "application/json"], length: body.count)
+      context.flush()
+      trickle(context, body[...], interval: interval)
+    case .delayed(let seconds, let inner):
+      context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+        self.perform(inner, context: context)
       }
+    }
   }
 
-  private func writeHead(_ context: ChannelHandlerContext, status: Int, headers: [String: String], length: Int) {
+  private func writeHead(
+    _ context: ChannelHandlerContext, status: Int, headers: [String: String], length: Int
+  ) {
     var h = HTTPHeaders(headers.map { ($0.key, $0.value) })
     h.replaceOrAdd(name: "Content-Length", value: String(length))
     context.write(
-      wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: h))),
+      wrapOutboundOut(
+        .head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: h))),
       promise: nil)
   }
 

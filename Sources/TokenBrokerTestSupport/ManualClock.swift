@@ -24,7 +24,8 @@ public final class ManualClock: BrokerClock, Sendable {
 
   public func now() -> Double { state.withLockedValue { $0.now } }
 
-  public func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void) -> any TimerHandle {
+  public func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void) -> any TimerHandle
+  {
     let id = state.withLockedValue { s -> Int in
       s.nextID += 1
       s.timers.append(Timer(id: s.nextID, deadline: deadline, action: action))

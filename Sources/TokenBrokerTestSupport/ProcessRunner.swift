@@ -33,10 +33,12 @@ public enum ProcessRunner {
 
   /// `setpriv` wrapper: run as another uid/gid with exactly these supplementary groups.
   public static func runAs(
-    uid: UInt32, gid: UInt32, groups: [UInt32] = [], _ arguments: [String], environment: [String: String]? = nil
+    uid: UInt32, gid: UInt32, groups: [UInt32] = [], _ arguments: [String],
+    environment: [String: String]? = nil
   ) async throws -> Result {
     var prefix = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)"]
-    prefix.append(groups.isEmpty ? "--clear-groups" : "--groups=" + groups.map(String.init).joined(separator: ","))
+    prefix.append(
+      groups.isEmpty ? "--clear-groups" : "--groups=" + groups.map(String.init).joined(separator: ","))
     return try await run(prefix + arguments, environment: environment)
   }
 }

@@ -23,7 +23,9 @@ public final class RawSocket: @unchecked Sendable {
       for (i, b) in path.utf8.enumerated() { raw[i] = b }
     }
     let rc = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
     }
     guard rc == 0 else {
       close(fd)
@@ -37,7 +39,9 @@ public final class RawSocket: @unchecked Sendable {
     let bytes = Array(text.utf8)
     var sent = 0
     while sent < bytes.count {
-      let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+      let n = bytes.withUnsafeBytes {
+        Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
+      }
       guard n > 0 else { throw Failure(description: "send: \(String(cString: strerror(errno)))") }
       sent += n
     }

@@ -63,7 +63,8 @@ public final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
           let body = try await response.body.collect(upTo: TokenExchange.maxBodyBytes)
           var headers: [String: String] = [:]
           for (name, value) in response.headers { headers[name.lowercased()] = value }
-          return UpstreamResponse(status: Int(response.status.code), headers: headers, body: Array(buffer: body))
+          return UpstreamResponse(
+            status: Int(response.status.code), headers: headers, body: Array(buffer: body))
         }
         group.addTask {
           // A little after the client's own deadline, whose error says more (e.g. connection refused).
@@ -93,7 +94,8 @@ public final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
     case let e as HTTPClientError:
       switch e {
       case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
-        return UpstreamFailure(.retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
+        return UpstreamFailure(
+          .retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
       case .remoteConnectionClosed:
         return UpstreamFailure(.retryLater, message: "connection closed by the token endpoint")
       case .invalidURL, .emptyHost, .emptyScheme:

@@ -18,8 +18,10 @@ enum StatusTable {
     var widths = [Int](repeating: 0, count: rows[0].count)
     for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
     return rows.map { r in
-      r.enumerated().map { i, c in i == r.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count) }
-        .joined(separator: "  ")
+      r.enumerated().map { i, c in
+        i == r.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count)
+      }
+      .joined(separator: "  ")
     }.joined(separator: "\n")
   }
 

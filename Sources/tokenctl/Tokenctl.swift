@@ -32,7 +32,9 @@ struct Tokenctl: ParsableCommand {
     commandName: "tokenctl",
     abstract: "Gets tokens from token-brokerd and steers it.",
     version: "0.1.0",
-    subcommands: [TokenCommand.self, HeaderCommand.self, StatusCommand.self, RefreshCommand.self, ReloadCommand.self])
+    subcommands: [
+      TokenCommand.self, HeaderCommand.self, StatusCommand.self, RefreshCommand.self, ReloadCommand.self,
+    ])
 
   /// `tokenctl --socket PATH token NAME` (INTERFACE.md) as well as
   /// `tokenctl token --socket PATH NAME`: a leading --socket moves after the subcommand.
@@ -137,7 +139,8 @@ struct TokenCommand: ParsableCommand {
 
 struct HeaderCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "header", abstract: "Print the header line to send upstream (e.g. Authorization: Bearer ...).")
+    commandName: "header",
+    abstract: "Print the header line to send upstream (e.g. Authorization: Bearer ...).")
   @OptionGroup var socket: SocketOptions
   @Argument(help: "Provider name.") var name: String
   @Option(help: "Space-separated scopes.") var scope: String?
@@ -145,13 +148,16 @@ struct HeaderCommand: ParsableCommand {
   func run() {
     let query = scope.map { "?scope=" + escapePath($0) } ?? ""
     let r = call(socket, "GET", "/v1/token/" + escapePath(name) + query)
-    guard let header = MiniJSON.parse(r.body)?["header"]?.string else { fail("unexpected answer from the daemon", Exit.failure) }
+    guard let header = MiniJSON.parse(r.body)?["header"]?.string else {
+      fail("unexpected answer from the daemon", Exit.failure)
+    }
     out(header)
   }
 }
 
 struct RefreshCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "refresh", abstract: "Fetch a new token now (admin).")
+  static let configuration = CommandConfiguration(
+    commandName: "refresh", abstract: "Fetch a new token now (admin).")
   @OptionGroup var socket: SocketOptions
   @Argument(help: "Provider name.") var name: String
 
@@ -165,7 +171,8 @@ struct RefreshCommand: ParsableCommand {
 
 struct ReloadCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "reload", abstract: "Re-read the configuration (admin); the old one stays if the new one is invalid.")
+    commandName: "reload",
+    abstract: "Re-read the configuration (admin); the old one stays if the new one is invalid.")
   @OptionGroup var socket: SocketOptions
 
   func run() {
@@ -175,7 +182,8 @@ struct ReloadCommand: ParsableCommand {
 }
 
 struct StatusCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every provider's state.")
+  static let configuration = CommandConfiguration(
+    commandName: "status", abstract: "Show every provider's state.")
   @OptionGroup var socket: SocketOptions
   @Flag(help: "Print the JSON answer, for scripts.") var json = false
 

@@ -19,7 +19,8 @@ import TokenBrokerTestSupport
     func tokenctl(
       uid: UInt32, gid: UInt32 = 4242, groups: [UInt32] = [], _ args: String...
     ) async throws -> ProcessRunner.Result {
-      try await ProcessRunner.runAs(uid: uid, gid: gid, groups: groups, [tokenctl, "--socket", harness.socketPath] + args)
+      try await ProcessRunner.runAs(
+        uid: uid, gid: gid, groups: groups, [tokenctl, "--socket", harness.socketPath] + args)
     }
   }
 
@@ -74,7 +75,8 @@ import TokenBrokerTestSupport
 
   @Test func membershipThroughASupplementaryGroupOrThePrimaryGroupWorks() async throws {
     try await Self.world { w in
-      let viaSupplementary = try await w.tokenctl(uid: 1003, groups: [5000, Self.allowedGID], "token", "energy")
+      let viaSupplementary = try await w.tokenctl(
+        uid: 1003, groups: [5000, Self.allowedGID], "token", "energy")
       #expect(viaSupplementary.status == 0, "\(viaSupplementary.stderr)")
       let viaPrimary = try await w.tokenctl(uid: 1004, gid: Self.allowedGID, "header", "energy")
       #expect(viaPrimary.status == 0)

@@ -84,7 +84,8 @@ import TokenBrokerTestSupport
   }
 
   @Test func powerversePasswordGrantJSON() async throws {
-    try await Single.with(.powerverse, grant: .password, scopes: ["read:sites", "read:assets"]) { s async throws in
+    try await Single.with(.powerverse, grant: .password, scopes: ["read:sites", "read:assets"]) {
+      s async throws in
       let req = try #require(s.upstream.requests.first)
       #expect(
         req.json == [

@@ -28,12 +28,16 @@ import TokenBrokerTestSupport
   @Test func oversizedRequestTargetAndHeadersGet431() async throws {
     try await Self.withBroker { h in
       let longTarget = try RawSocket(path: h.socketPath)
-      try longTarget.send("GET /v1/token/key?x=\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: x\r\n\r\n")
-      #expect(Self.statusLine(await longTarget.receive { $0.contains("\r\n\r\n") }) == "HTTP/1.1 431 Request Header Fields Too Large")
+      try longTarget.send(
+        "GET /v1/token/key?x=\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: x\r\n\r\n")
+      #expect(
+        Self.statusLine(await longTarget.receive { $0.contains("\r\n\r\n") })
+          == "HTTP/1.1 431 Request Header Fields Too Large")
       let manyHeaders = try RawSocket(path: h.socketPath)
       let headers = (0..<100).map { "X-H\($0): v\r\n" }.joined()
       try manyHeaders.send("GET /v1/token/key HTTP/1.1\r\n\(headers)\r\n")
-      #expect(Self.statusLine(await manyHeaders.receive { $0.contains("\r\n\r\n") }).hasPrefix("HTTP/1.1 431"))
+      #expect(
+        Self.statusLine(await manyHeaders.receive { $0.contains("\r\n\r\n") }).hasPrefix("HTTP/1.1 431"))
       let huge = try RawSocket(path: h.socketPath)
       try huge.send("GET /v1/token/key HTTP/1.1\r\nX-Big: \(String(repeating: "b", count: 100_000))\r\n\r\n")
       #expect(Self.statusLine(await huge.receive { $0.contains("\r\n\r\n") }).hasPrefix("HTTP/1.1 431"))
@@ -74,7 +78,8 @@ import TokenBrokerTestSupport
       var held = [try RawSocket(path: h.socketPath), try RawSocket(path: h.socketPath)]
       for c in held {
         try c.send("GET /v1/token/key HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(Self.statusLine(await c.receive { $0.contains("}\n") || $0.hasSuffix("\n") }) == "HTTP/1.1 200 OK")
+        #expect(
+          Self.statusLine(await c.receive { $0.contains("}\n") || $0.hasSuffix("\n") }) == "HTTP/1.1 200 OK")
       }
       let third = try RawSocket(path: h.socketPath)
       let refused = await third.receive { $0.contains("}}") }
@@ -104,8 +109,10 @@ import TokenBrokerTestSupport
   }
 
   @Test(arguments: [
-    "GET\r\n\r\n", "\u{00}\u{01}\u{02}\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET /v1/token/%ZZ HTTP/1.1\r\nHost: x\r\n\r\n",
-    "GET /v1/token/key?scope=%C3%28 HTTP/1.1\r\nHost: x\r\n\r\n", "DELETE /v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET\r\n\r\n", "\u{00}\u{01}\u{02}\r\n\r\n", "GET / HTTP/9.9\r\n\r\n",
+    "GET /v1/token/%ZZ HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /v1/token/key?scope=%C3%28 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "DELETE /v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
   ])
   func garbageNeverGetsA500(request: String) async throws {
     try await Self.withBroker { h in

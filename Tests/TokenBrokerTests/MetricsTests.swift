@@ -18,7 +18,8 @@ import TokenBrokerTestSupport
         continue
       }
       if line.hasPrefix("#") { continue }
-      let pattern = #/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (\S+)$/#
+      let pattern =
+        #/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (\S+)$/#
       let m = try #require(try pattern.wholeMatch(in: String(line)), "not a sample line: \(line)")
       let name = String(m.output.1)
       let family = typed.first { name == $0 || name.hasPrefix($0 + "_") }
@@ -44,7 +45,10 @@ import TokenBrokerTestSupport
       #expect(samples[#"token_broker_requests_total{endpoint="token",status="404"}"#] == 1)
       #expect(samples[#"token_broker_token_expires_in_seconds{provider="energy"}"#] == 3600)
       #expect(samples[#"token_broker_token_age_seconds{provider="energy"}"#] == 0)
-      #expect(samples.keys.contains { $0.hasPrefix(#"token_broker_request_duration_seconds_bucket{endpoint="token""#) })
+      #expect(
+        samples.keys.contains {
+          $0.hasPrefix(#"token_broker_request_duration_seconds_bucket{endpoint="token""#)
+        })
       #expect(!r.text.contains(s.upstream.issuedAccessTokens[0]))
     }
   }

@@ -122,7 +122,8 @@ import TokenBrokerTestSupport
   }
 
   @Test func rejectedClientCredentialsFailAndRetryOnlyAtTheCap() async throws {
-    try await Single.with(.energy, tweak: { _, secrets in secrets.clientSecret = "not-the-secret" }) { s async throws in
+    try await Single.with(.energy, tweak: { _, secrets in secrets.clientSecret = "not-the-secret" }) {
+      s async throws in
       let status = await s.status()
       #expect(status.state == .failed)
       #expect(status.lastError == "upstream 401 invalid_client: bad credentials")

@@ -26,7 +26,8 @@ import TokenBrokerTestSupport
   }
 
   @Test func tokenHeaderJSONAndScopes() async throws {
-    try await Single.with(.energy, name: "energy", scopes: ["read"], allowed: ["read", "write"]) { s async throws in
+    try await Single.with(.energy, name: "energy", scopes: ["read"], allowed: ["read", "write"]) {
+      s async throws in
       let sock = s.harness.socketPath
       let plain = try await tokenctl(["--socket", sock, "token", "energy"])
       #expect(plain.status == 0)
@@ -35,7 +36,9 @@ import TokenBrokerTestSupport
       #expect(env.stdout.contains(#""provider":"energy""#))
       let header = try await tokenctl(["header", "energy", "--socket", sock])
       #expect(header.stdout == "Authorization: Bearer \(s.upstream.issuedAccessTokens[0])\n")
-      let scoped = try await tokenctl(["--socket", sock, "token", "energy", "--scope", "read write", "--min-valid", "60"])
+      let scoped = try await tokenctl([
+        "--socket", sock, "token", "energy", "--scope", "read write", "--min-valid", "60",
+      ])
       #expect(scoped.status == 0)
       #expect(s.upstream.requests.last?.form["scope"] == "read write")
       let badScope = try await tokenctl(["--socket", sock, "token", "energy", "--scope", "admin"])
@@ -53,7 +56,8 @@ import TokenBrokerTestSupport
   }
 
   @Test func temporarilyUnavailableIs75() async throws {
-    try await Single.with(.energy, tweak: { _, secrets in secrets.clientSecret = "wrong-secret" }) { s async throws in
+    try await Single.with(.energy, tweak: { _, secrets in secrets.clientSecret = "wrong-secret" }) {
+      s async throws in
       let r = try await tokenctl(["--socket", s.harness.socketPath, "token", "p"])
       #expect(r.status == 75)
       #expect(r.stderr.contains("unavailable: p: upstream 401 invalid_client"))

@@ -68,16 +68,22 @@ public final class SocketAPI: ServerRequestHandler {
   private func record(_ endpoint: String, _ response: ServerResponse, since start: ContinuousClock.Instant) {
     let elapsed = ContinuousClock.now - start
     let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-    broker.environment.metrics.request(endpoint: endpoint, status: Int(response.status.code), nanoseconds: nanos)
+    broker.environment.metrics.request(
+      endpoint: endpoint, status: Int(response.status.code), nanoseconds: nanos)
   }
 
   func cachedToken(_ request: ServerRequest) -> ServerResponse? {
-    guard request.method == .GET, !request.queryMalformed, case .token(let name)? = Self.route(request.path) else { return nil }
+    guard request.method == .GET, !request.queryMalformed, case .token(let name)? = Self.route(request.path)
+    else { return nil }
     guard let parsed = try? parseTokenRequest(request, provider: name) else { return nil }
-    guard let config = broker.config.provider(named: name), authorised(request, provider: name) else { return nil }
+    guard let config = broker.config.provider(named: name), authorised(request, provider: name) else {
+      return nil
+    }
     let now = broker.environment.clock.now()
     let minValid = max(broker.config.broker.minValid, parsed.minValid ?? 0)
-    guard let token = broker.environment.cache.servable(provider: name, scopes: parsed.scopes, now: now, minValid: minValid)
+    guard
+      let token = broker.environment.cache.servable(
+        provider: name, scopes: parsed.scopes, now: now, minValid: minValid)
     else { return nil }
     return tokenResponse(token, provider: config, plain: parsed.plain, now: now)
   }
@@ -158,9 +164,11 @@ public final class SocketAPI: ServerRequestHandler {
     }
     switch await engine.token(scopes: query.scopes, minValid: query.minValid) {
     case .success(let token):
-      return tokenResponse(token, provider: engine.config, plain: query.plain, now: broker.environment.clock.now())
+      return tokenResponse(
+        token, provider: engine.config, plain: query.plain, now: broker.environment.clock.now())
     case .failure(.unavailable(let message, let retryAfter)):
-      return error(.serviceUnavailable, "unavailable", message, headers: [("Retry-After", String(retryAfter))])
+      return error(
+        .serviceUnavailable, "unavailable", message, headers: [("Retry-After", String(retryAfter))])
     case .failure(.needsLogin(let message)):
       return error(.serviceUnavailable, "needs_login", message, headers: [("Retry-After", "300")])
     }
@@ -168,7 +176,9 @@ public final class SocketAPI: ServerRequestHandler {
 
   func tokenResponse(_ token: Token, provider: ProviderConfig, plain: Bool, now: Double) -> ServerResponse {
     if plain {
-      return ServerResponse(status: .ok, contentType: "text/plain", headers: [("Cache-Control", "no-store")], body: Array(token.accessToken.utf8))
+      return ServerResponse(
+        status: .ok, contentType: "text/plain", headers: [("Cache-Control", "no-store")],
+        body: Array(token.accessToken.utf8))
     }
     let isKey = provider.grant == .apiKey
     var w = JSONWriter.Object()
@@ -178,7 +188,9 @@ public final class SocketAPI: ServerRequestHandler {
     w.field("expires_in", token.expiresAt.map { Int(($0 - now).rounded(.down)) })
     w.field("expires_at", token.expiresAt.map(Timestamp.rfc3339))
     w.field("scope", isKey ? nil : token.scope.joined(separator: " "))
-    w.field("header", isKey ? "\(provider.apiKeyHeader): \(token.accessToken)" : "Authorization: \(token.authorizationValue)")
+    w.field(
+      "header",
+      isKey ? "\(provider.apiKeyHeader): \(token.accessToken)" : "Authorization: \(token.authorizationValue)")
     return ServerResponse(status: .ok, headers: [("Cache-Control", "no-store")], body: w.finished() + [0x0A])
   }
 
@@ -208,11 +220,14 @@ public final class SocketAPI: ServerRequestHandler {
       var inner = JSONWriter.Object()
       inner.field("code", "invalid_config")
       inner.field("message", "the new configuration was refused; the old one stays in force")
-      inner.raw("problems", JSONWriter.array(problems.map { p in
-        var b: [UInt8] = []
-        JSONWriter.appendString(p, to: &b)
-        return b
-      }))
+      inner.raw(
+        "problems",
+        JSONWriter.array(
+          problems.map { p in
+            var b: [UInt8] = []
+            JSONWriter.appendString(p, to: &b)
+            return b
+          }))
       w.raw("error", inner.finished())
       return ServerResponse(status: .badRequest, body: w.finished() + [0x0A])
     }
@@ -222,7 +237,8 @@ public final class SocketAPI: ServerRequestHandler {
   func metrics() async -> ServerResponse {
     let metrics = broker.environment.metrics
     metrics.update(await broker.statuses(), now: broker.environment.clock.now())
-    return ServerResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render())
+    return ServerResponse(
+      status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render())
   }
 
   // MARK: Access
@@ -265,7 +281,9 @@ public final class SocketAPI: ServerRequestHandler {
     error(.methodNotAllowed, "method_not_allowed", "use \(allowed)", headers: [("Allow", allowed)])
   }
 
-  func error(_ status: HTTPResponseStatus, _ code: String, _ message: String, headers: [(String, String)] = []) -> ServerResponse {
+  func error(
+    _ status: HTTPResponseStatus, _ code: String, _ message: String, headers: [(String, String)] = []
+  ) -> ServerResponse {
     ServerResponse(status: status, headers: headers, body: ErrorBody.json(code: code, message: message))
   }
 }

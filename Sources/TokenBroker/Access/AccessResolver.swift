@@ -18,9 +18,17 @@ public enum AccessResolver {
         case .uid(let n): out.uids.insert(n)
         case .gid(let n): out.gids.insert(n)
         case .user(let name):
-          if let uid = userID(name) { out.uids.insert(uid) } else { warnings.append("\(key): no user named \(name); entry ignored") }
+          if let uid = userID(name) {
+            out.uids.insert(uid)
+          } else {
+            warnings.append("\(key): no user named \(name); entry ignored")
+          }
         case .group(let name):
-          if let gid = groupID(name) { out.gids.insert(gid) } else { warnings.append("\(key): no group named \(name); entry ignored") }
+          if let gid = groupID(name) {
+            out.gids.insert(gid)
+          } else {
+            warnings.append("\(key): no group named \(name); entry ignored")
+          }
         }
       }
       return out

@@ -40,7 +40,8 @@ public final class DemoIssuer: ServerRequestHandler {
     broker.stateDir = stateDir
     broker.minValid = 3
     broker.logTarget = .console
-    var p = ProviderConfig(name: "demo", tokenURL: "http://127.0.0.1:\(port)/oauth/token", grant: .clientCredentials)
+    var p = ProviderConfig(
+      name: "demo", tokenURL: "http://127.0.0.1:\(port)/oauth/token", grant: .clientCredentials)
     p.clientID = clientID
     p.clientSecret = .literal(clientSecret)
     p.scopes = ["demo:read"]

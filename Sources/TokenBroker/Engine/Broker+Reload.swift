@@ -54,7 +54,8 @@ extension Broker {
       } else {
         summary.added.append(p.name)
       }
-      let e = ProviderEngine(config: p, settings: loaded.config.broker, secrets: secrets, environment: environment)
+      let e = ProviderEngine(
+        config: p, settings: loaded.config.broker, secrets: secrets, environment: environment)
       engines[p.name] = e
       toStart.append(e)
     }

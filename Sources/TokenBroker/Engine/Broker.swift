@@ -15,12 +15,14 @@ public final class Broker: Sendable {
   public let startedAt: Double
 
   public init(
-    config: BrokerConfig, secrets: [String: ResolvedSecrets], access: AccessPolicy, environment: EngineEnvironment
+    config: BrokerConfig, secrets: [String: ResolvedSecrets], access: AccessPolicy,
+    environment: EngineEnvironment
   ) {
     var engines: [String: ProviderEngine] = [:]
     for p in config.providers {
       engines[p.name] = ProviderEngine(
-        config: p, settings: config.broker, secrets: secrets[p.name] ?? ResolvedSecrets(), environment: environment)
+        config: p, settings: config.broker, secrets: secrets[p.name] ?? ResolvedSecrets(),
+        environment: environment)
     }
     self.box = NIOLockedValueBox(Snapshot(config: config, engines: engines, access: access))
     self.environment = environment

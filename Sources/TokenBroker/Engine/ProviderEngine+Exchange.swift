@@ -51,7 +51,8 @@ extension ProviderEngine {
         // A password / client_credentials provider falls back to its own grant.
         refreshToken = nil
         saveState(needsLogin: false, requestID: requestID)
-        logger.notice("refresh token rejected; falling back to the \(config.grant.rawValue) grant", metadata: meta)
+        logger.notice(
+          "refresh token rejected; falling back to the \(config.grant.rawValue) grant", metadata: meta)
         grant = .primary
       }
     }
@@ -71,7 +72,8 @@ extension ProviderEngine {
     do {
       guard let record = try env.store.load(name) else { return }
       if config.grant == .refreshToken, record.seed != seedFingerprint {
-        logger.notice("configured refresh_token is new; stored state superseded", metadata: ["event": "state_loaded"])
+        logger.notice(
+          "configured refresh_token is new; stored state superseded", metadata: ["event": "state_loaded"])
         return
       }
       refreshToken = record.refreshToken ?? (config.grant == .refreshToken ? nil : secrets.refreshToken)

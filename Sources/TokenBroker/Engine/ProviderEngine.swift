@@ -36,7 +36,9 @@ public actor ProviderEngine {
   private var firstAttemptDone = false
   private var firstAttemptWaiters: [CheckedContinuation<Void, Never>] = []
 
-  public init(config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets, environment: EngineEnvironment) {
+  public init(
+    config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets, environment: EngineEnvironment
+  ) {
     self.name = config.name
     self.config = config
     self.secrets = secrets
@@ -117,14 +119,16 @@ public actor ProviderEngine {
     if let t = slot.token, t.lifetime < wanted, slot.inflight == nil, slot.failures == 0 {
       return .failure(
         .unavailable(
-          message: "\(name) issues tokens valid for \(Int(t.lifetime)) s, less than the \(Int(wanted)) s asked for",
+          message:
+            "\(name) issues tokens valid for \(Int(t.lifetime)) s, less than the \(Int(wanted)) s asked for",
           retryAfter: 1))
     }
     // In backoff: do not let callers hammer the upstream.
     if slot.inflight == nil, slot.failures > 0, let next = slot.nextRefresh, next > now {
       return .failure(
         .unavailable(
-          message: "\(name): \(slot.lastError ?? "refresh failing")", retryAfter: Int((next - now).rounded(.up))))
+          message: "\(name): \(slot.lastError ?? "refresh failing")",
+          retryAfter: Int((next - now).rounded(.up))))
     }
     let result = await beginRefresh(scopes).value
     let after = env.clock.now()
@@ -135,7 +139,8 @@ public actor ProviderEngine {
     case .success(let t):
       return .failure(
         .unavailable(
-          message: "\(name) issued a token valid for \(Int(t.remaining(at: after))) s, less than the \(Int(wanted)) s asked for",
+          message:
+            "\(name) issued a token valid for \(Int(t.remaining(at: after))) s, less than the \(Int(wanted)) s asked for",
           retryAfter: retry))
     case .failure(let f):
       return .failure(.unavailable(message: "\(name): \(redact(f.description))", retryAfter: retry))

@@ -67,7 +67,8 @@ public final class BrokerMetrics: Sendable {
 
   /// A failed upstream token fetch, by classified reason.
   public func refreshFailed(provider: String, reason: FailureKind) {
-    counter("token_broker_refresh_failures_total", [("provider", provider), ("reason", reason.rawValue)]).increment()
+    counter("token_broker_refresh_failures_total", [("provider", provider), ("reason", reason.rawValue)])
+      .increment()
   }
 
   /// One answered socket request.

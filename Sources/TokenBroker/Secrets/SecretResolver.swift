@@ -35,7 +35,8 @@ public struct SecretResolver: Sendable {
       guard let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty else {
         throw Failure(
           description:
-            "credential \(name) needs $CREDENTIALS_DIRECTORY; run under systemd with LoadCredential=\(name):PATH")
+            "credential \(name) needs $CREDENTIALS_DIRECTORY; run under systemd with LoadCredential=\(name):PATH"
+        )
       }
       return try readFile(dir + "/" + name, refuseOtherReadable: false)
     }
@@ -69,7 +70,9 @@ public struct SecretResolver: Sendable {
     }
     if refuseOtherReadable, st.st_mode & S_IROTH != 0 {
       throw Failure(
-        description: "\(path) is readable by others (mode 0\(String(st.st_mode & 0o7777, radix: 8))); run: chmod o-rwx \(path)")
+        description:
+          "\(path) is readable by others (mode 0\(String(st.st_mode & 0o7777, radix: 8))); run: chmod o-rwx \(path)"
+      )
     }
     guard st.st_size <= Self.maxBytes else {
       throw Failure(description: "\(path) is larger than \(Self.maxBytes) bytes; is it the right file?")
@@ -79,7 +82,9 @@ public struct SecretResolver: Sendable {
     while total < bytes.count {
       let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
       if n < 0 && errno == EINTR { continue }
-      guard n >= 0 else { throw Failure(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
+      guard n >= 0 else {
+        throw Failure(description: "cannot read \(path): \(String(cString: strerror(errno)))")
+      }
       if n == 0 { break }
       total += n
     }

@@ -56,7 +56,8 @@ public struct StateStore: Sendable {
     var st = stat()
     if stat(directory, &st) != 0 {
       guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
-        throw Failure(description: "cannot create state_dir \(directory): \(String(cString: strerror(errno)))")
+        throw Failure(
+          description: "cannot create state_dir \(directory): \(String(cString: strerror(errno)))")
       }
       return
     }
@@ -85,7 +86,8 @@ public struct StateStore: Sendable {
     guard let any = try? JSONSerialization.jsonObject(with: Data(bytes)), let o = any as? [String: Any],
       (o["version"] as? Int) == 1
     else {
-      throw Failure(description: "\(file) is not a token-broker state file (version 1); move it away to start over")
+      throw Failure(
+        description: "\(file) is not a token-broker state file (version 1); move it away to start over")
     }
     return ProviderStateRecord(
       refreshToken: o["refresh_token"] as? String, seed: o["seed"] as? String,

@@ -13,7 +13,8 @@ public struct DispatchClock: BrokerClock {
 
   public func now() -> Double { Date().timeIntervalSince1970 }
 
-  public func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void) -> any TimerHandle {
+  public func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void) -> any TimerHandle
+  {
     let source = DispatchSource.makeTimerSource(queue: queue)
     let delay = max(0, deadline - now())
     // Wall-clock deadline: a suspended machine wakes up and refreshes at once.

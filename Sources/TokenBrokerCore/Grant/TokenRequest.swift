@@ -7,7 +7,9 @@ public struct ResolvedSecrets: Sendable, Equatable, CustomStringConvertible {
   public var refreshToken: String?
   public var apiKey: String?
 
-  public init(clientSecret: String? = nil, password: String? = nil, refreshToken: String? = nil, apiKey: String? = nil) {
+  public init(
+    clientSecret: String? = nil, password: String? = nil, refreshToken: String? = nil, apiKey: String? = nil
+  ) {
     self.clientSecret = clientSecret
     self.password = password
     self.refreshToken = refreshToken

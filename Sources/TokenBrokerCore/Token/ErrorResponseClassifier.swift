@@ -58,19 +58,22 @@ public enum ErrorResponseClassifier {
     switch status {
     case 300...399:
       let target = location.map { " to \(clean($0))" } ?? ""
-      return "token endpoint redirects\(target); redirects are not followed: set token_url to the final address"
+      return
+        "token endpoint redirects\(target); redirects are not followed: set token_url to the final address"
     case 401: return "client credentials rejected (401); check client_id and client_secret"
     case 403: return "access forbidden (403); check the account's permissions"
     case 404: return "token endpoint not found (404); check token_url"
     case 429: return "rate limited (429)"
     case 500...599: return "upstream server error (\(status))"
-    default: return bodyEmpty ? "status \(status) with an empty body" : "status \(status) with an unrecognised body"
+    default:
+      return bodyEmpty ? "status \(status) with an empty body" : "status \(status) with an unrecognised body"
     }
   }
 
   /// Printable ASCII, one line, bounded: upstream text goes into logs and status.
   static func clean(_ s: String) -> String {
-    var out = String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+    var out = String(
+      String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
     if out.count > maxMessageLength { out = String(out.prefix(maxMessageLength)) + "…" }
     return out
   }

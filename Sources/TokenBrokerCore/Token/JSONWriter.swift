@@ -12,7 +12,9 @@ public enum JSONWriter {
       case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
       case 0..<0x20:
         let hex = Array("0123456789abcdef".utf8)
-        out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+        out.append(contentsOf: [
+          0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)],
+        ])
       default: out.append(byte)
       }
     }
@@ -35,7 +37,11 @@ public enum JSONWriter {
 
     public mutating func field(_ k: String, _ v: String?) {
       key(k)
-      if let v { JSONWriter.appendString(v, to: &bytes) } else { bytes.append(contentsOf: Array("null".utf8)) }
+      if let v {
+        JSONWriter.appendString(v, to: &bytes)
+      } else {
+        bytes.append(contentsOf: Array("null".utf8))
+      }
     }
 
     public mutating func field(_ k: String, _ v: Int?) {

@@ -6,7 +6,9 @@ public enum RetryAfter {
   public static func seconds(_ value: String, now: Double) -> Double? {
     let v = value.trimmingCharacters(in: .whitespaces)
     if let n = Int(v) { return n >= 0 ? Double(n) : nil }
-    for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
+    for format in [
+      "EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy",
+    ] {
       let f = DateFormatter()
       f.locale = Locale(identifier: "en_US_POSIX")
       f.timeZone = TimeZone(identifier: "GMT")

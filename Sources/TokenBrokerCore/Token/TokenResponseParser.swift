@@ -13,22 +13,26 @@ public enum TokenResponseParser {
     body: [UInt8], requestedScope: [String], now: Double
   ) throws(UpstreamFailure) -> TokenResponse {
     guard !body.isEmpty else {
-      throw UpstreamFailure(.retryLater, status: 200, message: "token endpoint answered 200 with an empty body")
+      throw UpstreamFailure(
+        .retryLater, status: 200, message: "token endpoint answered 200 with an empty body")
     }
     guard let object = JSONValue.parseObject(body) else {
       throw UpstreamFailure(
-        .retryLater, status: 200, message: "token endpoint answered 200 with a body that is not a JSON object")
+        .retryLater, status: 200, message: "token endpoint answered 200 with a body that is not a JSON object"
+      )
     }
     guard let access = object["access_token"] as? String, !access.isEmpty else {
       throw UpstreamFailure(.retryLater, status: 200, message: "token response has no access_token")
     }
     guard isHeaderSafe(access) else {
-      throw UpstreamFailure(.retryLater, status: 200, message: "token response access_token has invalid characters")
+      throw UpstreamFailure(
+        .retryLater, status: 200, message: "token response access_token has invalid characters")
     }
     let rawType = (object["token_type"] as? String) ?? "Bearer"
     let tokenType = rawType.lowercased() == "bearer" ? "Bearer" : rawType
     guard isHeaderSafe(tokenType), !tokenType.contains(" ") else {
-      throw UpstreamFailure(.retryLater, status: 200, message: "token response token_type has invalid characters")
+      throw UpstreamFailure(
+        .retryLater, status: 200, message: "token response token_type has invalid characters")
     }
 
     var issuedAt = now
@@ -59,7 +63,8 @@ public enum TokenResponseParser {
     }
     let refresh = (object["refresh_token"] as? String).flatMap { $0.isEmpty ? nil : $0 }
     return TokenResponse(
-      token: Token(accessToken: access, tokenType: tokenType, issuedAt: issuedAt, expiresAt: expiresAt, scope: scope),
+      token: Token(
+        accessToken: access, tokenType: tokenType, issuedAt: issuedAt, expiresAt: expiresAt, scope: scope),
       refreshToken: refresh)
   }
 
