@@ -93,6 +93,42 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
+    // Measurement and reliability tools (see README "Performance" and "Reliability").
+    .executableTarget(
+      name: "token-broker-bench",
+      dependencies: [
+        "TokenBroker",
+        "TokenBrokerCore",
+        "TokenBrokerClient",
+        "TokenBrokerTestSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+    .target(
+      name: "TokenBrokerFuzzTargets",
+      dependencies: [
+        "TokenBroker",
+        "TokenBrokerCore",
+        "TokenBrokerServer",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ]
+    ),
+    .executableTarget(
+      name: "token-broker-fuzz",
+      dependencies: ["TokenBrokerFuzzTargets"]
+    ),
+    .executableTarget(
+      name: "token-broker-reliability",
+      dependencies: [
+        "TokenBroker",
+        "TokenBrokerCore",
+        "TokenBrokerClient",
+        "TokenBrokerTestSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
     .target(
       name: "TokenBrokerTestSupport",
       dependencies: [
@@ -110,6 +146,10 @@ let package = Package(
     .testTarget(
       name: "TokenBrokerCoreTests",
       dependencies: ["TokenBrokerCore", "TokenBrokerClient"]
+    ),
+    .testTarget(
+      name: "ReliabilityTests",
+      dependencies: ["TokenBrokerFuzzTargets", "TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore"]
     ),
     .testTarget(
       name: "TokenBrokerSystemdTests",

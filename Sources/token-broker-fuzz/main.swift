@@ -1,0 +1,2 @@
+import TokenBrokerFuzzTargets
+print("token-broker-fuzz: not yet")
