@@ -43,10 +43,10 @@ private let providers = ["energy", "placeos", "powernaut", "powerverse"]
   }
 
   @Test func editDistance() {
-    #expect(Suggestion.distance("kitten", "sitting") == 3)
-    #expect(Suggestion.distance("", "abc") == 3)
-    #expect(Suggestion.distance("abc", "") == 3)
-    #expect(Suggestion.distance("same", "same") == 0)
-    #expect(Suggestion.distance("ab", "ba") == 2)
+    #expect(ConfigDidYouMean.distance("kitten", "sitting") == 3)
+    #expect(ConfigDidYouMean.distance("", "abc") == 3)
+    #expect(ConfigDidYouMean.distance("abc", "") == 3)
+    #expect(ConfigDidYouMean.distance("same", "same") == 0)
+    #expect(ConfigDidYouMean.distance("ab", "ba") == 2)
   }
 }

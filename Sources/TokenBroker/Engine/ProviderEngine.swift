@@ -217,7 +217,8 @@ public actor ProviderEngine {
       slot.lastError = nil
       slot.lastRefresh = now
       slot.nextRefresh = policy.nextRefresh(for: token, now: now, random: env.random())
-      env.cache.set(provider: name, scopes: key, token: token, now: now)
+      // A stopped engine (replaced by a reload) must not overwrite its successor's cache.
+      if !stopped { env.cache.set(provider: name, scopes: key, token: token, now: now) }
     case .failure(let failure):
       slot.failures += 1
       slot.lastError = redact(failure.description)
