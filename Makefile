@@ -12,7 +12,7 @@ BUILD    ?= .build
 CONFIG   ?= debug
 
 # Debian packages the build and the tests need.
-APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace
+APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace openssl
 
 .PHONY: deps dev build release test lint format install check-units clean
 

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A real HTTP token endpoint on 127.0.0.1 that speaks one seed provider's
 /// dialect exactly (anything else gets 400) and misbehaves on command.
@@ -113,12 +114,24 @@ public final class FakeUpstream: Sendable {
     self.now = now
   }
 
-  /// Binds 127.0.0.1 on a free port.
-  public func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
+  /// Binds 127.0.0.1 on a free port; with `tls`, speaks HTTPS with that certificate.
+  public func start(
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, tls: TestCertificate? = nil
+  ) async throws {
+    let sslContext = try tls.map { cert in
+      try NIOSSLContext(
+        configuration: .makeServerConfiguration(
+          certificateChain: try NIOSSLCertificate.fromPEMFile(cert.certificatePath).map { .certificate($0) },
+          privateKey: .privateKey(try NIOSSLPrivateKey(file: cert.keyPath, format: .pem))))
+    }
+    scheme.withLockedValue { $0 = tls == nil ? "http" : "https" }
     let ch = try await ServerBootstrap(group: group)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
+          if let sslContext {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+          }
           try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
           try channel.pipeline.syncOperations.addHandler(FakeUpstreamHandler(upstream: self))
         }
@@ -133,7 +146,8 @@ public final class FakeUpstream: Sendable {
   }
 
   public var port: Int { channel.withLockedValue { $0?.localAddress?.port ?? 0 } }
-  public var tokenURL: String { "http://127.0.0.1:\(port)\(dialect.path)" }
+  public var tokenURL: String { "\(scheme.withLockedValue { $0 })://127.0.0.1:\(port)\(dialect.path)" }
+  private let scheme = NIOLockedValueBox("http")
 
   // MARK: Control and inspection
 

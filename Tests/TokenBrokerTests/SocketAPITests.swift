@@ -95,4 +95,11 @@ import TokenBrokerTestSupport
       #expect(answer.hasPrefix("HTTP/1.1 413"))
     }
   }
+
+  @Test func servingACachedTokenDoesNoUpstreamWork() async throws {
+    try await Single.with(.energy) { s async throws in
+      for _ in 0..<100 { #expect(try await s.harness.get("/v1/token/p").status == 200) }
+      #expect(s.upstream.requestCount == 1)
+    }
+  }
 }
