@@ -14,7 +14,8 @@ import TokenBrokerServer
 struct TokenBrokerd: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "token-brokerd",
-    abstract: "Holds OAuth2 client credentials and serves fresh tokens to local processes over a Unix socket.",
+    abstract:
+      "Holds OAuth2 client credentials and serves fresh tokens to local processes over a Unix socket.",
     version: BrokerVersion.current)
 
   @Option(help: "Configuration file.") var config = "/etc/token-broker/broker.toml"
@@ -25,15 +26,21 @@ struct TokenBrokerd: AsyncParsableCommand {
   @Option(help: "Socket path (overrides [broker] socket).") var socket: String?
   @Option(help: "trace | debug | info | notice | warning | error") var logLevel: String?
   @Option(help: "auto | journal | console") var logTarget: String?
+  @Option(help: "Seconds to wait for every provider's first token before telling systemd READY=1.")
+  var startupTimeout: Double = 10
 
   func validate() throws {
     if let l = logLevel, LogLevel(rawValue: l) == nil {
-      throw ValidationError("--log-level must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+      throw ValidationError(
+        "--log-level must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))")
     }
     if let t = logTarget, TokenBrokerCore.LogTarget(rawValue: t) == nil {
       throw ValidationError("--log-target must be one of auto, journal, console")
     }
     if dev && checkConfig { throw ValidationError("--dev and --check-config do not go together") }
+    if !(startupTimeout > 0 && startupTimeout <= 3600) {
+      throw ValidationError("--startup-timeout must be more than 0 and at most 3600 seconds")
+    }
   }
 
   func run() async throws {
@@ -46,10 +53,7 @@ struct TokenBrokerd: AsyncParsableCommand {
     do {
       loaded = try loader.load()
     } catch {
-      for p in error.problems { FileHandle.standardError.write(Data("\(p.description)\n".utf8)) }
-      let n = error.problems.count
-      FileHandle.standardError.write(
-        Data("token-brokerd: \(n) problem\(n == 1 ? "" : "s") in \(config); nothing was started\n".utf8))
+      reportProblems(error.problems)
       throw ExitCode(TokenBroker.ExitCode.config)
     }
     if checkConfig {
@@ -57,9 +61,24 @@ struct TokenBrokerd: AsyncParsableCommand {
       print("\(config): ok (\(loaded.config.providers.count) providers)")
       return
     }
-    let logger = LogSetup.makeLogger(target: loaded.config.broker.logTarget, level: loaded.config.broker.logLevel)
-    let status = await Daemon(loader: loader, logger: logger).run(loaded)
-    throw ExitCode(status)
+    let control = LogLevelControl()
+    let logger = LogSetup.makeLogger(
+      target: loaded.config.broker.logTarget, level: loaded.config.broker.logLevel, control: control)
+    let daemon = Daemon(loader: loader, logger: logger, startupTimeout: startupTimeout, logLevel: control)
+    throw ExitCode(await daemon.run(loaded))
+  }
+
+  /// `PATH:LINE: message` per problem on stderr, the same for --check-config and a refused
+  /// start. When stderr is the journal each line carries `<3>` (error) for journald.
+  func reportProblems(_ problems: [ConfigProblem]) {
+    let prefix = !checkConfig && LogSetup.stderrIsJournal() ? "<3>" : ""
+    var text = ""
+    for p in problems { text += prefix + p.description + "\n" }
+    let n = problems.count
+    let what = "\(n) problem\(n == 1 ? "" : "s") in \(config)"
+    text +=
+      prefix + (checkConfig ? "token-brokerd: \(what)\n" : "token-brokerd: \(what); nothing was started\n")
+    FileHandle.standardError.write(Data(text.utf8))
   }
 
   func runDev() async -> Int32 {
@@ -76,13 +95,15 @@ struct TokenBrokerd: AsyncParsableCommand {
     }
     let cwd = FileManager.default.currentDirectoryPath
     let socketPath = socket ?? "./token-broker-dev.sock"
-    let absolute = socketPath.hasPrefix("/") ? socketPath : cwd + "/" + socketPath.dropFirst(socketPath.hasPrefix("./") ? 2 : 0)
+    let absolute =
+      socketPath.hasPrefix("/")
+      ? socketPath : cwd + "/" + socketPath.dropFirst(socketPath.hasPrefix("./") ? 2 : 0)
     let stateDir = NSTemporaryDirectory() + "token-broker-dev-\(getuid())"
     let (config, secrets) = DemoIssuer.config(port: issuer.port ?? 0, socket: absolute, stateDir: stateDir)
     let (access, _) = AccessResolver.resolve(config)
     let loaded = LoadedConfig(config: config, secrets: ["demo": secrets], access: access, warnings: [])
     let tokenctl = Self.siblingTokenctl()
-    let daemon = Daemon(loader: nil, logger: logger) { _ in
+    let daemon = Daemon(loader: nil, logger: logger, startupTimeout: startupTimeout) { _ in
       let text = """
         token-brokerd --dev: demo issuer on http://127.0.0.1:\(issuer.port ?? 0), provider "demo" (30 s tokens, refreshed at ~24 s)
         socket: \(socketPath)

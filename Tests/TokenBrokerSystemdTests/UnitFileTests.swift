@@ -115,6 +115,9 @@ extension SystemdSuite {
       #expect(user.hasSuffix(":/var/lib/token-broker:/usr/sbin/nologin"))
       #expect(group.split(separator: "\n").contains { $0.hasPrefix("token-broker:") })
       #expect(group.split(separator: "\n").contains { $0.hasPrefix("token-broker-admin:") })
+      // The socket's group, with the daemon's user as its only member.
+      let clients = try #require(group.split(separator: "\n").first { $0.hasPrefix("token-broker-clients:") })
+      #expect(clients.split(separator: ":", omittingEmptySubsequences: false).last == "token-broker")
 
       let tmpfiles = try UnitFiles.run(
         "/usr/bin/systemd-tmpfiles",
@@ -168,13 +171,28 @@ extension SystemdSuite {
         ("ListenStream", "/run/token-broker.sock"),
         ("SocketMode", "0660"),
         ("SocketUser", "root"),
-        ("SocketGroup", "token-broker"),
+        ("SocketGroup", "token-broker-clients"),
         ("Accept", "no"),
         ("RemoveOnStop", "yes"),
       ]
       for (key, value) in expected {
         #expect(try UnitFiles.values(key, in: socket) == [value], "\(key)=")
       }
+    }
+
+    /// Clients must not need the group that can read the secrets: the socket's group is not
+    /// the group of /etc/token-broker/secrets (tmpfiles) nor the daemon's own group.
+    @Test func socketGroupIsNotTheSecretsGroup() throws {
+      let socketGroup = try #require(UnitFiles.values("SocketGroup", in: "token-broker.socket").first)
+      let secrets = try UnitFiles.text("token-broker.tmpfiles").split(separator: "\n")
+        .map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        .first { $0.count >= 5 && $0[0] == "d" && $0[1] == "/etc/token-broker/secrets" }
+      let secretsGroup = try #require(secrets?[4], "no line for /etc/token-broker/secrets")
+      #expect(socketGroup != secretsGroup)
+      #expect(try UnitFiles.values("Group", in: "token-broker.service") != [socketGroup])
+      let sysusers = try UnitFiles.text("token-broker.sysusers").split(separator: "\n")
+        .map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+      #expect(sysusers.contains { $0.count >= 2 && $0[0] == "g" && $0[1] == socketGroup })
     }
   }
 }

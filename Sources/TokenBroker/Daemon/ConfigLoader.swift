@@ -13,7 +13,9 @@ public struct LoadedConfig: Sendable {
   /// Not fatal (e.g. an allow entry naming a user that does not exist).
   public var warnings: [String]
 
-  public init(config: BrokerConfig, secrets: [String: ResolvedSecrets], access: AccessPolicy, warnings: [String]) {
+  public init(
+    config: BrokerConfig, secrets: [String: ResolvedSecrets], access: AccessPolicy, warnings: [String]
+  ) {
     self.config = config
     self.secrets = secrets
     self.access = access
@@ -42,7 +44,8 @@ public struct ConfigLoader: Sendable {
     guard fd >= 0 else {
       let reason = String(cString: strerror(errno))
       throw ConfigError(problems: [
-        ConfigProblem(path: path, line: 0, message: "cannot read the configuration: \(reason); pass --config PATH")
+        ConfigProblem(
+          path: path, line: 0, message: "cannot read the configuration: \(reason); pass --config PATH")
       ])
     }
     var st = stat()
@@ -68,8 +71,16 @@ public struct ConfigLoader: Sendable {
       secrets[p.name] = resolved
       for f in failures {
         let line = text.flatMap { ConfigParser.line(of: ["providers", p.name, f.key], in: $0) } ?? p.line
-        problems.append(ConfigProblem(path: path, line: line, message: "providers.\(p.name).\(f.key): \(f.message)"))
+        problems.append(
+          ConfigProblem(path: path, line: line, message: "providers.\(p.name).\(f.key): \(f.message)"))
       }
+    }
+    if let group = config.broker.socketGroup, AccessResolver.groupID(group) == nil {
+      let line = text.flatMap { ConfigParser.line(of: ["broker", "socket_group"], in: $0) } ?? 0
+      problems.append(
+        ConfigProblem(
+          path: path, line: line,
+          message: "broker.socket_group: no group named \(group) (create it, e.g. with systemd-sysusers)"))
     }
     guard problems.isEmpty else { throw ConfigError(problems: problems) }
     let (access, warnings) = AccessResolver.resolve(config)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import TokenBrokerCore
@@ -20,34 +21,68 @@ public enum ExitCode {
 
 /// Wires the daemon: config, state, upstream, engines, socket, systemd,
 /// signals. Each part is built elsewhere; `run()` only connects them.
+///
+/// Life cycle, as systemd sees it (`Type=notify`):
+/// 1. signals are caught; the socket listens (inherited from systemd, or bound);
+///    `STATUS=starting: ...`; the watchdog starts;
+/// 2. every provider's first fetch, bounded by `startupTimeout`; then `READY=1` and `STATUS=`
+///    kept current;
+/// 3. SIGHUP or `POST /v1/reload`: `RELOADING=1`+`MONOTONIC_USEC=`, re-read config and
+///    secrets, apply only what changed (or keep the old config and report), `READY=1`;
+/// 4. SIGTERM/SIGINT: `STOPPING=1`, stop accepting, finish the requests in flight and the
+///    refreshes in flight (which persist rotated refresh tokens) within bounds, exit 0.
 public final class Daemon: Sendable {
   public let loader: ConfigLoader?
   let logger: Logger
   let notifier = SystemdNotifier()
   /// Seconds to wait for every provider's first attempt before READY=1.
   let startupTimeout: Double
+  /// Follows `log_level` across reloads (nil: the level is fixed).
+  let logLevel: LogLevelControl?
   /// Called once the socket listens (dev mode prints what to try).
   let onListening: @Sendable (BrokerConfig) -> Void
 
+  let status: StatusReporter
+  private let reloads = SerialGate()
+  private let lifecycle = NIOLockedValueBox(Lifecycle())
+
+  struct Lifecycle {
+    /// READY=1 was sent: reloads are announced with RELOADING=1 / READY=1 from now on.
+    var ready = false
+    var stopping = false
+  }
+
   public init(
-    loader: ConfigLoader?, logger: Logger, startupTimeout: Double = 10,
+    loader: ConfigLoader?, logger: Logger, startupTimeout: Double = 10, logLevel: LogLevelControl? = nil,
     onListening: @escaping @Sendable (BrokerConfig) -> Void = { _ in }
   ) {
     self.loader = loader
     self.logger = logger
     self.startupTimeout = startupTimeout
+    self.logLevel = logLevel
     self.onListening = onListening
+    self.status = StatusReporter(notifier: notifier)
+  }
+
+  enum Event: Sendable {
+    case signal(SignalEvents.Event)
+    case started(allAttempted: Bool)
   }
 
   /// Runs until SIGTERM/SIGINT; returns the exit status.
   public func run(_ loaded: LoadedConfig) async -> Int32 {
-    for w in loaded.warnings { logger.warning("\(w)") }
-    let stateDir = ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap {
-      $0.split(separator: ":").first.map(String.init)
-    } ?? loaded.config.broker.stateDir
+    let (events, continuation) = AsyncStream<Event>.makeStream()
+    let signals = SignalEvents { continuation.yield(.signal($0)) }
+    defer { withExtendedLifetime(signals) {} }
+
+    for w in loaded.warnings { logger.warning("\(w)", metadata: ["event": "config_warning"]) }
+    let stateDir =
+      ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap {
+        $0.split(separator: ":").first.map(String.init)
+      } ?? loaded.config.broker.stateDir
     let store = StateStore(directory: stateDir)
     do { try store.prepare() } catch {
-      logger.critical("\(error.description)")
+      logger.critical("\(error.description)", metadata: ["event": "start_failed"])
       return ExitCode.failure
     }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -57,40 +92,111 @@ public final class Daemon: Sendable {
     let broker = Broker(
       config: loaded.config, secrets: loaded.secrets, access: loaded.access, environment: environment)
     let api = SocketAPI(broker: broker, logger: logger) { [self] in await self.reload(broker) }
+    let tracker = RequestTracker(inner: api, logger: logger)
     let server: HTTPServer
     do {
-      server = try await HTTPServer.start(binding(loaded.config.broker), group: group, handler: api, logger: logger)
+      server = try await HTTPServer.start(
+        binding(loaded.config.broker), group: group, handler: tracker, logger: logger)
     } catch {
-      logger.critical("cannot listen: \(error)")
+      logger.critical("cannot listen: \(error)", metadata: ["event": "start_failed"])
+      await transport.shutdown()
       try? await group.shutdownGracefully()
       return ExitCode.failure
     }
-    logger.info("listening on \(describe(server.binding))", metadata: ["event": "started"])
+    logger.info(
+      "listening on \(describe(server.binding)); \(loaded.config.providers.count) providers",
+      metadata: ["event": "started"])
     onListening(loaded.config)
-    let signals = SignalEvents()
-    await broker.start()
-    let allAttempted = await broker.awaitFirstAttempts(timeout: startupTimeout)
-    if !allAttempted { logger.warning("not every provider answered within \(Int(startupTimeout)) s; ready anyway") }
-    _ = notifier.ready()
-    await publishStatus(broker)
-    let watchdog = startWatchdog(broker)
+    status.starting(providers: loaded.config.providers.count)
+    let watchdog = Watchdog(notifier: notifier, logger: logger).start(broker)
 
-    for await event in signals.events {
-      switch event {
-      case .reload: _ = await reload(broker)
-      case .stop: break
+    await broker.start()
+    let timeout = startupTimeout
+    let startup = Task {
+      let all = await withDeadline(seconds: timeout) {
+        for e in broker.engines { await e.awaitFirstAttempt() }
+        return true
       }
-      if case .stop = event { break }
+      continuation.yield(.started(allAttempted: all ?? false))
     }
 
-    logger.info("stopping", metadata: ["event": "stopping"])
-    _ = notifier.stopping()
+    var keepCurrent: Task<Void, Never>?
+    var reloadPending = false
+    loop: for await event in events {
+      switch event {
+      case .started(let allAttempted):
+        await becomeReady(broker, allAttempted: allAttempted)
+        keepCurrent = status.keepCurrent(broker)
+        if reloadPending { _ = await reload(broker) }
+      case .signal(.reload):
+        if lifecycle.withLockedValue({ $0.ready }) {
+          _ = await reload(broker)
+        } else {
+          reloadPending = true
+        }
+      case .signal(.stop):
+        break loop
+      }
+    }
+    startup.cancel()
+    await stop(server: server, tracker: tracker, broker: broker, group: group)
+    keepCurrent?.cancel()
     watchdog?.cancel()
-    await server.close()
-    await broker.stop()
     await transport.shutdown()
     try? await group.shutdownGracefully()
+    logger.info("stopped", metadata: ["event": "stopped"])
     return ExitCode.ok
+  }
+
+  private func becomeReady(_ broker: Broker, allAttempted: Bool) async {
+    if !allAttempted {
+      let waiting = await broker.statuses().filter { $0.state == .pending || $0.state == .refreshing }
+      logger.warning(
+        "ready before every provider had its first attempt (start-up timeout \(Int(startupTimeout)) s): still waiting for \(waiting.map(\.name).joined(separator: ", "))",
+        metadata: ["event": "startup_timeout"])
+    }
+    status.setPhase(.running)
+    lifecycle.withLockedValue { $0.ready = true }
+    notifier.ready()
+    await status.publish(broker)
+    let line = await status.line(broker)
+    logger.info("ready: \(line)", metadata: ["event": "ready"])
+  }
+
+  /// Stop accepting, let the requests and refreshes in flight finish (bounded), tell systemd.
+  private func stop(
+    server: HTTPServer, tracker: RequestTracker, broker: Broker, group: MultiThreadedEventLoopGroup
+  ) async {
+    lifecycle.withLockedValue { $0.stopping = true }
+    status.setPhase(.stopping)
+    logger.notice("stopping", metadata: ["event": "stopping"])
+    notifier.stopping()
+    await status.publish(broker)
+    await server.close()
+    let requestTimeout = broker.config.broker.requestTimeout
+    // A request may wait for a refresh already in flight, then make its own.
+    let drainTimeout = 2 * requestTimeout + 1
+    if await withDeadline(seconds: drainTimeout, { await tracker.idle() }) == nil {
+      logger.warning(
+        "\(tracker.inFlight) requests still unanswered after \(Int(drainTimeout)) s; closing their connections",
+        metadata: ["event": "stop_timeout"])
+    }
+    await flushEventLoops(group)
+    await broker.stop()
+    // Refreshes in flight persist what they receive (a rotated refresh token) when they end.
+    if await withDeadline(seconds: requestTimeout + 1, { await broker.settle() }) == nil {
+      logger.warning(
+        "token requests still in flight after \(Int(requestTimeout + 1)) s; abandoned",
+        metadata: ["event": "stop_timeout"])
+    }
+  }
+
+  /// Answers are written on the event loops after `handle` returns: one pass over every loop
+  /// lets those writes happen before the loops shut down.
+  private func flushEventLoops(_ group: MultiThreadedEventLoopGroup) async {
+    for loop in group.makeIterator() {
+      try? await loop.submit {}.get()
+    }
   }
 
   func binding(_ settings: BrokerSettings) throws -> HTTPServer.Binding {
@@ -113,43 +219,55 @@ public final class Daemon: Sendable {
     }
   }
 
-  /// SIGHUP and `POST /v1/reload`: the old config stays when the new one is refused.
+  /// SIGHUP and `POST /v1/reload`, one at a time: nil when the new config is in force, else
+  /// its problems (`PATH:LINE: message`) while the old config stays.
   func reload(_ broker: Broker) async -> [String]? {
+    await reloads.run { [self] in await reloadNow(broker) }
+  }
+
+  private func reloadNow(_ broker: Broker) async -> [String]? {
     guard let loader else { return ["this daemon runs without a configuration file (--dev)"] }
-    _ = notifier.reloading()
-    defer { _ = notifier.ready() }
+    let (ready, stopping) = lifecycle.withLockedValue { ($0.ready, $0.stopping) }
+    if stopping { return ["token-brokerd is stopping"] }
+    if ready { notifier.reloading() }
+    defer { if ready { notifier.ready() } }
+    logger.info("reloading \(loader.path)", metadata: ["event": "reloading"])
+    let loaded: LoadedConfig
     do {
-      let loaded = try loader.load()
-      for w in loaded.warnings { logger.warning("\(w)") }
-      let summary = await broker.apply(loaded)
-      logger.notice(
-        "configuration reloaded: \(summary.added.count) added, \(summary.changed.count) changed, \(summary.removed.count) removed, \(summary.unchanged.count) unchanged",
-        metadata: ["event": "reloaded"])
-      await publishStatus(broker)
-      return nil
+      loaded = try loader.load()
     } catch {
       for p in error.problems { logger.error("\(p.description)", metadata: ["event": "reload_failed"]) }
-      _ = notifier.status("reload refused: \(error.problems.first?.description ?? "invalid configuration")")
-      return error.problems.map(\.description)
+      logger.error(
+        "configuration refused (\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s")); the old one stays in force",
+        metadata: ["event": "reload_failed"])
+      let problems = error.problems.map(\.description)
+      status.reloadRefused(problems)
+      await status.publish(broker)
+      return problems
     }
+    for w in loaded.warnings { logger.warning("\(w)", metadata: ["event": "config_warning"]) }
+    warnAboutRestartOnlySettings(old: broker.config.broker, new: loaded.config.broker)
+    let summary = await broker.apply(loaded)
+    logLevel?.level = LogSetup.level(loaded.config.broker.logLevel)
+    func names(_ list: [String]) -> String { list.isEmpty ? "" : " (\(list.joined(separator: ", ")))" }
+    logger.notice(
+      "configuration reloaded: \(summary.added.count) added\(names(summary.added)), \(summary.changed.count) changed\(names(summary.changed)), \(summary.removed.count) removed\(names(summary.removed)), \(summary.unchanged.count) unchanged",
+      metadata: ["event": "reloaded"])
+    status.reloadRefused(nil)
+    await status.publish(broker)
+    return nil
   }
 
-  func publishStatus(_ broker: Broker) async {
-    guard notifier.isEnabled else { return }
-    _ = notifier.status(StatusLine.summary(await broker.statuses(), now: broker.environment.clock.now()))
-  }
-
-  /// WATCHDOG=1 at half of WATCHDOG_USEC, sent only after every engine answered.
-  func startWatchdog(_ broker: Broker) -> Task<Void, Never>? {
-    guard let interval = notifier.watchdogInterval() else { return nil }
-    let half = interval / 2
-    return Task { [notifier] in
-      while !Task.isCancelled {
-        _ = await broker.statuses()
-        _ = notifier.watchdog()
-        _ = notifier.status(StatusLine.summary(await broker.statuses(), now: broker.environment.clock.now()))
-        try? await Task.sleep(for: half)
-      }
-    }
+  /// Settings a reload cannot change in a running daemon.
+  private func warnAboutRestartOnlySettings(old: BrokerSettings, new: BrokerSettings) {
+    var keys: [String] = []
+    if old.socket != new.socket { keys.append("socket") }
+    if old.socketGroup != new.socketGroup { keys.append("socket_group") }
+    if old.stateDir != new.stateDir { keys.append("state_dir") }
+    if old.logTarget != new.logTarget { keys.append("log_target") }
+    guard !keys.isEmpty else { return }
+    logger.warning(
+      "broker.\(keys.joined(separator: ", broker.")) changed: takes effect when token-brokerd restarts",
+      metadata: ["event": "config_warning"])
   }
 }

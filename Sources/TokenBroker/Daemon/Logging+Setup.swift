@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import TokenBrokerCore
 import TokenBrokerSystemd
 
@@ -17,12 +18,76 @@ public enum LogSetup {
     }
   }
 
+  /// True when stderr is the journal stream systemd connected (`$JOURNAL_STREAM`).
+  public static func stderrIsJournal() -> Bool {
+    JournalStream.stderrIsJournal()
+  }
+
+  /// Where `target` sends messages in this process (`auto` looks at `$JOURNAL_STREAM`).
+  public static func destination(
+    _ target: TokenBrokerCore.LogTarget,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) -> LogDestination {
+    (try? LogTargetChoice.resolve(target.rawValue, environment: environment)) ?? .console
+  }
+
+  /// A logger for `target` at `level`. With a `control`, every copy of the logger follows
+  /// `control.level` (a reload that changes `log_level` takes effect at once).
   public static func makeLogger(
     target: TokenBrokerCore.LogTarget, level: TokenBrokerCore.LogLevel,
-    environment: [String: String] = ProcessInfo.processInfo.environment
+    environment: [String: String] = ProcessInfo.processInfo.environment,
+    control: LogLevelControl? = nil
   ) -> Logger {
-    let destination = (try? LogTargetChoice.resolve(target.rawValue, environment: environment)) ?? .console
+    let destination = destination(target, environment: environment)
     let lvl = Self.level(level)
-    return Logger(label: "token-brokerd") { label in destination.makeHandler(label: label, logLevel: lvl) }
+    guard let control else {
+      return Logger(label: "token-brokerd") { label in destination.makeHandler(label: label, logLevel: lvl) }
+    }
+    control.level = lvl
+    return Logger(label: "token-brokerd") { label in
+      ControlledLevelHandler(inner: destination.makeHandler(label: label, logLevel: .trace), control: control)
+    }
+  }
+}
+
+/// The one log level every logger made with it obeys.
+public final class LogLevelControl: Sendable {
+  private let box: NIOLockedValueBox<Logger.Level>
+
+  public init(_ level: Logger.Level = .info) { box = NIOLockedValueBox(level) }
+
+  public var level: Logger.Level {
+    get { box.withLockedValue { $0 } }
+    set { box.withLockedValue { $0 = newValue } }
+  }
+}
+
+/// Forwards to `inner`, with the level taken from (and set on) the shared control.
+struct ControlledLevelHandler: LogHandler {
+  var inner: any LogHandler
+  let control: LogLevelControl
+
+  var logLevel: Logger.Level {
+    get { control.level }
+    set { control.level = newValue }
+  }
+
+  var metadata: Logger.Metadata {
+    get { inner.metadata }
+    set { inner.metadata = newValue }
+  }
+
+  var metadataProvider: Logger.MetadataProvider? {
+    get { inner.metadataProvider }
+    set { inner.metadataProvider = newValue }
+  }
+
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { inner[metadataKey: key] }
+    set { inner[metadataKey: key] = newValue }
+  }
+
+  func log(event: LogEvent) {
+    inner.log(event: event)
   }
 }

@@ -4,25 +4,35 @@ import Dispatch
   import Glibc
 #endif
 
-/// SIGTERM/SIGINT/SIGHUP as an async sequence (Dispatch signal sources).
+/// SIGTERM/SIGINT/SIGHUP as events (Dispatch signal sources), delivered to a handler.
+///
+/// Create it first thing: until then SIGTERM has its default action and kills the process
+/// (exit by signal instead of the clean 0). SIGPIPE is ignored for good: a client or the
+/// journal stream going away must never kill the daemon.
+///
+/// `@unchecked`: the sources are set once in `init` and only cancelled (thread-safe) after.
 public final class SignalEvents: @unchecked Sendable {
-  public enum Event: Sendable { case stop, reload }
+  public enum Event: Sendable, Equatable { case stop, reload }
 
-  public let events: AsyncStream<Event>
   private let sources: [any DispatchSourceSignal]
 
-  public init() {
-    let (stream, continuation) = AsyncStream<Event>.makeStream()
+  public init(_ handler: @escaping @Sendable (Event) -> Void) {
+    signal(SIGPIPE, SIG_IGN)
     var sources: [any DispatchSourceSignal] = []
     for (sig, event) in [(SIGTERM, Event.stop), (SIGINT, .stop), (SIGHUP, .reload)] {
       signal(sig, SIG_IGN)
-      let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-      s.setEventHandler { continuation.yield(event) }
-      s.resume()
-      sources.append(s)
+      let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+      source.setEventHandler { handler(event) }
+      source.resume()
+      sources.append(source)
     }
-    self.events = stream
     self.sources = sources
+  }
+
+  /// The events as an async sequence.
+  public static func stream() -> (SignalEvents, AsyncStream<Event>) {
+    let (stream, continuation) = AsyncStream<Event>.makeStream()
+    return (SignalEvents { continuation.yield($0) }, stream)
   }
 
   deinit {

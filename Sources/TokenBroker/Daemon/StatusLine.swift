@@ -2,6 +2,9 @@ import TokenBrokerCore
 
 /// The one-line `STATUS=` summary: `4/5 providers ok; powernaut degraded: upstream 503, retry in 40 s`.
 public enum StatusLine {
+  /// Longest line sent; systemctl status shows one line anyway.
+  static let maximumLength = 400
+
   public static func summary(_ statuses: [ProviderStatus], now: Double) -> String {
     let ok = statuses.filter { $0.state == .ok }.count
     var line = "\(ok)/\(statuses.count) providers ok"
@@ -11,6 +14,27 @@ public enum StatusLine {
       if let next = s.nextRefresh, s.failures > 0 { part += ", retry in \(max(0, Int(next - now))) s" }
       line += "; " + part
     }
-    return line.count > 400 ? String(line.prefix(400)) + "…" : line
+    return cut(line)
+  }
+
+  /// Before READY=1: `starting: waiting for the first token of 5 providers`.
+  public static func starting(providers: Int) -> String {
+    "starting: waiting for the first token of \(providers) provider\(providers == 1 ? "" : "s")"
+  }
+
+  /// The running summary, with the problem of a refused reload while the old config is in force.
+  public static func running(_ summary: String, refusedReload: String?) -> String {
+    guard let refusedReload else { return summary }
+    return cut(summary + "; reload refused (old configuration in force): " + refusedReload)
+  }
+
+  /// The first problem of a refused configuration, and how many more there are.
+  public static func problems(_ problems: [String]) -> String {
+    guard let first = problems.first else { return "invalid configuration" }
+    return problems.count == 1 ? first : "\(first) (and \(problems.count - 1) more)"
+  }
+
+  static func cut(_ line: String) -> String {
+    line.count > maximumLength ? String(line.prefix(maximumLength)) + "…" : line
   }
 }
