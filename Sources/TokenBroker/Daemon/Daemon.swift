@@ -76,6 +76,11 @@ public final class Daemon: Sendable {
     defer { withExtendedLifetime(signals) {} }
 
     for w in loaded.warnings { logger.warning("\(w)", metadata: ["event": "config_warning"]) }
+    // Peer credentials are meaningless when uids are remapped (PrivateUsers=, containers).
+    if let map = try? String(contentsOfFile: "/proc/self/uid_map", encoding: .utf8), !UIDMap.isIdentity(map) {
+      logger.critical("\(UIDMap.refusal)", metadata: ["event": "start_failed"])
+      return ExitCode.failure
+    }
     let stateDir =
       ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap {
         $0.split(separator: ":").first.map(String.init)

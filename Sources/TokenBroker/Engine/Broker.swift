@@ -47,22 +47,15 @@ public final class Broker: Sendable {
     for e in engines { await e.start() }
   }
 
-  /// Returns when every provider has had its first attempt, or after `timeout` seconds.
+  /// Returns when every provider has had its first attempt (true), or after
+  /// `timeout` seconds (false) even while some are still waiting.
   public func awaitFirstAttempts(timeout: Double) async -> Bool {
     let engines = self.engines
-    return await withTaskGroup(of: Bool.self) { group in
-      group.addTask {
-        for e in engines { await e.awaitFirstAttempt() }
-        return true
-      }
-      group.addTask {
-        try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
-        return false
-      }
-      let first = await group.next() ?? false
-      group.cancelAll()
-      return first
+    let done = await withDeadline(seconds: timeout) {
+      for e in engines { await e.awaitFirstAttempt() }
+      return true
     }
+    return done ?? false
   }
 
   public func statuses() async -> [ProviderStatus] {
