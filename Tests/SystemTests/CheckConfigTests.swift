@@ -54,6 +54,30 @@ extension SystemSuite {
       #expect(!notify.assignments.contains("READY=1"))
     }
 
+    /// In a user namespace that remaps uids (PrivateUsers=, containers) every peer would read
+    /// as nobody: the daemon refuses to start and says why.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")))
+    func refusesAUserNamespaceWhoseUIDMapIsNotTheIdentity() throws {
+      let dir = try TestDirectory()
+      let config = try dir.write(
+        "broker.toml",
+        """
+        [broker]
+        socket = "\(dir.file("s.sock"))"
+        state_dir = "\(dir.file("state"))"
+
+        [providers.key]
+        grant = "api_key"
+        api_key = "ak_test_ns"
+
+        """)
+      let result = try runToEnd(
+        "/usr/bin/unshare", ["--user", "--map-root-user", try Binaries.tokenBrokerd, "--config", config], in: dir)
+      #expect(result.status == 1, "stderr: \(result.stderr)")
+      #expect(result.stderr.contains("uid map is not the identity"), "\(result.stderr)")
+      #expect(access(dir.file("s.sock"), F_OK) != 0)
+    }
+
     @Test func goodFileExits0() throws {
       let dir = try TestDirectory()
       let config = try dir.write(
