@@ -150,7 +150,9 @@ let package = Package(
     ),
     .testTarget(
       name: "ReliabilityTests",
-      dependencies: ["TokenBrokerFuzzTargets", "TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore"]
+      dependencies: [
+        "TokenBrokerFuzzTargets", "TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore",
+      ]
     ),
     .testTarget(
       name: "TokenBrokerSystemdTests",

@@ -13,7 +13,8 @@ public struct TestCertificate: Sendable {
     let dir = try makeTempDir("tb-tls")
     let cert = TestCertificate(certificatePath: dir + "/cert.pem", keyPath: dir + "/key.pem")
     let r = try await ProcessRunner.run([
-      "/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+      "-nodes",
       "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "2",
       "-keyout", cert.keyPath, "-out", cert.certificatePath,
     ])

@@ -72,7 +72,8 @@ extension SystemSuite {
 
         """)
       let result = try runToEnd(
-        "/usr/bin/unshare", ["--user", "--map-root-user", try Binaries.tokenBrokerd, "--config", config], in: dir)
+        "/usr/bin/unshare", ["--user", "--map-root-user", try Binaries.tokenBrokerd, "--config", config],
+        in: dir)
       #expect(result.status == 1, "stderr: \(result.stderr)")
       #expect(result.stderr.contains("uid map is not the identity"), "\(result.stderr)")
       #expect(access(dir.file("s.sock"), F_OK) != 0)
