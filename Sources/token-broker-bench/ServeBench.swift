@@ -1,0 +1,201 @@
+import Foundation
+import TokenBrokerTestSupport
+
+/// The daemon serving a static API key and a cached OAuth2 token, and nginx serving bodies
+/// of the same sizes at the same paths: shared by `serve` and `oneshot`.
+final class ServingSetup: Sendable {
+  let upstream: FakeUpstream
+  let daemon: DaemonUnderTest
+  let nginx: NginxReference?
+  /// Why there is no nginx, when there is none.
+  let nginxMissing: String?
+  let bodySizes: [String: Int]
+
+  static let tokens = ["apikey", "oauth"]
+  static func path(_ token: String) -> String { "/v1/token/\(token)" }
+
+  static func start(_ bench: BenchEnvironment) async throws -> ServingSetup {
+    let upstream = FakeUpstream(.energy, now: { Date().timeIntervalSince1970 })
+    try await upstream.start()
+    do {
+      return try await blocking { try make(bench, upstream) }
+    } catch {
+      await upstream.stop()
+      throw error
+    }
+  }
+
+  private static func make(_ bench: BenchEnvironment, _ upstream: FakeUpstream) throws -> ServingSetup {
+    let key = "ak_live_" + String(repeating: "0123456789abcdef", count: 2)
+    let daemon = try DaemonUnderTest.start(bench) { dir in
+      BenchConfig.broker(in: dir) + BenchConfig.apiKey("apikey", key: key)
+        + BenchConfig.oauth("oauth", upstream)
+    }
+    var bodies: [(path: String, body: [UInt8])] = []
+    do {
+      for t in tokens { bodies.append((path(t), try daemon.body(path(t)))) }
+    } catch {
+      daemon.stop()
+      throw error
+    }
+    var sizes: [String: Int] = [:]
+    for (t, b) in zip(tokens, bodies) { sizes[t] = b.body.count }
+    do {
+      let nginx = try NginxReference.start(bench, bodies: bodies)
+      for (p, b) in bodies {
+        let served = try nginx.bodyLength(p)
+        guard served == b.count else {
+          nginx.stop()
+          throw BenchError("nginx serves \(served) bytes at \(p), the broker \(b.count)")
+        }
+      }
+      return ServingSetup(
+        upstream: upstream, daemon: daemon, nginx: nginx, nginxMissing: nil, bodySizes: sizes)
+    } catch {
+      note("no nginx comparison: \(error)")
+      return ServingSetup(
+        upstream: upstream, daemon: daemon, nginx: nil, nginxMissing: "\(error)", bodySizes: sizes)
+    }
+  }
+
+  private init(
+    upstream: FakeUpstream, daemon: DaemonUnderTest, nginx: NginxReference?, nginxMissing: String?,
+    bodySizes: [String: Int]
+  ) {
+    self.upstream = upstream
+    self.daemon = daemon
+    self.nginx = nginx
+    self.nginxMissing = nginxMissing
+    self.bodySizes = bodySizes
+  }
+
+  var notes: [String] {
+    var n = [
+      "Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(Proc.loadAverage) at start; "
+        + "udsload, token-brokerd (2 event loops) and nginx (`worker_processes auto`) share them.",
+      "Bodies: apikey \(bodySizes["apikey"] ?? 0) B, oauth \(bodySizes["oauth"] ?? 0) B; nginx returns bodies of "
+        + "the same sizes at the same paths. Figures are medians over rounds; brokerd and nginx alternate.",
+    ]
+    if let nginx { n.append("Reference: \(nginx.version), access_log off, keepalive_requests unlimited.") }
+    if let nginxMissing { n.append("No nginx comparison: \(nginxMissing)") }
+    return n
+  }
+
+  func stop() async {
+    nginx?.stop()
+    daemon.stop()
+    await upstream.stop()
+  }
+}
+
+struct ServeParameters: Sendable {
+  var connections = [1, 8, 64]
+  var tokens = ServingSetup.tokens
+  var duration = 5.0
+  var rounds = 3
+
+  init(quick: Bool) {
+    if quick {
+      duration = 1
+      rounds = 1
+    }
+  }
+
+  func command(_ bench: BenchEnvironment, connections c: Int, token t: String) -> String {
+    "\(bench.invocation) serve --connections \(c) --tokens \(t) --duration \(Format.flag(duration)) "
+      + "--rounds \(rounds)\(bench.udsloadFlag)"
+  }
+}
+
+/// Keep-alive throughput and latency of cached tokens, against nginx.
+struct ServeBench: Sendable {
+  var parameters: ServeParameters
+
+  static let title = "serve: cached token, keep-alive connections (udsload)"
+
+  func run(_ bench: BenchEnvironment) async throws -> BenchTable {
+    let setup = try await ServingSetup.start(bench)
+    let result = await Result { try await blocking { try measure(bench, setup) } }
+    await setup.stop()
+    return try result.get()
+  }
+
+  private func measure(_ bench: BenchEnvironment, _ setup: ServingSetup) throws -> BenchTable {
+    var table = BenchTable(Self.title)
+    table.notes = setup.notes
+    let p = parameters
+    let scratch = try TempDir("tbu")
+    for c in p.connections {
+      for t in p.tokens {
+        var broker = RoundSummary()
+        var nginx = RoundSummary()
+        for round in 0..<p.rounds {
+          note("serve: \(t), \(c) connections, round \(round + 1)/\(p.rounds)")
+          let runBroker = {
+            broker.rounds.append(
+              try Udsload.run(
+                bench, socket: setup.daemon.socket, path: ServingSetup.path(t), connections: c,
+                seconds: p.duration,
+                in: scratch))
+          }
+          let runNginx = {
+            guard let n = setup.nginx else { return }
+            nginx.rounds.append(
+              try Udsload.run(
+                bench, socket: n.socket, path: ServingSetup.path(t), connections: c, seconds: p.duration,
+                in: scratch))
+          }
+          if round % 2 == 0 {
+            try runBroker()
+            try runNginx()
+          } else {
+            try runNginx()
+            try runBroker()
+          }
+        }
+        figures(token: t, connections: c, broker: broker, nginx: nginx, bench: bench)
+          .forEach { table.add($0) }
+      }
+    }
+    return table
+  }
+
+  private func figures(
+    token t: String, connections c: Int, broker: RoundSummary, nginx: RoundSummary, bench: BenchEnvironment
+  ) -> [Figure] {
+    let command = parameters.command(bench, connections: c, token: t)
+    let judged = c == 8
+    let conns = "\(c) conn\(c == 1 ? "" : "s")"
+    guard !nginx.rounds.isEmpty else {
+      return [
+        Figure(
+          "\(t), \(conns): req/s", "\(Format.int(broker.rps)) (no nginx)",
+          goal: judged ? "≥ 0.70× nginx" : "—",
+          judged ? .skipped : .info, command: command),
+        Figure(
+          "\(t), \(conns): p99 / p50", "\(Format.micros(broker.p99)) / \(Format.micros(broker.p50))",
+          goal: judged ? "p99 ≤ 2× nginx" : "—", judged ? .skipped : .info, command: command),
+      ]
+    }
+    let rpsRatio = broker.rps / nginx.rps
+    let p99Ratio = broker.p99 / nginx.p99
+    return [
+      Figure(
+        "\(t), \(conns): req/s brokerd / nginx",
+        "\(Format.int(broker.rps)) / \(Format.int(nginx.rps)) = \(Format.fixed(rpsRatio, 2))×",
+        goal: judged ? "≥ 0.70×" : "—", judged ? .check(rpsRatio >= 0.7) : .info, command: command),
+      Figure(
+        "\(t), \(conns): p99 brokerd / nginx",
+        "\(Format.micros(broker.p99)) / \(Format.micros(nginx.p99)) = \(Format.fixed(p99Ratio, 2))× "
+          + "(p50 \(Format.micros(broker.p50)) / \(Format.micros(nginx.p50)))",
+        goal: judged ? "≤ 2×" : "—", judged ? .check(p99Ratio <= 2) : .info, command: command),
+    ]
+  }
+}
+
+extension Result where Failure == any Error {
+  /// `Result(catching:)` for async bodies.
+  init(_ body: () async throws -> Success) async {
+    do { self = .success(try await body()) } catch { self = .failure(error) }
+  }
+}
