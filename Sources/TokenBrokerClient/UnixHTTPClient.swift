@@ -48,29 +48,12 @@ public struct UnixHTTPClient: Sendable {
   }
 
   private func connectSocket() throws(Failure) -> Int32 {
-    guard socketPath.utf8.count <= 107 else {
-      throw .unreachable(errno: ENAMETOOLONG, message: "socket path \(socketPath) is longer than 107 bytes")
+    switch UnixSocket.connect(path: socketPath, timeout: timeout) {
+    case .success(let fd): return fd
+    case .failure(let e) where e.code == ENAMETOOLONG:
+      throw .unreachable(errno: e.code, message: "socket path \(socketPath) is longer than 107 bytes")
+    case .failure(let e): throw .unreachable(errno: e.code, message: Self.explain(e.code, path: socketPath))
     }
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw .unreachable(errno: errno, message: "cannot create a socket") }
-    var tv = timeval(tv_sec: timeout, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-      for (i, b) in socketPath.utf8.enumerated() { raw[i] = b }
-    }
-    let rc = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-      }
-    }
-    if rc != 0 {
-      let e = errno
-      close(fd)
-      throw .unreachable(errno: e, message: Self.explain(e, path: socketPath))
-    }
-    return fd
   }
 
   static func explain(_ e: Int32, path: String) -> String {

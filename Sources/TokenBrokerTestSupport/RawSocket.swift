@@ -1,4 +1,5 @@
 import Foundation
+import TokenBrokerClient
 
 #if canImport(Glibc)
   import Glibc
@@ -14,22 +15,9 @@ public final class RawSocket: @unchecked Sendable {
   }
 
   public init(path: String, receiveTimeout: Int = 10) throws {
-    fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var tv = timeval(tv_sec: receiveTimeout, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-      for (i, b) in path.utf8.enumerated() { raw[i] = b }
-    }
-    let rc = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-      }
-    }
-    guard rc == 0 else {
-      close(fd)
-      throw Failure(description: "connect \(path): \(String(cString: strerror(errno)))")
+    switch UnixSocket.connect(path: path, timeout: receiveTimeout) {
+    case .success(let fd): self.fd = fd
+    case .failure(let e): throw Failure(description: "connect \(path): \(e)")
     }
   }
 

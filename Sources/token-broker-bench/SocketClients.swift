@@ -1,4 +1,5 @@
 import Foundation
+import TokenBrokerClient
 
 #if canImport(Glibc)
   import Glibc
@@ -6,26 +7,10 @@ import Foundation
 
 /// Opens a blocking Unix stream connection (receive timeout `timeout` seconds).
 func connectUnix(_ path: String, timeout: Int = 30) throws -> Int32 {
-  let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-  guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
-  var tv = timeval(tv_sec: timeout, tv_usec: 0)
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-  var addr = sockaddr_un()
-  addr.sun_family = sa_family_t(AF_UNIX)
-  withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-    for (i, b) in path.utf8.enumerated() { raw[i] = b }
+  switch UnixSocket.connect(path: path, timeout: timeout) {
+  case .success(let fd): return fd
+  case .failure(let e): throw BenchError("connect \(path): \(e)")
   }
-  let rc = withUnsafePointer(to: &addr) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-      connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-    }
-  }
-  guard rc == 0 else {
-    let e = errno
-    close(fd)
-    throw BenchError("connect \(path): \(String(cString: strerror(e)))")
-  }
-  return fd
 }
 
 func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {

@@ -30,33 +30,36 @@ public final class BrokerMetrics: Sendable {
     self.factory = factory
   }
 
-  private func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
+  /// One metric object per label and dimensions, made once and reused (the
+  /// request path must not build handlers).
+  private func cached<M>(
+    _ path: WritableKeyPath<Cache, [String: M]>, _ label: String, _ dimensions: [(String, String)],
+    make: () -> M
+  ) -> M {
     let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
     return cache.withLockedValue { c in
-      if let existing = c.counters[key] { return existing }
-      let made = Metrics.Counter(label: label, dimensions: dimensions, factory: factory)
-      c.counters[key] = made
+      if let existing = c[keyPath: path][key] { return existing }
+      let made = make()
+      c[keyPath: path][key] = made
       return made
+    }
+  }
+
+  private func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
+    cached(\.counters, label, dimensions) {
+      Metrics.Counter(label: label, dimensions: dimensions, factory: factory)
     }
   }
 
   private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Gauge {
-    let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
-    return cache.withLockedValue { c in
-      if let existing = c.gauges[key] { return existing }
-      let made = Metrics.Gauge(label: label, dimensions: dimensions, factory: factory)
-      c.gauges[key] = made
-      return made
+    cached(\.gauges, label, dimensions) {
+      Metrics.Gauge(label: label, dimensions: dimensions, factory: factory)
     }
   }
 
   private func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
-    let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
-    return cache.withLockedValue { c in
-      if let existing = c.timers[key] { return existing }
-      let made = Metrics.Timer(label: label, dimensions: dimensions, factory: factory)
-      c.timers[key] = made
-      return made
+    cached(\.timers, label, dimensions) {
+      Metrics.Timer(label: label, dimensions: dimensions, factory: factory)
     }
   }
 
