@@ -4,6 +4,10 @@ import NIOCore
 /// request must finish it within `requestDeadline` (else 408), and a connection
 /// with no request in progress is closed after `idleTimeout`. The HTTP handler
 /// reports finished requests through `requestFinished()`.
+///
+/// One timer per connection, re-armed lazily: a request only records when it started
+/// or ended (a clock read); when the timer fires early for the current phase, it is set
+/// again for that phase's real deadline. Keep-alive traffic arms no timer per request.
 final class ConnectionGuard: ChannelDuplexHandler {
   typealias InboundIn = ByteBuffer
   typealias InboundOut = ByteBuffer
@@ -11,17 +15,28 @@ final class ConnectionGuard: ChannelDuplexHandler {
   typealias OutboundOut = ByteBuffer
 
   private let limits: ServerLimits
+  private let requestDeadline: TimeAmount
+  private let idleTimeout: TimeAmount
   private var context: ChannelHandlerContext?
   private var timer: Scheduled<Void>?
+  /// When the timer fires; nil when none is armed.
+  private var timerDeadline: NIODeadline?
   /// Bytes of a request have arrived and its end has not.
   private var requestInProgress = false
+  /// When the current phase (a request in progress, or idle) began.
+  private var phaseStart = NIODeadline.uptimeNanoseconds(0)
   private var closed = false
 
-  init(limits: ServerLimits) { self.limits = limits }
+  init(limits: ServerLimits) {
+    self.limits = limits
+    requestDeadline = .milliseconds(Int64(limits.requestDeadline * 1000))
+    idleTimeout = .milliseconds(Int64(limits.idleTimeout * 1000))
+  }
 
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
-    arm(idle: true)
+    phaseStart = context.eventLoop.now
+    armIfNeeded()
   }
 
   func handlerRemoved(context: ChannelHandlerContext) {
@@ -32,7 +47,8 @@ final class ConnectionGuard: ChannelDuplexHandler {
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     if !requestInProgress {
       requestInProgress = true
-      arm(idle: false)
+      phaseStart = context.eventLoop.now
+      armIfNeeded()
     }
     context.fireChannelRead(data)
   }
@@ -46,15 +62,40 @@ final class ConnectionGuard: ChannelDuplexHandler {
   /// A request ended (its answer is on the way): the idle clock starts again.
   func requestFinished() {
     requestInProgress = false
-    arm(idle: true)
+    phaseStart = context?.eventLoop.now ?? phaseStart
+    armIfNeeded()
   }
 
-  private func arm(idle: Bool) {
+  private var phaseDeadline: NIODeadline {
+    phaseStart + (requestInProgress ? requestDeadline : idleTimeout)
+  }
+
+  /// Arms the timer when none is armed or the armed one would fire after the phase's
+  /// deadline (the request deadline is shorter than the idle timeout).
+  private func armIfNeeded() {
+    let due = phaseDeadline
+    if let armed = timerDeadline, armed <= due { return }
+    arm(at: due)
+  }
+
+  private func arm(at due: NIODeadline) {
     timer?.cancel()
     guard let context, !closed else { return }
-    let seconds = idle ? limits.idleTimeout : limits.requestDeadline
-    timer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
-      self.expired(idle: idle)
+    timerDeadline = due
+    timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) {
+      self.timerFired()
+    }
+  }
+
+  private func timerFired() {
+    timer = nil
+    timerDeadline = nil
+    guard let context, !closed else { return }
+    let due = phaseDeadline
+    if due > context.eventLoop.now {
+      arm(at: due)
+    } else {
+      expired(idle: !requestInProgress)
     }
   }
 

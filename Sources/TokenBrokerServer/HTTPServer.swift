@@ -61,12 +61,8 @@ public final class HTTPServer: Sendable {
             try channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(
               of: NIOBSDSocket.Handle.self
             ) { fd in PeerCredentials.read(fd: fd) } ?? nil
-          let guardHandler = ConnectionGuard(limits: limits)
-          try channel.pipeline.syncOperations.addHandler(guardHandler)
-          try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-          try channel.pipeline.syncOperations.addHandler(
-            HTTPConnectionHandler(
-              handler: handler, limits: limits, peer: peer, logger: logger, connectionGuard: guardHandler))
+          try installConnectionPipeline(
+            on: channel, handler: handler, limits: limits, peer: peer, logger: logger)
         }
       }
     let channel: any Channel

@@ -1,4 +1,3 @@
-import ArgumentParser
 import TokenBrokerClient
 
 #if canImport(Glibc)
@@ -15,47 +14,34 @@ enum Exit {
   static let forbidden: Int32 = 77
 }
 
-struct SocketOptions: ParsableArguments {
-  @Option(help: "The daemon's socket (default: $TOKEN_BROKER_SOCKET or /run/token-broker.sock).")
-  var socket: String?
-
-  var path: String {
-    if let socket { return socket }
-    if let env = getenv("TOKEN_BROKER_SOCKET"), env.pointee != 0 { return String(cString: env) }
-    return "/run/token-broker.sock"
-  }
+/// The socket: `--socket`, else `$TOKEN_BROKER_SOCKET`, else `/run/token-broker.sock`.
+func socketPath(_ option: String?) -> String {
+  if let option { return option }
+  if let env = getenv("TOKEN_BROKER_SOCKET"), env.pointee != 0 { return String(cString: env) }
+  return "/run/token-broker.sock"
 }
 
 @main
-struct Tokenctl: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "tokenctl",
-    abstract: "Gets tokens from token-brokerd and steers it.",
-    version: "0.1.0",
-    subcommands: [
-      TokenCommand.self, HeaderCommand.self, StatusCommand.self, RefreshCommand.self, ReloadCommand.self,
-    ])
-
-  /// `tokenctl --socket PATH token NAME` (INTERFACE.md) as well as
-  /// `tokenctl token --socket PATH NAME`: a leading --socket moves after the subcommand.
+enum Tokenctl {
   static func main() {
-    Self.main(Self.movingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
-  }
-
-  static func movingGlobalOptions(_ args: [String]) -> [String] {
-    var leading: [String] = []
-    var i = 0
-    while i < args.count, args[i].hasPrefix("--socket") {
-      if args[i] == "--socket", i + 1 < args.count {
-        leading += [args[i], args[i + 1]]
-        i += 2
-      } else {
-        leading.append(args[i])
-        i += 1
-      }
+    let invocation: Invocation
+    do {
+      invocation = try Invocation.parse(Array(CommandLine.arguments.dropFirst()))
+    } catch {
+      fail("\(error.message)\nsee 'tokenctl --help'", Exit.usage)
     }
-    guard !leading.isEmpty, i < args.count else { return args }
-    return [args[i]] + leading + Array(args[(i + 1)...])
+    let socket = socketPath(invocation.socket)
+    switch invocation.command {
+    case .token(let name, let scope, let minValid, let json):
+      token(socket, name: name, scope: scope, minValid: minValid, json: json)
+    case .header(let name, let scope): header(socket, name: name, scope: scope)
+    case .status(let json): status(socket, json: json)
+    case .refresh(let name): refresh(socket, name: name)
+    case .reload: reload(socket)
+    case .help(let command): out(Help.text(for: command))
+    case .version: out(Help.version)
+    case .completion(let shell): out(Help.completion(shell))
+    }
   }
 }
 
@@ -72,10 +58,10 @@ func out(_ text: String) {
 }
 
 /// Sends a request; maps every failure to its exit code and a sentence.
-func call(_ socket: SocketOptions, _ method: String, _ path: String, accept: String = "application/json")
+func call(_ socket: String, _ method: String, _ path: String, accept: String = "application/json")
   -> UnixHTTPClient.Response
 {
-  let client = UnixHTTPClient(socketPath: socket.path)
+  let client = UnixHTTPClient(socketPath: socket)
   let response: UnixHTTPClient.Response
   do {
     response = try client.request(method, path, accept: accept)
@@ -119,83 +105,44 @@ func escapePath(_ s: String) -> String {
   return out
 }
 
-struct TokenCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "token", abstract: "Print a current token.")
-  @OptionGroup var socket: SocketOptions
-  @Argument(help: "Provider name.") var name: String
-  @Option(help: "Space-separated scopes (within the provider's allowed_scopes).") var scope: String?
-  @Option(help: "Seconds the token must still be valid.") var minValid: Int?
-  @Flag(help: "Print the whole JSON answer.") var json = false
+func token(_ socket: String, name: String, scope: String?, minValid: Int?, json: Bool) {
+  var query: [String] = []
+  if let scope { query.append("scope=" + escapePath(scope)) }
+  if let minValid { query.append("min_valid=\(minValid)") }
+  let path = "/v1/token/" + escapePath(name) + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+  let r = call(socket, "GET", path, accept: json ? "application/json" : "text/plain")
+  out(r.text)
+}
 
-  func run() {
-    var query: [String] = []
-    if let scope { query.append("scope=" + escapePath(scope)) }
-    if let minValid { query.append("min_valid=\(minValid)") }
-    let path = "/v1/token/" + escapePath(name) + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
-    let r = call(socket, "GET", path, accept: json ? "application/json" : "text/plain")
+func header(_ socket: String, name: String, scope: String?) {
+  let query = scope.map { "?scope=" + escapePath($0) } ?? ""
+  let r = call(socket, "GET", "/v1/token/" + escapePath(name) + query)
+  guard let header = MiniJSON.parse(r.body)?["header"]?.string else {
+    fail("unexpected answer from the daemon", Exit.failure)
+  }
+  out(header)
+}
+
+func refresh(_ socket: String, name: String) {
+  let r = call(socket, "POST", "/v1/providers/\(escapePath(name))/refresh")
+  guard let entry = MiniJSON.parse(r.body) else { fail("unexpected answer from the daemon", Exit.failure) }
+  out(StatusTable.render([entry]))
+  if let state = entry["state"]?.string, state != "ok" { Glibc.exit(Exit.unavailable) }
+}
+
+func reload(_ socket: String) {
+  _ = call(socket, "POST", "/v1/reload")
+  out("configuration reloaded")
+}
+
+func status(_ socket: String, json: Bool) {
+  let r = call(socket, "GET", "/v1/status")
+  if json {
     out(r.text)
+    return
   }
-}
-
-struct HeaderCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "header",
-    abstract: "Print the header line to send upstream (e.g. Authorization: Bearer ...).")
-  @OptionGroup var socket: SocketOptions
-  @Argument(help: "Provider name.") var name: String
-  @Option(help: "Space-separated scopes.") var scope: String?
-
-  func run() {
-    let query = scope.map { "?scope=" + escapePath($0) } ?? ""
-    let r = call(socket, "GET", "/v1/token/" + escapePath(name) + query)
-    guard let header = MiniJSON.parse(r.body)?["header"]?.string else {
-      fail("unexpected answer from the daemon", Exit.failure)
-    }
-    out(header)
+  guard let providers = MiniJSON.parse(r.body)?["providers"]?.array else {
+    fail("unexpected answer from the daemon", Exit.failure)
   }
-}
-
-struct RefreshCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "refresh", abstract: "Fetch a new token now (admin).")
-  @OptionGroup var socket: SocketOptions
-  @Argument(help: "Provider name.") var name: String
-
-  func run() {
-    let r = call(socket, "POST", "/v1/providers/\(escapePath(name))/refresh")
-    guard let entry = MiniJSON.parse(r.body) else { fail("unexpected answer from the daemon", Exit.failure) }
-    out(StatusTable.render([entry]))
-    if let state = entry["state"]?.string, state != "ok" { Glibc.exit(Exit.unavailable) }
-  }
-}
-
-struct ReloadCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "reload",
-    abstract: "Re-read the configuration (admin); the old one stays if the new one is invalid.")
-  @OptionGroup var socket: SocketOptions
-
-  func run() {
-    _ = call(socket, "POST", "/v1/reload")
-    out("configuration reloaded")
-  }
-}
-
-struct StatusCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "status", abstract: "Show every provider's state.")
-  @OptionGroup var socket: SocketOptions
-  @Flag(help: "Print the JSON answer, for scripts.") var json = false
-
-  func run() {
-    let r = call(socket, "GET", "/v1/status")
-    if json {
-      out(r.text)
-      return
-    }
-    guard let providers = MiniJSON.parse(r.body)?["providers"]?.array else {
-      fail("unexpected answer from the daemon", Exit.failure)
-    }
-    out(StatusTable.render(providers))
-  }
+  out(StatusTable.render(providers))
 }

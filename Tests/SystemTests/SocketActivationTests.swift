@@ -69,7 +69,7 @@ extension SystemSuite {
       #expect(fileStatus(dir.file("configured.sock")) == nil)
 
       #expect(try await firstRequest.value.status == 200)
-      let alphaToken = try await client.token(alpha)
+      var alphaToken = try await client.token(alpha)
       let betaToken = try await client.token(beta)
       #expect(upstream.issuedAccessTokens.contains(alphaToken))
       #expect(upstream.issuedAccessTokens.contains(betaToken))
@@ -77,6 +77,27 @@ extension SystemSuite {
       // WATCHDOG=1 at half of WATCHDOG_USEC (2 s): two pings.
       let firstPing = try await offload { try notify.wait(for: "WATCHDOG=1") }
       try await offload { try notify.wait(for: "WATCHDOG=1", from: firstPing.index + 1) }
+
+      // STATUS= follows a state change when it happens (no polling): a failed refresh of alpha
+      // names the cause and the time of the next attempt.
+      let beforeFault = notify.all.count
+      upstream.failNext(.status(503, headers: ["Retry-After": "30"]))
+      #expect(try await client.request("POST", "/v1/providers/\(alpha)/refresh").status == 200)
+      let degraded = try await offload {
+        try notify.waitForStatus(from: beforeFault, "\(alpha) degraded") {
+          $0.contains("\(alpha) degraded: upstream 503")
+        }
+      }
+      #expect(degraded.status.hasPrefix("1/2 providers ok"), "\(degraded.status)")
+      #expect(degraded.status.contains(", next attempt 20"), "\(degraded.status)")
+      #expect(try await client.request("POST", "/v1/providers/\(alpha)/refresh").status == 200)
+      try await offload {
+        try notify.waitForStatus(from: degraded.index + 1, "2/2 providers ok again") {
+          $0.hasPrefix("2/2 providers ok")
+        }
+      }
+      alphaToken = try await client.token(alpha)
+      #expect(upstream.issuedAccessTokens.contains(alphaToken))
 
       // A valid reload on SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1; beta changed
       // (a new token request parameter) and is refetched, alpha keeps its token.

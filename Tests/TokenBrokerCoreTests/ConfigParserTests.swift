@@ -898,13 +898,21 @@ private func energy(_ extra: String = "", grant: String = "client_credentials") 
     ("refresh_at = -0.5", "broker.refresh_at: must be between 0 and 1 (both excluded), found -0.5"),
     ("refresh_jitter = 0.5", "broker.refresh_jitter: must be at least 0 and less than 0.5, found 0.5"),
     ("refresh_jitter = -0.01", "broker.refresh_jitter: must be at least 0 and less than 0.5, found -0.01"),
-    ("min_valid = -1", "broker.min_valid: must be 0 or more seconds, found -1"),
+    ("min_valid = -1", "broker.min_valid: must be between 0 and 86400 seconds, found -1"),
+    ("min_valid = 1e19", "broker.min_valid: must be between 0 and 86400 seconds, found 1e+19"),
     ("request_timeout = 0", "broker.request_timeout: must be more than 0 and at most 300 seconds, found 0"),
     (
       "request_timeout = 300.5",
       "broker.request_timeout: must be more than 0 and at most 300 seconds, found 300.5"
     ),
-    ("scope_idle_timeout = 0", "broker.scope_idle_timeout: must be more than 0 seconds, found 0"),
+    (
+      "scope_idle_timeout = 0",
+      "broker.scope_idle_timeout: must be more than 0 and at most 2592000 seconds (30 days), found 0"
+    ),
+    (
+      "scope_idle_timeout = 1e300",
+      "broker.scope_idle_timeout: must be more than 0 and at most 2592000 seconds (30 days), found 1e+300"
+    ),
   ])
   func numberRanges(line: String, message: String) {
     #expect(problems("[broker]\n\(line)") == ["2: " + message])

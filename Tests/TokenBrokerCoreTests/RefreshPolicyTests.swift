@@ -153,6 +153,13 @@ private let hour = token(issuedAt: 1000, expiresAt: 4600)
     #expect(policy.delay(after: .credentialsRejected, attempt: 1, retryAfter: 10, random: 0) == 300)
   }
 
+  /// Found by fuzzing: an `Int.max` Retry-After on a 401 reached the timer arithmetic.
+  @Test func rejectionRetryAfterIsBoundedToAnHour() {
+    for kind in [FailureKind.credentialsRejected, .configurationWrong, .refreshTokenRejected] {
+      #expect(policy.delay(after: kind, attempt: 1, retryAfter: 9.2e18, random: 0) == 3600)
+    }
+  }
+
   @Test func transientFailuresBackOff() {
     #expect(policy.delay(after: .retryLater, attempt: 1, retryAfter: nil, random: 0) == 1)
     #expect(policy.delay(after: .retryLater, attempt: 4, retryAfter: nil, random: 0.5) == 4)

@@ -158,6 +158,34 @@ private func jwt(_ payload: String) -> String {
     #expect(r.token.expiresAt == 1_700_093_600)
   }
 
+  // Found by fuzzing: lifetimes that no later `Int(...)` or timer can hold.
+
+  @Test func hugeExpiresInClampedToTenYears() throws {
+    let r = try parse(#"{"access_token":"a","expires_in":1e308,"created_at":1e308}"#)
+    #expect(r.token.issuedAt == now)
+    #expect(r.token.expiresAt == now + TokenResponseParser.maxLifetime)
+    #expect(TokenResponseParser.maxLifetime == 315_360_000)
+  }
+
+  @Test func hugeJWTExpClampedToTenYears() throws {
+    let r = try parse("{\"access_token\":\"\(jwt(#"{"exp":1.8e19}"#))\"}")
+    #expect(r.token.expiresAt == now + TokenResponseParser.maxLifetime)
+  }
+
+  @Test func hugeNegativeJWTIatClampedToTenYearsAgo() throws {
+    let r = try parse("{\"access_token\":\"\(jwt(#"{"iat":-1e300,"exp":1700003600}"#))\"}")
+    #expect(r.token.issuedAt == now - TokenResponseParser.maxLifetime)
+    #expect(r.token.expiresAt == 1_700_003_600)
+  }
+
+  @Test func tokenExpiredOnArrivalIsRefused() throws {
+    let f = failure("{\"access_token\":\"\(jwt(#"{"exp":1699999000}"#))\"}")
+    #expect(f?.kind == .retryLater)
+    #expect(f?.message.contains("already expired (1000 s ago") == true)
+    let created = failure(#"{"access_token":"a","expires_in":60,"created_at":1699990000}"#)
+    #expect(created?.message.contains("already expired") == true)
+  }
+
   @Test func expiresInWinsOverJWTExp() throws {
     let token = jwt(#"{"iat":1699990000,"exp":1700001800}"#)
     let r = try parse("{\"access_token\":\"\(token)\",\"expires_in\":600}")

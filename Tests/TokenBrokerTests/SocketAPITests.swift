@@ -96,6 +96,36 @@ import TokenBrokerTestSupport
     }
   }
 
+  /// The cached answer is rendered once per refresh; only `expires_in` follows the clock.
+  @Test func cachedAnswerCountsDownWithTheClock() async throws {
+    try await Single.with(.energy) { s async throws in
+      let first = try await s.harness.get("/v1/token/p").json
+      await s.clock.advance(by: 10)
+      let later = try await s.harness.get("/v1/token/p").json
+      let expiresIn = try #require(first["expires_in"] as? Int)
+      #expect(later["expires_in"] as? Int == expiresIn - 10)
+      for key in ["provider", "access_token", "token_type", "expires_at", "scope", "header"] {
+        #expect(later[key] as? String == first[key] as? String, "\(key)")
+      }
+      #expect(first["access_token"] as? String == s.upstream.issuedAccessTokens[0])
+      #expect(s.upstream.requestCount == 1)
+    }
+  }
+
+  @Test func acceptChoosesPlainOnlyWhenJSONIsNotNamed() async throws {
+    try await Single.with(.energy) { s async throws in
+      let token = s.upstream.issuedAccessTokens[0]
+      for accept in ["text/plain", "TEXT/Plain; q=1", "text/plain;charset=utf-8"] {
+        #expect(try await s.harness.get("/v1/token/p", accept: accept).text == token, "\(accept)")
+      }
+      for accept in ["application/json", "*/*", "text/plain, application/json", ""] {
+        #expect(
+          try await s.harness.get("/v1/token/p", accept: accept).json["access_token"] as? String == token,
+          "\(accept)")
+      }
+    }
+  }
+
   @Test func servingACachedTokenDoesNoUpstreamWork() async throws {
     try await Single.with(.energy) { s async throws in
       for _ in 0..<100 { #expect(try await s.harness.get("/v1/token/p").status == 200) }

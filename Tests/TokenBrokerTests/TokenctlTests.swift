@@ -23,6 +23,46 @@ import TokenBrokerTestSupport
   @Test func usageErrorsAre64() async throws {
     #expect(try await tokenctl(["token"]).status == 64)
     #expect(try await tokenctl(["frobnicate"]).status == 64)
+    #expect(try await tokenctl([]).status == 64)
+    let cases: [([String], String)] = [
+      (["token"], "'token' needs a provider name"),
+      (["frobnicate"], "unknown command 'frobnicate'"),
+      (["token", "energy", "--min-valid", "soon"], "--min-valid takes whole seconds, not 'soon'"),
+      (["token", "energy", "--bogus"], "unknown option '--bogus'"),
+      (["status", "--scope", "read"], "'status' takes no option '--scope'"),
+      (["reload", "now"], "unexpected argument 'now'"),
+      (["token", "a", "b"], "unexpected argument 'b'"),
+      (["token", "energy", "--socket"], "missing value for '--socket'"),
+      (["--generate-completion-script", "tcsh"], "no completion script for 'tcsh'"),
+    ]
+    for (args, message) in cases {
+      let r = try await tokenctl(args)
+      #expect(r.status == 64, "\(args)")
+      #expect(r.stderr.hasPrefix("tokenctl: \(message)"), "\(args): \(r.stderr)")
+      #expect(r.stdout.isEmpty)
+    }
+  }
+
+  @Test func helpAndVersion() async throws {
+    let help = try await tokenctl(["--help"])
+    #expect(help.status == 0)
+    #expect(help.stdout.contains("tokenctl [--socket PATH] token NAME [--scope S] [--min-valid N] [--json]"))
+    let tokenHelp = try await tokenctl(["help", "token"])
+    #expect(tokenHelp.stdout.contains("--min-valid N    seconds the token must still be valid"))
+    #expect(try await tokenctl(["token", "--help"]).stdout == tokenHelp.stdout)
+    #expect(try await tokenctl(["--version"]).stdout == "0.1.0\n")
+  }
+
+  /// `--socket PATH`, `--socket=PATH`, before or after the subcommand.
+  @Test func socketOptionAnywhere() async throws {
+    for args in [
+      ["--socket", "/tmp/no-such-tb-1.sock", "status"], ["status", "--socket", "/tmp/no-such-tb-1.sock"],
+      ["--socket=/tmp/no-such-tb-1.sock", "status"], ["token", "x", "--socket=/tmp/no-such-tb-1.sock"],
+    ] {
+      let r = try await tokenctl(args)
+      #expect(r.status == 69, "\(args)")
+      #expect(r.stderr.contains("/tmp/no-such-tb-1.sock"), "\(args)")
+    }
   }
 
   @Test func tokenHeaderJSONAndScopes() async throws {
@@ -72,5 +112,10 @@ import TokenBrokerTestSupport
     let r = try await tokenctl(["--generate-completion-script", "bash"])
     #expect(r.status == 0)
     #expect(r.stdout.contains("_tokenctl"))
+    #expect(r.stdout.contains("complete -F _tokenctl tokenctl"))
+    let zsh = try await tokenctl(["--generate-completion-script", "zsh"])
+    #expect(zsh.stdout.hasPrefix("#compdef tokenctl"))
+    let fish = try await tokenctl(["--generate-completion-script=fish"])
+    #expect(fish.stdout.contains("complete -c tokenctl"))
   }
 }

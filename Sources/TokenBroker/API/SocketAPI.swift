@@ -10,11 +10,14 @@ public final class SocketAPI: ServerRequestHandler {
   let logger: Logger
   /// Called for `POST /v1/reload`; returns the problems when the new config is refused.
   let reload: @Sendable () async -> [String]?
+  /// The metrics of a cached token answered on the fast path (always a 200).
+  let cachedTokenServed: BrokerMetrics.RequestRecorder
 
   public init(broker: Broker, logger: Logger, reload: @escaping @Sendable () async -> [String]? = { nil }) {
     self.broker = broker
     self.logger = logger
     self.reload = reload
+    cachedTokenServed = broker.environment.metrics.recorder(endpoint: "token", status: 200)
   }
 
   enum Route {
@@ -53,7 +56,7 @@ public final class SocketAPI: ServerRequestHandler {
   public func respondImmediately(to request: ServerRequest) -> ServerResponse? {
     let start = ContinuousClock.now
     guard let response = cachedToken(request) else { return nil }
-    record("token", response, since: start)
+    cachedTokenServed.record(nanoseconds: Self.nanoseconds(since: start))
     return response
   }
 
@@ -66,26 +69,27 @@ public final class SocketAPI: ServerRequestHandler {
   }
 
   private func record(_ endpoint: String, _ response: ServerResponse, since start: ContinuousClock.Instant) {
-    let elapsed = ContinuousClock.now - start
-    let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
     broker.environment.metrics.request(
-      endpoint: endpoint, status: Int(response.status.code), nanoseconds: nanos)
+      endpoint: endpoint, status: Int(response.status.code), nanoseconds: Self.nanoseconds(since: start))
+  }
+
+  static func nanoseconds(since start: ContinuousClock.Instant) -> Int64 {
+    let elapsed = ContinuousClock.now - start
+    return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
   }
 
   func cachedToken(_ request: ServerRequest) -> ServerResponse? {
     guard request.method == .GET, !request.queryMalformed, case .token(let name)? = Self.route(request.path)
     else { return nil }
     guard let parsed = try? parseTokenRequest(request, provider: name) else { return nil }
-    guard let config = broker.config.provider(named: name), authorised(request, provider: name) else {
-      return nil
-    }
+    guard authorised(request, provider: name) else { return nil }
     let now = broker.environment.clock.now()
     let minValid = max(broker.config.broker.minValid, parsed.minValid ?? 0)
     guard
-      let token = broker.environment.cache.servable(
+      let answer = broker.environment.cache.servable(
         provider: name, scopes: parsed.scopes, now: now, minValid: minValid)
     else { return nil }
-    return tokenResponse(token, provider: config, plain: parsed.plain, now: now)
+    return answerResponse(answer, plain: parsed.plain, now: now)
   }
 
   func answer(_ request: ServerRequest, route: Route?) async -> ServerResponse {
@@ -150,9 +154,25 @@ public final class SocketAPI: ServerRequestHandler {
       }
       minValid = Double(v)
     }
-    let accept = request.header("accept") ?? ""
-    let plain = accept.contains("text/plain") && !accept.contains("application/json")
-    return TokenQuery(scopes: scopes, minValid: minValid, plain: plain)
+    return TokenQuery(scopes: scopes, minValid: minValid, plain: Self.prefersPlain(request.header("accept")))
+  }
+
+  /// `Accept` names text/plain and not application/json (compared as bytes, case-insensitively).
+  static func prefersPlain(_ accept: String?) -> Bool {
+    guard let accept else { return false }
+    return contains(accept, "text/plain") && !contains(accept, "application/json")
+  }
+
+  static func contains(_ hay: String, _ needle: StaticString) -> Bool {
+    let n = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
+    let h = Array(hay.utf8)
+    guard h.count >= n.count, let first = n.first else { return false }
+    for i in 0...(h.count - n.count) where h[i] | 0x20 == first {
+      var j = 1
+      while j < n.count, h[i + j] | 0x20 == n[j] { j += 1 }
+      if j == n.count { return true }
+    }
+    return false
   }
 
   func serveToken(_ request: ServerRequest, provider name: String) async -> ServerResponse {
@@ -175,23 +195,15 @@ public final class SocketAPI: ServerRequestHandler {
   }
 
   func tokenResponse(_ token: Token, provider: ProviderConfig, plain: Bool, now: Double) -> ServerResponse {
+    answerResponse(TokenAnswer(token, provider: provider), plain: plain, now: now)
+  }
+
+  func answerResponse(_ answer: TokenAnswer, plain: Bool, now: Double) -> ServerResponse {
     if plain {
       return ServerResponse(
-        status: .ok, contentType: "text/plain", headers: [("Cache-Control", "no-store")],
-        body: Array(token.accessToken.utf8))
+        status: .ok, contentType: "text/plain", headers: [("Cache-Control", "no-store")], body: answer.plain)
     }
-    let isKey = provider.grant == .apiKey
-    var w = JSONWriter.Object()
-    w.field("provider", provider.name)
-    w.field("access_token", token.accessToken)
-    w.field("token_type", isKey ? "api_key" : token.tokenType)
-    w.field("expires_in", token.expiresAt.map { Int(($0 - now).rounded(.down)) })
-    w.field("expires_at", token.expiresAt.map(Timestamp.rfc3339))
-    w.field("scope", isKey ? nil : token.scope.joined(separator: " "))
-    w.field(
-      "header",
-      isKey ? "\(provider.apiKeyHeader): \(token.accessToken)" : "Authorization: \(token.authorizationValue)")
-    return ServerResponse(status: .ok, headers: [("Cache-Control", "no-store")], body: w.finished() + [0x0A])
+    return ServerResponse(status: .ok, headers: [("Cache-Control", "no-store")], body: answer.json(now: now))
   }
 
   // MARK: Status, refresh, reload

@@ -1,6 +1,8 @@
 import TokenBrokerCore
 
-/// The one-line `STATUS=` summary: `4/5 providers ok; powernaut degraded: upstream 503, retry in 40 s`.
+/// The one-line `STATUS=` summary:
+/// `4/5 providers ok; powernaut degraded: upstream 503, next attempt 2026-12-02T18:52:10Z`.
+/// A time, not a countdown: the line is sent when a state changes, not every second.
 public enum StatusLine {
   /// Longest line sent; systemctl status shows one line anyway.
   static let maximumLength = 400
@@ -11,7 +13,9 @@ public enum StatusLine {
     for s in statuses where s.state != .ok {
       var part = "\(s.name) \(s.state.rawValue)"
       if let e = s.lastError { part += ": \(e)" }
-      if let next = s.nextRefresh, s.failures > 0 { part += ", retry in \(max(0, Int(next - now))) s" }
+      if let next = s.nextRefresh, s.failures > 0 {
+        part += ", next attempt \(Timestamp.rfc3339(max(now, next)))"
+      }
       line += "; " + part
     }
     return cut(line)

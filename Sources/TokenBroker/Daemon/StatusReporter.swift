@@ -3,8 +3,8 @@ import NIOConcurrencyHelpers
 import TokenBrokerCore
 import TokenBrokerSystemd
 
-/// Keeps systemd's `STATUS=` current: sent at start, READY, reload and stop, and re-checked
-/// every few seconds in between (sent only when the line changed). Silent without
+/// Keeps systemd's `STATUS=` current: sent at start, READY, reload and stop, and after
+/// every refresh outcome in between (sent only when the line changed). Silent without
 /// `$NOTIFY_SOCKET`.
 final class StatusReporter: Sendable {
   enum Phase: Sendable { case starting, running, stopping }
@@ -17,13 +17,10 @@ final class StatusReporter: Sendable {
   }
 
   let notifier: SystemdNotifier
-  /// How often the line is recomputed while running.
-  let interval: Duration
   private let state = NIOLockedValueBox(State())
 
-  init(notifier: SystemdNotifier, interval: Duration = .seconds(2)) {
+  init(notifier: SystemdNotifier) {
     self.notifier = notifier
-    self.interval = interval
   }
 
   var phase: Phase { state.withLockedValue { $0.phase } }
@@ -55,12 +52,13 @@ final class StatusReporter: Sendable {
     send(await line(broker))
   }
 
-  /// Re-publishes every `interval` until cancelled.
+  /// Re-publishes whenever an engine's state changed (no polling), until cancelled.
   func keepCurrent(_ broker: Broker) -> Task<Void, Never>? {
     guard notifier.isEnabled else { return nil }
+    let changes = broker.environment.changes.changes
     return Task {
-      while !Task.isCancelled {
-        do { try await Task.sleep(for: interval) } catch { return }
+      for await _ in changes {
+        if Task.isCancelled { return }
         if phase == .running { await publish(broker) }
       }
     }

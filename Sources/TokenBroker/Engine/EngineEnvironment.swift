@@ -13,12 +13,16 @@ public struct EngineEnvironment: Sendable {
   public var cache: TokenCache
   public var userAgent: String
   public var metrics: BrokerMetrics
+  /// Raised after every refresh outcome (success or failure) of any engine.
+  public var changes: ChangeSignal
 
   public init(
     transport: any TokenTransport, clock: any BrokerClock, store: StateStore, logger: Logger,
     cache: TokenCache = TokenCache(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-    userAgent: String = "token-broker/\(BrokerVersion.current)", metrics: BrokerMetrics = BrokerMetrics()
+    userAgent: String = "token-broker/\(BrokerVersion.current)", metrics: BrokerMetrics = BrokerMetrics(),
+    changes: ChangeSignal = ChangeSignal()
   ) {
+    self.changes = changes
     self.metrics = metrics
     self.transport = transport
     self.clock = clock

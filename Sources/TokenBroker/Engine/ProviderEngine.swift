@@ -60,7 +60,7 @@ public actor ProviderEngine {
     if config.grant == .apiKey, let key = secrets.apiKey {
       let token = Token(accessToken: key, tokenType: "", issuedAt: now, expiresAt: nil, scope: [])
       slots[defaultScopes] = Slot(token: token, lastRefresh: now, lastUsed: now)
-      env.cache.set(provider: name, scopes: defaultScopes, token: token, now: now)
+      env.cache.set(provider: config, scopes: defaultScopes, token: token, now: now)
       markFirstAttemptDone()
       return
     }
@@ -218,7 +218,7 @@ public actor ProviderEngine {
       slot.lastRefresh = now
       slot.nextRefresh = policy.nextRefresh(for: token, now: now, random: env.random())
       // A stopped engine (replaced by a reload) must not overwrite its successor's cache.
-      if !stopped { env.cache.set(provider: name, scopes: key, token: token, now: now) }
+      if !stopped { env.cache.set(provider: config, scopes: key, token: token, now: now) }
     case .failure(let failure):
       slot.failures += 1
       slot.lastError = redact(failure.description)
@@ -232,6 +232,7 @@ public actor ProviderEngine {
     }
     slots[key] = slot
     schedule(key)
+    env.changes.raise()
   }
 
   private func schedule(_ key: ScopeSet) {

@@ -5,7 +5,7 @@ import TokenBrokerCore
 /// fast path answers a cached token with one lock and no upstream or disk work.
 public final class TokenCache: Sendable {
   struct Entry {
-    var token: Token
+    var answer: TokenAnswer
     var lastUsed: Double
   }
 
@@ -13,20 +13,22 @@ public final class TokenCache: Sendable {
 
   public init() {}
 
-  /// The cached token if it has at least `minValid` seconds left; marks it used.
-  public func servable(provider: String, scopes: ScopeSet, now: Double, minValid: Double) -> Token? {
-    box.withLockedValue { all -> Token? in
-      guard var entry = all[provider]?[scopes], entry.token.remaining(at: now) >= minValid else { return nil }
-      entry.lastUsed = now
-      all[provider]![scopes] = entry
-      return entry.token
+  /// The cached token, rendered, if it has at least `minValid` seconds left; marks it used.
+  public func servable(provider: String, scopes: ScopeSet, now: Double, minValid: Double) -> TokenAnswer? {
+    box.withLockedValue { all -> TokenAnswer? in
+      guard let answer = all[provider]?[scopes]?.answer, answer.token.remaining(at: now) >= minValid else {
+        return nil
+      }
+      all[provider]![scopes]!.lastUsed = now
+      return answer
     }
   }
 
-  func set(provider: String, scopes: ScopeSet, token: Token, now: Double) {
+  func set(provider: ProviderConfig, scopes: ScopeSet, token: Token, now: Double) {
+    let answer = TokenAnswer(token, provider: provider)
     box.withLockedValue { all in
-      let used = all[provider]?[scopes]?.lastUsed ?? now
-      all[provider, default: [:]][scopes] = Entry(token: token, lastUsed: used)
+      let used = all[provider.name]?[scopes]?.lastUsed ?? now
+      all[provider.name, default: [:]][scopes] = Entry(answer: answer, lastUsed: used)
     }
   }
 

@@ -76,8 +76,25 @@ public final class BrokerMetrics: Sendable {
 
   /// One answered socket request.
   public func request(endpoint: String, status: Int, nanoseconds: Int64) {
-    counter("token_broker_requests_total", [("endpoint", endpoint), ("status", String(status))]).increment()
-    timer("token_broker_request_duration_seconds", [("endpoint", endpoint)]).recordNanoseconds(nanoseconds)
+    recorder(endpoint: endpoint, status: status).record(nanoseconds: nanoseconds)
+  }
+
+  /// The request counter and latency timer of one endpoint and status, looked up once:
+  /// the socket's fast path keeps one and records without a lookup.
+  public struct RequestRecorder: Sendable {
+    let count: Metrics.Counter
+    let duration: Metrics.Timer
+
+    public func record(nanoseconds: Int64) {
+      count.increment()
+      duration.recordNanoseconds(nanoseconds)
+    }
+  }
+
+  public func recorder(endpoint: String, status: Int) -> RequestRecorder {
+    RequestRecorder(
+      count: counter("token_broker_requests_total", [("endpoint", endpoint), ("status", String(status))]),
+      duration: timer("token_broker_request_duration_seconds", [("endpoint", endpoint)]))
   }
 
   /// Sets the per-provider gauges from current statuses (called at scrape time).

@@ -71,10 +71,10 @@ extension ConfigReader {
     }
 
     if let value = table["min_valid"], let n = number(value, at: base + ["min_valid"]) {
-      if n >= 0 {
+      if n >= 0, n <= 86400 {
         settings.minValid = n
       } else {
-        report(base + ["min_valid"], "must be 0 or more seconds, found \(Self.format(n))")
+        report(base + ["min_valid"], "must be between 0 and 86400 seconds, found \(Self.format(n))")
       }
     }
     if let value = table["request_timeout"], let n = number(value, at: base + ["request_timeout"]) {
@@ -87,10 +87,12 @@ extension ConfigReader {
       }
     }
     if let value = table["scope_idle_timeout"], let n = number(value, at: base + ["scope_idle_timeout"]) {
-      if n > 0 {
+      if n > 0, n <= 2_592_000 {
         settings.scopeIdleTimeout = n
       } else {
-        report(base + ["scope_idle_timeout"], "must be more than 0 seconds, found \(Self.format(n))")
+        report(
+          base + ["scope_idle_timeout"],
+          "must be more than 0 and at most 2592000 seconds (30 days), found \(Self.format(n))")
       }
     }
     if let value = table["admins"], let admins = principals(value, at: base + ["admins"]) {

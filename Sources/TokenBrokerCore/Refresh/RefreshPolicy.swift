@@ -53,7 +53,7 @@ public struct RefreshPolicy: Sendable, Equatable {
     switch kind {
     case .retryLater: return backoff(attempt: attempt, retryAfter: retryAfter, random: random)
     case .credentialsRejected, .configurationWrong, .refreshTokenRejected:
-      return max(backoffCap, retryAfter ?? 0)
+      return max(backoffCap, min(retryAfter ?? 0, 3600))
     }
   }
 

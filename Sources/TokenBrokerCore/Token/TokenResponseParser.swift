@@ -8,6 +8,9 @@ public enum TokenResponseParser {
   public static let assumedLifetime: Double = 3600
   /// A `created_at` further than this in the future is taken as clock skew and clamped to now.
   static let maxFutureSkew: Double = 300
+  /// The longest lifetime taken from an answer (10 years): a larger `expires_in`, or
+  /// a JWT `exp`/`iat` further out, is clamped, so no later arithmetic overflows.
+  public static let maxLifetime: Double = 315_360_000
 
   public static func parse(
     body: [UInt8], requestedScope: [String], now: Double
@@ -36,7 +39,7 @@ public enum TokenResponseParser {
     }
 
     var issuedAt = now
-    if let created = JSONValue.number(object["created_at"]) {
+    if let created = JSONValue.number(object["created_at"]), created.isFinite {
       issuedAt = created > now + maxFutureSkew ? now : created
     }
     let expiresAt: Double
@@ -47,12 +50,21 @@ public enum TokenResponseParser {
       guard seconds > 0, seconds.isFinite else {
         throw UpstreamFailure(.retryLater, status: 200, message: "token response expires_in is not positive")
       }
-      expiresAt = issuedAt + seconds
-    } else if let claims = JWT.claims(of: access), let exp = claims.exp {
-      if let iat = claims.iat, iat <= now + maxFutureSkew { issuedAt = iat }
-      expiresAt = exp
+      expiresAt = issuedAt + min(seconds, maxLifetime)
+    } else if let claims = JWT.claims(of: access), let exp = claims.exp, exp.isFinite {
+      if let iat = claims.iat, iat.isFinite, iat <= now + maxFutureSkew { issuedAt = iat }
+      expiresAt = min(exp, now + maxLifetime)
     } else {
       expiresAt = issuedAt + assumedLifetime
+    }
+    issuedAt = max(issuedAt, now - maxLifetime)
+    guard expiresAt > now else {
+      let ago = Int(min(now - expiresAt, maxLifetime))
+      throw UpstreamFailure(
+        .retryLater, status: 200,
+        message:
+          "token response is already expired (\(ago) s ago by this machine's clock): check created_at, the JWT exp and both clocks"
+      )
     }
 
     var scope = requestedScope

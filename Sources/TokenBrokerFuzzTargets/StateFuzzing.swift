@@ -1,0 +1,50 @@
+import Foundation
+import TokenBroker
+
+/// The state-file loader on arbitrary bytes.
+enum StateFuzzing {
+  /// A scratch state dir, on tmpfs when there is one (fsync there costs nothing).
+  static let store: StateStore = {
+    let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+    let dir = base + "/tb-fuzz-statefile-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return StateStore(directory: dir)
+  }()
+
+  static func run(_ bytes: [UInt8]) {
+    let record: ProviderStateRecord
+    do {
+      record = try StateStore.decode(bytes, file: "/var/lib/token-broker/fuzz.state")
+    } catch {
+      if !error.description.contains("/var/lib/token-broker/fuzz.state") {
+        FuzzCheck.violated("the error does not name the file: \(error.description)", input: bytes)
+      }
+      if let token = refreshToken(in: bytes), token.count >= 4, error.description.contains(token) {
+        FuzzCheck.violated("the refresh token appears in the error", input: bytes)
+      }
+      return
+    }
+    if let token = record.refreshToken, token.count >= 4, record.description.contains(token) {
+      FuzzCheck.violated("the refresh token appears in the description", input: bytes)
+    }
+    // What the daemon writes back must read back the same (the time is the daemon's own clock).
+    var written = record
+    written.updatedAt = 1_800_000_000
+    do {
+      try store.save(written, for: "fuzz")
+      guard let reread = try store.load("fuzz") else {
+        FuzzCheck.violated("a saved state file is gone", input: bytes)
+      }
+      if reread != written {
+        FuzzCheck.violated("state does not survive save and load: \(written) became \(reread)", input: bytes)
+      }
+    } catch {
+      FuzzCheck.violated("cannot save and load a decoded record: \(error)", input: bytes)
+    }
+  }
+
+  private static func refreshToken(in bytes: [UInt8]) -> String? {
+    guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+    return o["refresh_token"] as? String
+  }
+}

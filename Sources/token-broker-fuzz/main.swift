@@ -1,2 +1,0 @@
-import TokenBrokerFuzzTargets
-print("token-broker-fuzz: not yet")
