@@ -2,6 +2,9 @@
 #   make dev      run token-brokerd --dev (a built-in demo issuer) after installing what is missing
 #   make test     run every test (unit, engine, socket, system) after installing what is missing
 #   make install  install binaries, units and the example config (DESTDIR, PREFIX honoured)
+#   make bench        the benchmarks of README "Performance" (release build in .build-bench)
+#   make reliability  the full-size crash, load and fault suites (README "Reliability")
+#   make fuzz         libFuzzer on every target, FUZZ_SECONDS (300) each (README "Fuzzing")
 
 SWIFT    ?= swift
 PREFIX   ?= /usr
@@ -14,7 +17,10 @@ CONFIG   ?= debug
 # Debian packages the build and the tests need.
 APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace openssl
 
-.PHONY: deps dev build release test lint format install check-units clean
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS = http-request config token-response error-response state-file
+
+.PHONY: deps dev build release test lint format install check-units clean bench-build bench reliability fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -47,6 +53,28 @@ lint:
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+
+bench-build: deps
+	$(SWIFT) build -c release --scratch-path .build-bench
+
+bench: bench-build
+	.build-bench/release/token-broker-bench all
+
+reliability: bench-build
+	.build-bench/release/token-broker-reliability all
+
+# New inputs go to .build-fuzz/corpus/TARGET; the committed corpus is read too. A crash
+# leaves .build-fuzz/crash-TARGET-*: copy it to Tests/ReliabilityTests/Corpus/regressions/TARGET/.
+fuzz: deps
+	$(SWIFT) build -c release --sanitize fuzzer --sanitize address --disable-dead-strip \
+	  --scratch-path .build-fuzz --product token-broker-fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .build-fuzz/corpus/$$t; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  SWIFT_BACKTRACE=enable=no .build-fuzz/release/token-broker-fuzz $$t .build-fuzz/corpus/$$t \
+	    Tests/ReliabilityTests/Corpus/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=.build-fuzz/crash-$$t- || exit 1; \
+	done
 
 check-units:
 	@sh systemd/check-units.sh

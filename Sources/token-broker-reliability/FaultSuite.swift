@@ -119,7 +119,7 @@ final class FaultSuite {
         while !daemon.hasExited && monotonic() < deadline { sleepMilliseconds(50) }
         var problems: [String] = []
         if daemon.hasExited {
-          problems.append("the daemon died (\(daemon.exitDescription)): \(self.toomlAssertion(daemon))")
+          problems.append("the daemon died (\(daemon.exitDescription)): \(self.assertionSite(daemon))")
         } else if api.state(of: "energy") != "ok" {
           problems.append("the old config is not in force")
         }
@@ -132,8 +132,8 @@ final class FaultSuite {
     return out
   }
 
-  /// toml++'s assertion line of an aborted daemon.
-  func toomlAssertion(_ daemon: DaemonProcess) -> String {
+  /// The assertion line of an aborted daemon, if it logged one.
+  func assertionSite(_ daemon: DaemonProcess) -> String {
     daemon.logTail(10_000).split(separator: "\n").first { $0.contains("Assertion") }
       .map { String($0.split(separator: "/").suffix(2).joined(separator: "/")) } ?? "see its log"
   }

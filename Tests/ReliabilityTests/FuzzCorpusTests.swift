@@ -13,14 +13,7 @@ import TokenBrokerTestSupport
 
   /// Regression inputs of bugs not fixed yet (file name → where the bug is). A fix makes
   /// its replay pass, the known issue goes unrecorded, and the test says to drop the entry.
-  static let knownBugs: [String: String] = [
-    "toml-table-header-non-ascii.toml":
-      "toml++ (TOMLKit CTOML toml.hpp:15481) asserts in parse_key on [é]: the daemon aborts (check-config, start, reload)",
-    "toml-table-header-question-mark.toml":
-      "toml++ (TOMLKit CTOML toml.hpp:15481) asserts in parse_key on [?: the daemon aborts (check-config, start, reload)",
-    "toml-array-closed-with-brace.toml":
-      "toml++ (TOMLKit CTOML toml.hpp:14994) asserts in parse_value on [\"\",}: the daemon aborts (check-config, start, reload)",
-  ]
+  static let knownBugs: [String: String] = [:]
 
   static func files(_ dir: URL) -> [URL] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []

@@ -38,17 +38,17 @@ public final class SocketAPI: ServerRequestHandler {
     }
   }
 
+  /// The route of `path`, compared as bytes (the fast path runs this per request).
   static func route(_ path: Substring) -> Route? {
-    if path.hasPrefix("/v1/token/") {
-      let name = path.dropFirst("/v1/token/".count)
-      return name.isEmpty || name.contains("/") ? nil : .token(String(name))
+    let bytes = path.utf8
+    if let name = bytes.dropPrefix("/v1/token/") {
+      return name.isEmpty || name.contains(UInt8(ascii: "/")) ? nil : .token(String(Substring(name)))
     }
-    if path == "/v1/status" { return .status }
-    if path == "/v1/reload" { return .reload }
-    if path == "/metrics" { return .metrics }
-    if path.hasPrefix("/v1/providers/"), path.hasSuffix("/refresh") {
-      let name = path.dropFirst("/v1/providers/".count).dropLast("/refresh".count)
-      return name.isEmpty || name.contains("/") ? nil : .refresh(String(name))
+    if bytes.elementsEqual("/v1/status".utf8) { return .status }
+    if bytes.elementsEqual("/v1/reload".utf8) { return .reload }
+    if bytes.elementsEqual("/metrics".utf8) { return .metrics }
+    if let rest = bytes.dropPrefix("/v1/providers/"), let name = rest.dropSuffix("/refresh") {
+      return name.isEmpty || name.contains(UInt8(ascii: "/")) ? nil : .refresh(String(Substring(name)))
     }
     return nil
   }
@@ -297,5 +297,21 @@ public final class SocketAPI: ServerRequestHandler {
     _ status: HTTPResponseStatus, _ code: String, _ message: String, headers: [(String, String)] = []
   ) -> ServerResponse {
     ServerResponse(status: status, headers: headers, body: ErrorBody.json(code: code, message: message))
+  }
+}
+
+extension Substring.UTF8View {
+  /// The rest after `prefix`, or nil when it does not start with it.
+  fileprivate func dropPrefix(_ prefix: StaticString) -> Substring.UTF8View? {
+    let p = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+    guard count >= p.count, self.prefix(p.count).elementsEqual(p) else { return nil }
+    return self.dropFirst(p.count)
+  }
+
+  /// The part before `suffix`, or nil when it does not end with it.
+  fileprivate func dropSuffix(_ suffix: StaticString) -> Substring.UTF8View? {
+    let p = UnsafeBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount)
+    guard count >= p.count, self.suffix(p.count).elementsEqual(p) else { return nil }
+    return self.dropLast(p.count)
   }
 }

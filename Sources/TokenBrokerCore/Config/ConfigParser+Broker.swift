@@ -1,5 +1,3 @@
-import TOMLKit
-
 /// `[broker]`.
 extension ConfigReader {
   static let brokerKeys = [

@@ -1,5 +1,3 @@
-import TOMLKit
-
 /// `[providers.NAME]`.
 extension ConfigReader {
   static let providerKeys = [

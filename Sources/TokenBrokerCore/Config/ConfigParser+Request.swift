@@ -1,5 +1,3 @@
-import TOMLKit
-
 /// What a provider adds to its token request: scopes, params, headers.
 extension ConfigReader {
   /// Headers the broker sets itself (compared case-insensitively).
@@ -39,7 +37,7 @@ extension ConfigReader {
   }
 
   /// The well-formed scopes of the list, with their positions; the others are reported.
-  private mutating func scopeList(_ value: TOMLValueConvertible, at key: [String]) -> [(
+  private mutating func scopeList(_ value: TOMLValue, at key: [String]) -> [(
     index: Int, scope: String
   )]? {
     guard let array = value.array else {
@@ -73,7 +71,7 @@ extension ConfigReader {
     return good
   }
 
-  mutating func params(_ value: TOMLValueConvertible, at key: [String]) -> [String: String]? {
+  mutating func params(_ value: TOMLValue, at key: [String]) -> [String: String]? {
     guard let params = stringTable(value, at: key) else { return nil }
     for name in params.keys.sorted() {
       if name.isEmpty {
@@ -85,7 +83,7 @@ extension ConfigReader {
     return params
   }
 
-  mutating func headers(_ value: TOMLValueConvertible, at key: [String]) -> [String: String]? {
+  mutating func headers(_ value: TOMLValue, at key: [String]) -> [String: String]? {
     guard let headers = stringTable(value, at: key) else { return nil }
     for name in headers.keys.sorted() {
       let entry = key + [name]

@@ -1,5 +1,3 @@
-import TOMLKit
-
 /// Secrets: `client_secret`, `password`, `refresh_token`, `api_key`.
 ///
 /// A secret is a literal string or a table with exactly one of `file` (an absolute
@@ -8,7 +6,7 @@ import TOMLKit
 extension ConfigReader {
   static let secretSourceKeys = ["file", "env", "credential"]
 
-  mutating func secret(_ value: TOMLValueConvertible, at key: [String]) -> SecretSource? {
+  mutating func secret(_ value: TOMLValue, at key: [String]) -> SecretSource? {
     if let literal = value.string {
       guard !literal.isEmpty else {
         report(key, "the secret is empty")

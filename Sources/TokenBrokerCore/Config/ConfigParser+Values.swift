@@ -1,8 +1,6 @@
-import TOMLKit
-
 /// Typed readers: each returns nil after reporting why the value is unusable.
 extension ConfigReader {
-  mutating func table(_ value: TOMLValueConvertible, at key: [String]) -> TOMLTable? {
+  mutating func table(_ value: TOMLValue, at key: [String]) -> TOMLTable? {
     guard let table = value.table else {
       wrongType(key, expected: "a table", found: value)
       return nil
@@ -10,7 +8,7 @@ extension ConfigReader {
     return table
   }
 
-  mutating func string(_ value: TOMLValueConvertible, at key: [String], allowEmpty: Bool = false) -> String? {
+  mutating func string(_ value: TOMLValue, at key: [String], allowEmpty: Bool = false) -> String? {
     guard let string = value.string else {
       wrongType(key, expected: "a string", found: value)
       return nil
@@ -23,7 +21,7 @@ extension ConfigReader {
   }
 
   /// A finite number; integers are accepted.
-  mutating func number(_ value: TOMLValueConvertible, at key: [String]) -> Double? {
+  mutating func number(_ value: TOMLValue, at key: [String]) -> Double? {
     let number: Double
     if let int = value.int {
       number = Double(int)
@@ -53,7 +51,7 @@ extension ConfigReader {
 
   /// A string that must be one of an enum's raw values; the message lists them.
   mutating func choice<E: RawRepresentable & CaseIterable>(
-    _ value: TOMLValueConvertible, at key: [String], what: String, as type: E.Type = E.self
+    _ value: TOMLValue, at key: [String], what: String, as type: E.Type = E.self
   ) -> E? where E.RawValue == String {
     let valid = Self.choices(E.self)
     guard let raw = value.string else {
@@ -86,7 +84,7 @@ extension ConfigReader {
   }
 
   /// An absolute path: begins with `/`, holds no NUL.
-  mutating func absolutePath(_ value: TOMLValueConvertible, at key: [String]) -> String? {
+  mutating func absolutePath(_ value: TOMLValue, at key: [String]) -> String? {
     guard let path = string(value, at: key) else { return nil }
     guard path.hasPrefix("/") else {
       report(key, "must be an absolute path (starting with '/'), found \(Self.quote(path))")
@@ -101,7 +99,7 @@ extension ConfigReader {
 
   /// A table whose every value is a string (e.g. `params`, `headers`); entries of another
   /// type are reported and left out.
-  mutating func stringTable(_ value: TOMLValueConvertible, at key: [String]) -> [String: String]? {
+  mutating func stringTable(_ value: TOMLValue, at key: [String]) -> [String: String]? {
     guard let table = value.table else {
       wrongType(key, expected: "a table of strings", found: value)
       return nil
@@ -121,7 +119,7 @@ extension ConfigReader {
   static let principalForms = "user:NAME, group:NAME, uid:N or gid:N"
 
   /// An array of `user:NAME`, `group:NAME`, `uid:N`, `gid:N`.
-  mutating func principals(_ value: TOMLValueConvertible, at key: [String]) -> [Principal]? {
+  mutating func principals(_ value: TOMLValue, at key: [String]) -> [Principal]? {
     guard let array = value.array else {
       wrongType(key, expected: "an array of principals (\(Self.principalForms))", found: value)
       return nil

@@ -1,5 +1,3 @@
-import TOMLKit
-
 /// Turns the text of `broker.toml` into a validated ``BrokerConfig``.
 ///
 /// The parser does no I/O: the caller reads the file (and its mode) and hands over
@@ -18,7 +16,7 @@ public enum ConfigParser {
   public static func parse(
     _ text: String, path: String, fileMode: UInt32? = nil
   ) throws(ConfigError) -> BrokerConfig {
-    // TOMLKit hands the text over as a C string: a NUL would silently end the document.
+    // Checked here too so that the message stays the one users know (no column).
     if let nul = text.utf8.firstIndex(of: 0) {
       let line = text.utf8[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
       throw ConfigError(problems: [
@@ -27,17 +25,14 @@ public enum ConfigParser {
     }
     let root: TOMLTable
     do {
-      root = try TOMLTable(string: text)
-    } catch let error as TOMLParseError {
-      let description = redactedSyntaxError(error.description)
-      let message = "TOML syntax error at column \(error.source.begin.column): \(description)"
-      throw ConfigError(problems: [ConfigProblem(path: path, line: error.source.begin.line, message: message)]
-      )
+      root = try TOMLParser.parse(text)
     } catch {
-      throw ConfigError(problems: [ConfigProblem(path: path, line: 0, message: "TOML syntax error")])
+      // TOMLError messages name keys but never quote values, so nothing is redacted.
+      let message = "TOML syntax error at column \(error.column): \(error.message)"
+      throw ConfigError(problems: [ConfigProblem(path: path, line: error.line, message: message)])
     }
 
-    var reader = ConfigReader(path: path, fileMode: fileMode, lines: ConfigSourceLines(text))
+    var reader = ConfigReader(path: path, fileMode: fileMode, lines: ConfigSourceLines(root))
     reader.checkKeys(root, at: [], known: ["broker", "providers"])
 
     var broker = BrokerSettings()
@@ -68,27 +63,6 @@ public enum ConfigParser {
 
     guard reader.problems.isEmpty else { throw ConfigError(problems: reader.problems) }
     return BrokerConfig(broker: broker, providers: providers)
-  }
-}
-
-extension ConfigParser {
-  /// toml++ may quote what it stumbled on (`saw 'x'`, `escape sequence '\\q'`), which could
-  /// be part of a secret: quoted fragments are dropped, except the key names of
-  /// "cannot redefine existing table 'a'". The column still says where to look.
-  static func redactedSyntaxError(_ description: String) -> String {
-    if description.contains("redefine") { return description }
-    var out = ""
-    var quoted = false
-    for c in description {
-      if c == "'" {
-        quoted.toggle()
-      } else if !quoted {
-        out.append(c)
-      }
-    }
-    if out.hasSuffix(", saw ") { out.removeLast(", saw ".count) }
-    while out.hasSuffix(" ") { out.removeLast() }
-    return out
   }
 }
 
@@ -140,21 +114,21 @@ struct ConfigReader {
   }
 
   /// "a string", "an integer", ...: how a found value is named in messages.
-  static func describe(_ value: TOMLValueConvertible) -> String {
-    switch value.type {
+  static func describe(_ value: TOMLValue) -> String {
+    switch value.kind {
     case .string: return "a string"
-    case .int: return "an integer"
-    case .double: return "a floating-point number"
-    case .bool: return "a boolean"
+    case .integer: return "an integer"
+    case .float: return "a floating-point number"
+    case .boolean: return "a boolean"
     case .table: return "a table"
     case .array: return "an array"
-    case .date: return "a date"
-    case .time: return "a time"
-    case .dateTime: return "a date-time"
+    case .localDate: return "a date"
+    case .localTime: return "a time"
+    case .localDateTime, .offsetDateTime: return "a date-time"
     }
   }
 
-  mutating func wrongType(_ key: [String], expected: String, found value: TOMLValueConvertible) {
+  mutating func wrongType(_ key: [String], expected: String, found value: TOMLValue) {
     report(key, "expected \(expected), found \(Self.describe(value))")
   }
 

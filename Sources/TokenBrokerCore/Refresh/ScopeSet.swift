@@ -4,7 +4,14 @@ public struct ScopeSet: Sendable, Hashable, CustomStringConvertible {
   public let scopes: [String]
 
   public init<S: Sequence>(_ scopes: S) where S.Element == String {
-    self.scopes = Array(Set(scopes.filter { !$0.isEmpty })).sorted()
+    let list = Array(scopes)
+    // Already normalised (a provider's configured scopes, on every request): no Set, no sort.
+    var normalised = true
+    for i in list.indices where list[i].isEmpty || (i > 0 && !(list[i - 1] < list[i])) {
+      normalised = false
+      break
+    }
+    self.scopes = normalised ? list : Array(Set(list.filter { !$0.isEmpty })).sorted()
   }
 
   /// Parses a space-separated `scope` query value.
