@@ -11,8 +11,9 @@ public struct ServerLimits: Sendable, Equatable {
   public var requestDeadline: Double = 10
   /// Seconds an open connection may sit without a request before it is closed.
   public var idleTimeout: Double = 60
-  /// Connections served at once; excess ones get a 503 and are closed.
-  public var maxConnections: Int = 512
+  /// Connections served at once; excess ones get a 503 and are closed. The daemon raises
+  /// its open-file limit to fit them.
+  public var maxConnections: Int = 4096
 
   public init() {}
 }

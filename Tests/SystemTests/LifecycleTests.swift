@@ -92,6 +92,31 @@ extension SystemSuite {
 
     /// One provider never answers: READY=1 comes at the start-up timeout anyway, and STATUS=
     /// follows the provider from refreshing to failed without any reload.
+    /// Started with systemd's default soft open-file limit (1024), the daemon raises it to fit
+    /// its 4096 connections (+256 for its own files), within the hard limit.
+    @Test func openFileLimitRaisedForMaxConnections() async throws {
+      let dir = try TestDirectory()
+      let upstream = try await startUpstream(.energy)
+      defer { Task { await upstream.stop() } }
+      let config = try dir.write(
+        "broker.toml",
+        brokerTable(["socket = \"\(dir.file("s.sock"))\"", "state_dir = \"\(dir.file("state"))\""])
+          + energyProvider("p", upstream, secret: "\"\(upstream.settings.clientSecret)\""))
+      let notify = try NotifySocket(path: dir.file("notify"))
+      // prlimit sets the limits and execs the daemon: same pid.
+      let daemon = try ChildProcess(
+        "/usr/bin/prlimit", ["--nofile=1024:8192", try Binaries.tokenBrokerd, "--config", config],
+        environment: ["NOTIFY_SOCKET": notify.path], outputIn: dir, name: "daemon")
+      try daemon.start()
+      try await offload { try notify.wait(for: "READY=1") }
+      let limits = try String(contentsOfFile: "/proc/\(daemon.pid)/limits", encoding: .utf8)
+      let line = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }
+      let numbers = line?.split(separator: " ").compactMap { Int($0) } ?? []
+      #expect(numbers == [4352, 8192], "\(line ?? "no Max open files line")")
+      daemon.send(SIGTERM)
+      #expect(try await offload { try daemon.waitForExit() } == 0, "stderr: \(daemon.stderr)")
+    }
+
     @Test func readyAtTheStartupTimeoutAndStatusKeptCurrent() async throws {
       let dir = try TestDirectory()
       let good = try await startUpstream(.energy)

@@ -99,6 +99,7 @@ public final class Daemon: Sendable {
     let api = SocketAPI(broker: broker, logger: logger) { [self] in await self.reload(broker) }
     let tracker = RequestTracker(inner: api, logger: logger)
     let server: HTTPServer
+    FileLimit.raise(for: ServerLimits(), logger: logger)
     do {
       server = try await HTTPServer.start(
         binding(loaded.config.broker), group: group, handler: tracker, logger: logger)
