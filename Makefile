@@ -67,7 +67,7 @@ reliability: bench-build
 # leaves .build-fuzz/crash-TARGET-*: copy it to Tests/ReliabilityTests/Corpus/regressions/TARGET/.
 fuzz: deps
 	$(SWIFT) build -c release --sanitize fuzzer --sanitize address --disable-dead-strip \
-	  --scratch-path .build-fuzz --product token-broker-fuzz
+	  --scratch-path .build-fuzz --product token-broker-fuzz -Xlinker --allow-multiple-definition
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p .build-fuzz/corpus/$$t; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
