@@ -94,19 +94,34 @@ final class FaultSuite {
             name: "upstream: \(name)", passed: problems.isEmpty, detail: problems.joined(separator: "; ")))
       }
     }
-    // An extreme min_valid in the config.
-    try withDaemon(daemonPath, minValid: nil, extraBroker: "min_valid = 1e19") { _, api, daemon, _ in
-      let r = try? api.request("GET", "/v1/token/energy", timeout: 10)
-      sleepMilliseconds(200)
+    // An extreme min_valid in the config: refused with exit 78 and the line, nothing started.
+    do {
+      let dir = try makeScratchDirectory("faults-config")
+      defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
+      var config = DaemonConfig(socket: dir + "/s", stateDir: dir + "/state")
+      config.providers = ["[providers.keys]\ngrant = \"api_key\"\napi_key = \"k_0123456789\""]
+      let text = config.text.replacingOccurrences(of: "min_valid = 0\n", with: "min_valid = 1e19\n")
+      try writePrivateFile(dir + "/broker.toml", text)
+      let check = Process()
+      check.executableURL = URL(fileURLWithPath: daemonPath)
+      check.arguments = ["--check-config", "--config", dir + "/broker.toml"]
+      let errors = Pipe()
+      check.standardError = errors
+      check.standardOutput = errors
+      try check.run()
+      let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      check.waitUntilExit()
       var problems: [String] = []
-      if r == nil { problems.append("GET /v1/token/energy got no answer") }
-      if daemon.hasExited {
-        problems.append("the daemon died (\(daemon.exitDescription)): \(self.crashSite(daemon))")
+      if check.terminationStatus != 78 {
+        problems.append("--check-config exited \(check.terminationStatus), not 78")
+      }
+      if !said.contains("broker.min_valid: must be between 0 and 86400 seconds") {
+        problems.append("no clear message: \(said.prefix(300))")
       }
       out.append(
         Outcome(
-          name: "config: min_valid = 1e19", passed: problems.isEmpty, detail: problems.joined(separator: "; ")
-        ))
+          name: "config: min_valid = 1e19 refused", passed: problems.isEmpty,
+          detail: problems.joined(separator: "; ")))
     }
     // A reload (SIGHUP) of a config with a typo: the old config must stay in force.
     for (name, typo) in [("x = [\"\",}", "an array closed with }"), ("[é]", "a table named [é]")] {
