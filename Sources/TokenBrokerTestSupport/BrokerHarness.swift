@@ -20,11 +20,14 @@ public final class BrokerHarness: Sendable {
   public let config: BrokerConfig
   let secretValues: [String]
 
-  /// - Parameter random: jitter source; 0.5 means "exactly refresh_at".
+  /// - Parameters:
+  ///   - random: jitter source; 0.5 means "exactly refresh_at".
+  ///   - wrapTransport: what the engines talk to, around the real upstream client.
   public static func start(
     providers: [ProviderConfig], secrets: [String: ResolvedSecrets], settings: BrokerSettings = .testDefaults,
     clock: ManualClock = ManualClock(), stateDir: String? = nil, random: Double = 0.5,
-    limits: ServerLimits = ServerLimits()
+    limits: ServerLimits = ServerLimits(),
+    wrapTransport: (HTTPTokenTransport) -> any TokenTransport = { $0 }
   ) async throws -> BrokerHarness {
     let dir = try stateDir ?? makeTempDir("tb-state")
     let socketDir = try makeTempDir("tb-sock")
@@ -38,7 +41,7 @@ public final class BrokerHarness: Sendable {
     let config = BrokerConfig(broker: settings, providers: providers)
     let transport = HTTPTokenTransport(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
     let env = EngineEnvironment(
-      transport: transport, clock: clock, store: StateStore(directory: dir), logger: logger,
+      transport: wrapTransport(transport), clock: clock, store: StateStore(directory: dir), logger: logger,
       random: { random })
     let (access, _) = AccessResolver.resolve(config)
     let broker = Broker(config: config, secrets: secrets, access: access, environment: env)

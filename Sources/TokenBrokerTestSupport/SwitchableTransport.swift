@@ -60,30 +60,14 @@ extension BrokerHarness {
     providers: [ProviderConfig], secrets: [String: ResolvedSecrets], settings: BrokerSettings = .testDefaults,
     clock: ManualClock = ManualClock(), random: Double = 0.5
   ) async throws -> (BrokerHarness, SwitchableTransport) {
-    let dir = try makeTempDir("tb-state")
-    let socketDir = try makeTempDir("tb-sock")
-    chmod(socketDir, 0o755)
-    let logs = LogCapture()
-    let logger = logs.logger()
-    var settings = settings
-    settings.stateDir = dir
-    settings.socket = socketDir + "/broker.sock"
-    let config = BrokerConfig(broker: settings, providers: providers)
-    let transport = HTTPTokenTransport(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-    let switchable = SwitchableTransport(transport, now: { clock.now() })
-    let env = EngineEnvironment(
-      transport: switchable, clock: clock, store: StateStore(directory: dir), logger: logger,
-      random: { random })
-    let (access, _) = AccessResolver.resolve(config)
-    let broker = Broker(config: config, secrets: secrets, access: access, environment: env)
-    let api = SocketAPI(broker: broker, logger: logger)
-    let server = try await HTTPServer.start(
-      .unix(path: settings.socket, mode: 0o666), group: MultiThreadedEventLoopGroup.singleton, handler: api,
-      limits: ServerLimits(), logger: logger)
-    await broker.start()
-    let harness = BrokerHarness(
-      clock: clock, logs: logs, stateDir: dir, socketPath: settings.socket, broker: broker, server: server,
-      transport: transport, config: config, secretValues: secrets.values.flatMap(\.values))
-    return (harness, switchable)
+    var switchable: SwitchableTransport?
+    let harness = try await start(
+      providers: providers, secrets: secrets, settings: settings, clock: clock, random: random
+    ) { transport in
+      let s = SwitchableTransport(transport, now: { clock.now() })
+      switchable = s
+      return s
+    }
+    return (harness, switchable!)
   }
 }
