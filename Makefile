@@ -20,7 +20,7 @@ APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace openssl
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS = http-request config token-response error-response state-file
 
-.PHONY: deps dev build release test lint format install check-units clean bench-build bench reliability fuzz
+.PHONY: deps dev build release test lint format install check-units clean bench-build bench reliability fuzz-build fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -65,9 +65,15 @@ reliability: bench-build
 
 # New inputs go to .build-fuzz/corpus/TARGET; the committed corpus is read too. A crash
 # leaves .build-fuzz/crash-TARGET-*: copy it to Tests/ReliabilityTests/Corpus/regressions/TARGET/.
-fuzz: deps
-	$(SWIFT) build -c release --sanitize fuzzer --sanitize address --disable-dead-strip \
-	  --scratch-path .build-fuzz --product token-broker-fuzz -Xlinker --allow-multiple-definition
+# SwiftPM passes --sanitize fuzzer and --sanitize address to swiftc as two -sanitize= flags and
+# the last one wins: Swift code would get ASan but no coverage counters (libFuzzer runs blind).
+# One combined -sanitize=fuzzer,address instruments the Swift code with both.
+fuzz-build: deps
+	$(SWIFT) build -c release --sanitize fuzzer --disable-dead-strip \
+	  -Xswiftc -sanitize=fuzzer,address --scratch-path .build-fuzz --product token-broker-fuzz \
+	  -Xlinker --allow-multiple-definition
+
+fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p .build-fuzz/corpus/$$t; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \

@@ -59,6 +59,14 @@ final class ConnectionGuard: ChannelDuplexHandler {
     context.fireChannelInactive()
   }
 
+  /// Bytes of the next request are already buffered: its deadline runs from now.
+  func requestStarted() {
+    guard !requestInProgress else { return }
+    requestInProgress = true
+    phaseStart = context?.eventLoop.now ?? phaseStart
+    armIfNeeded()
+  }
+
   /// A request ended (its answer is on the way): the idle clock starts again.
   func requestFinished() {
     requestInProgress = false

@@ -4,9 +4,9 @@ import NIOHTTP1
 
 extension HTTPServer {
   /// Installs on `channel` exactly the handlers that `start` installs on every admitted
-  /// connection (the connection guard, NIO's HTTP/1.1 server pipeline without its error
-  /// handler, the broker's connection handler), so a test or a fuzz target can drive the
-  /// real request handling on an `EmbeddedChannel`. Call it on the channel's event loop.
+  /// connection (the connection guard and the broker's HTTP/1.1 connection handler), so a
+  /// test or a fuzz target can drive the real request handling on an `EmbeddedChannel`.
+  /// Call it on the channel's event loop.
   ///
   /// - Parameter peer: the credentials the connection is treated as coming from
   ///   (what `start` reads with SO_PEERCRED at accept).
@@ -17,9 +17,8 @@ extension HTTPServer {
   ) throws {
     let guardHandler = ConnectionGuard(limits: limits)
     try channel.pipeline.syncOperations.addHandler(guardHandler)
-    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
     try channel.pipeline.syncOperations.addHandler(
-      HTTPConnectionHandler(
+      HTTP1ConnectionHandler(
         handler: handler, limits: limits, peer: peer, logger: logger, connectionGuard: guardHandler))
   }
 }

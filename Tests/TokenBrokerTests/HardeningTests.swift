@@ -124,4 +124,41 @@ import TokenBrokerTestSupport
       #expect(try await h.get("/v1/token/key").status == 200)
     }
   }
+  @Test func pipelinedRequestsAreAnsweredInOrderEvenWhenOneWaitsForTheEngines() async throws {
+    try await Self.withBroker { h in
+      let c = try RawSocket(path: h.socketPath)
+      // status goes through the engines (async); the cached token is answered on the loop.
+      try c.send(
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/token/key HTTP/1.1\r\nAccept: text/plain\r\n\r\n"
+          + "HEAD /v1/token/key HTTP/1.1\r\n\r\nGET /v1/token/key HTTP/1.0\r\nAccept: text/plain\r\n\r\n")
+      let answer = await c.receive { $0.components(separatedBy: "ak_test_1234").count == 3 }
+      let statuses = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map {
+        $0.components(separatedBy: "\r\n")[0]
+      }
+      #expect(statuses == ["200 OK", "200 OK", "405 Method Not Allowed", "200 OK"], "answer: \(answer)")
+      let status = try #require(answer.range(of: #""providers""#))
+      let token = try #require(answer.range(of: "ak_test_1234"))
+      #expect(status.lowerBound < token.lowerBound)
+      // HEAD: head only; HTTP/1.0: the answer closes the connection.
+      #expect(answer.hasSuffix("Connection: close\r\n\r\nak_test_1234"))
+      #expect(await c.isClosedByPeer())
+    }
+  }
+
+  @Test func aChunkedBodyIsReadAndAMalformedOneIsRefusedWithItsReason() async throws {
+    try await Self.withBroker { h in
+      let good = try RawSocket(path: h.socketPath)
+      try good.send(
+        "POST /v1/providers/key/refresh HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+      let answer = await good.receive { $0.contains("\r\n\r\n") && $0.hasSuffix("\n") }
+      #expect(Self.statusLine(answer).hasPrefix("HTTP/1.1 2"), "answer: \(answer)")
+      let bad = try RawSocket(path: h.socketPath)
+      try bad.send("POST /v1/reload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+      let refused = await bad.receive { $0.hasSuffix("}}\n") }
+      #expect(Self.statusLine(refused) == "HTTP/1.1 400 Bad Request")
+      #expect(refused.contains(#""message":"a chunk size that is not hexadecimal""#))
+      #expect(await bad.isClosedByPeer())
+      #expect(try await h.get("/v1/token/key").status == 200)
+    }
+  }
 }

@@ -1,0 +1,162 @@
+import Testing
+import TokenBrokerServer
+
+/// The socket's HTTP/1.1 parser on bytes alone: what it accepts, what it refuses (and
+/// with which status), and that a request cut at any byte reads the same as whole.
+struct HTTP1RequestParserTests {
+  typealias Request = HTTP1RequestParser.Request
+
+  /// Feeds `text` in pieces of `step` bytes the way the connection handler does (kept
+  /// bytes are offered again with the new ones) and returns every request read.
+  static func parse(_ text: String, step: Int = .max, limits: ServerLimits = ServerLimits()) throws
+    -> [Request]
+  {
+    var parser = HTTP1RequestParser(limits: limits)
+    let all = Array(text.utf8)
+    var buffered: [UInt8] = []
+    var out: [Request] = []
+    var offset = 0
+    while offset < all.count {
+      let end = min(all.count, offset + max(1, min(step, all.count)))
+      buffered += all[offset..<end]
+      offset = end
+      while !buffered.isEmpty {
+        let (request, consumed) = try buffered.withUnsafeBytes { bytes in
+          try parser.parse(bytes)
+        }
+        buffered.removeFirst(consumed)
+        guard let request else { break }
+        out.append(request)
+      }
+    }
+    return out
+  }
+
+  static func failure(_ text: String, limits: ServerLimits = ServerLimits()) -> HTTP1RequestParser.Failure? {
+    do {
+      _ = try parse(text, limits: limits)
+      return nil
+    } catch {
+      return error as? HTTP1RequestParser.Failure
+    }
+  }
+
+  @Test func aGetWithHeadersIsReadWhole() throws {
+    let r = try Self.parse(
+      "GET /v1/token/energy?scope=a%20b HTTP/1.1\r\nHost: x\r\nAccept:  text/plain \r\n\r\n")
+    #expect(r.count == 1)
+    #expect(r[0].method == "GET")
+    #expect(r[0].target == "/v1/token/energy?scope=a%20b")
+    #expect(r[0].minorVersion == 1)
+    #expect(r[0].headers.map { "\($0.0)=\($0.1)" } == ["Host=x", "Accept=text/plain"])
+    #expect(r[0].keepAlive)
+    #expect(r[0].body.isEmpty)
+  }
+
+  @Test func pipelinedRequestsComeOutInOrder() throws {
+    let text =
+      "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzGET /c HTTP/1.1\r\nConnection: close\r\n\r\n"
+    let r = try Self.parse(text)
+    #expect(r.map(\.target) == ["/a", "/b", "/c"])
+    #expect(r[1].body == Array("xyz".utf8))
+    #expect(r.map(\.keepAlive) == [true, true, false])
+  }
+
+  @Test(arguments: [1, 2, 3, 7, 64])
+  func aRequestCutAtAnyByteReadsTheSame(step: Int) throws {
+    let text =
+      "\r\nPOST /v1/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nabcd\r\n2\r\nef\r\n0\r\nX-Trailer: t\r\n\r\n"
+      + "GET /v1/status HTTP/1.0\nConnection: keep-alive\n\n"
+    let whole = try Self.parse(text)
+    #expect(whole.count == 2)
+    #expect(whole[0].body == Array("abcdef".utf8))
+    #expect(whole[1].minorVersion == 0 && whole[1].keepAlive)
+    #expect(try Self.parse(text, step: step) == whole)
+  }
+
+  @Test func http10ClosesUnlessAskedToKeepAlive() throws {
+    #expect(try Self.parse("GET / HTTP/1.0\r\n\r\n")[0].keepAlive == false)
+    #expect(try Self.parse("GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n")[0].keepAlive == false)
+  }
+
+  @Test(arguments: [
+    ("GET\r\n\r\n", "no request line"),
+    ("GET / HTTP/9.9\r\n\r\n", "HTTP version 9.9 is not served; use HTTP/1.1"),
+    ("GET / HTTP/1.1\r\n folded: x\r\n\r\n", "a folded header line (obs-fold)"),
+    ("GET / HTTP/1.1\r\nHost : x\r\n\r\n", "a header name that is not a token"),
+    ("GET / HTTP/1.1\r\nNoColon\r\n\r\n", "a header line without a colon"),
+    (
+      "GET http://x/ HTTP/1.1\r\n\r\n",
+      "the request target must be a path of visible ASCII (percent-encode the rest)"
+    ),
+    (
+      "GET /\u{e9} HTTP/1.1\r\n\r\n",
+      "the request target must be a path of visible ASCII (percent-encode the rest)"
+    ),
+    (
+      "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+      "two different Content-Length values"
+    ),
+    ("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "Content-Length \"-1\" is not a number"),
+    (
+      "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "both Content-Length and Transfer-Encoding"
+    ),
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+      "Transfer-Encoding \"gzip, chunked\" is not supported; send Content-Length or chunked"
+    ),
+    ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a chunk size that is not hexadecimal"),
+    ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "chunk data longer than its size"),
+    ("GET / HTTP/1.1\r\nX: a\u{01}b\r\n\r\n", "a control character in the value of X"),
+  ])
+  func malformedRequestsAre400WithTheReason(text: String, message: String) {
+    let f = Self.failure(text)
+    #expect(f?.status == 400)
+    #expect(f?.code == "bad_request")
+    #expect(f?.message == message)
+  }
+
+  @Test func headCapsAre431AndBodyCapsAre413() {
+    var limits = ServerLimits()
+    limits.maxRequestLineBytes = 32
+    limits.maxHeaderCount = 2
+    limits.maxHeaderBytes = 64
+    limits.maxBodyBytes = 8
+    let longTarget = Self.failure(
+      "GET /\(String(repeating: "a", count: 40)) HTTP/1.1\r\n\r\n", limits: limits)
+    #expect(longTarget?.status == 431)
+    #expect(longTarget?.message == "request target over 32 bytes")
+    #expect(Self.failure("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits: limits)?.status == 431)
+    #expect(
+      Self.failure("GET / HTTP/1.1\r\nA: \(String(repeating: "v", count: 70))\r\n\r\n", limits: limits)?
+        .status == 431)
+    // A head that never ends is refused once it is over the caps, without waiting for more.
+    #expect(
+      Self.failure("GET / HTTP/1.1\r\nA: " + String(repeating: "v", count: 1000), limits: limits)?.status
+        == 431)
+    let body = Self.failure("POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n", limits: limits)
+    #expect(body?.status == 413)
+    #expect(body?.message == "request body over 8 bytes")
+    let chunked = Self.failure(
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\naaaaa\r\n5\r\n", limits: limits)
+    #expect(chunked?.status == 413)
+  }
+
+  @Test func theParserIsIdleOnlyBetweenRequests() throws {
+    var parser = HTTP1RequestParser(limits: ServerLimits())
+    #expect(parser.isIdle)
+    let partial = Array("POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab".utf8)
+    let (request, consumed) = try partial.withUnsafeBytes { b in
+      try parser.parse(b)
+    }
+    #expect(request == nil)
+    #expect(consumed == partial.count)
+    #expect(!parser.isIdle)
+    let (rest, _) = try Array("cd".utf8).withUnsafeBytes { b in
+      try parser.parse(b)
+    }
+    #expect(rest?.body == Array("abcd".utf8))
+    #expect(parser.isIdle)
+  }
+}
