@@ -100,11 +100,9 @@ public struct HTTP1RequestParser: Sendable {
         if case .head = state { return (request, offset) }
         pending = request
       case .fixedBody(let remaining):
-        let available = min(remaining, bytes.count - offset)
-        pending!.body.append(contentsOf: bytes[offset..<(offset + available)])
-        offset += available
-        if available < remaining {
-          state = .fixedBody(remaining: remaining - available)
+        let missing = takeBody(bytes, at: &offset, upTo: remaining)
+        guard missing == 0 else {
+          state = .fixedBody(remaining: missing)
           return (nil, offset)
         }
         return (finish(), offset)
@@ -122,11 +120,9 @@ public struct HTTP1RequestParser: Sendable {
           state = .chunkData(remaining: size)
         }
       case .chunkData(let remaining):
-        let available = min(remaining, bytes.count - offset)
-        pending!.body.append(contentsOf: bytes[offset..<(offset + available)])
-        offset += available
-        if available < remaining {
-          state = .chunkData(remaining: remaining - available)
+        let missing = takeBody(bytes, at: &offset, upTo: remaining)
+        guard missing == 0 else {
+          state = .chunkData(remaining: missing)
           return (nil, offset)
         }
         state = .chunkDataEnd
@@ -154,6 +150,17 @@ public struct HTTP1RequestParser: Sendable {
         state = .trailer(fields: fields + 1, bytes: total + length)
       }
     }
+  }
+
+  /// Moves up to `count` body bytes from `offset` into the pending request; returns how
+  /// many of them have not arrived yet.
+  private mutating func takeBody(_ bytes: UnsafeRawBufferPointer, at offset: inout Int, upTo count: Int)
+    -> Int
+  {
+    let available = min(count, bytes.count - offset)
+    pending!.body.append(contentsOf: bytes[offset..<(offset + available)])
+    offset += available
+    return count - available
   }
 
   private mutating func finish() -> Request {
