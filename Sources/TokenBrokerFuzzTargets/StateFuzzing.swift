@@ -19,13 +19,21 @@ enum StateFuzzing {
       if !error.description.contains("/var/lib/token-broker/fuzz.state") {
         FuzzCheck.violated("the error does not name the file: \(error.description)", input: bytes)
       }
-      if let token = refreshToken(in: bytes), token.count >= 4, error.description.contains(token) {
+      if let token = refreshToken(in: bytes), token.count >= 4, error.description.contains(token),
+        !refusalOfNonJSON.contains(token)
+      {
         FuzzCheck.violated("the refresh token appears in the error", input: bytes)
       }
       return
     }
     if let token = record.refreshToken, token.count >= 4, record.description.contains(token) {
-      FuzzCheck.violated("the refresh token appears in the description", input: bytes)
+      // A token that is part of the description's own words ("refresh_toke") is not a leak:
+      // it is one only when the description changes with the token.
+      var other = record
+      other.refreshToken = "\u{1}"
+      if !other.description.contains(token) {
+        FuzzCheck.violated("the refresh token appears in the description", input: bytes)
+      }
     }
     // What the daemon writes back must read back the same (the time is the daemon's own clock).
     var written = record
@@ -42,6 +50,17 @@ enum StateFuzzing {
       FuzzCheck.violated("cannot save and load a decoded record: \(error)", input: bytes)
     }
   }
+
+  /// The loader's words for a file that is not JSON at all: a token found in them (say
+  /// "state file") is not a leak.
+  private static let refusalOfNonJSON: String = {
+    do {
+      _ = try StateStore.decode([0xFF], file: "/var/lib/token-broker/fuzz.state")
+      return ""
+    } catch {
+      return String(describing: error)
+    }
+  }()
 
   private static func refreshToken(in bytes: [UInt8]) -> String? {
     guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }

@@ -39,3 +39,17 @@ private let instant: Double = 1_445_412_480
     #expect(RetryAfter.seconds("Wed Oct 21 07:28:00 2015", now: instant - 30) == 30)
   }
 }
+
+extension RetryAfterTests {
+  /// Found by fuzzing: a non-ASCII date made Foundation's DateFormatter trap (the daemon
+  /// would have died on an upstream's 503); it is now unparseable, so no Retry-After.
+  @Test func nonASCIIDateIsUnparseableNotFatal() {
+    #expect(RetryAfter.seconds(" Wednesday, 21-Oct-27\u{7AD}i\u{0}7:2VG8:00 GMT", now: instant) == nil)
+    #expect(RetryAfter.seconds("Wed, 21 Oct 2015 07:28:00 GMT\u{A0}", now: instant) == nil)
+  }
+
+  @Test func tabsAroundAreTrimmed() {
+    #expect(RetryAfter.seconds("\t7\t", now: instant) == 7)
+    #expect(RetryAfter.seconds("\tWed, 21 Oct 2015 07:28:00 GMT ", now: instant - 1) == 1)
+  }
+}
