@@ -81,10 +81,13 @@ public final class SocketAPI: ServerRequestHandler {
   func cachedToken(_ request: ServerRequest) -> ServerResponse? {
     guard request.method == .GET, !request.queryMalformed, case .token(let name)? = Self.route(request.path)
     else { return nil }
-    guard let parsed = try? parseTokenRequest(request, provider: name) else { return nil }
-    guard authorised(request, provider: name) else { return nil }
+    let view = broker.servingView(provider: name)
+    guard let engine = view.engine, let parsed = try? parseTokenRequest(request, engine: engine) else {
+      return nil
+    }
+    guard authorised(request, provider: name, access: view.access) else { return nil }
     let now = broker.environment.clock.now()
-    let minValid = max(broker.config.broker.minValid, parsed.minValid ?? 0)
+    let minValid = max(view.minValid, parsed.minValid ?? 0)
     guard
       let answer = broker.environment.cache.servable(
         provider: name, scopes: parsed.scopes, now: now, minValid: minValid)
@@ -131,11 +134,10 @@ public final class SocketAPI: ServerRequestHandler {
     var message: String
   }
 
-  func parseTokenRequest(_ request: ServerRequest, provider name: String) throws(BadRequest) -> TokenQuery {
-    guard let config = broker.config.provider(named: name) else {
-      throw BadRequest(code: "unknown_provider", message: "")
-    }
-    var scopes = ScopeSet(config.scopes)
+  func parseTokenRequest(_ request: ServerRequest, engine: ProviderEngine) throws(BadRequest) -> TokenQuery {
+    let config = engine.config
+    let name = config.name
+    var scopes = engine.defaultScopes
     if let s = request.query["scope"], !s.isEmpty {
       scopes = ScopeSet(parsing: s)
       let outside = scopes.outside(config.allowedScopes)
@@ -179,7 +181,7 @@ public final class SocketAPI: ServerRequestHandler {
     guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
     guard authorised(request, provider: name) else { return denied(request, provider: name) }
     let query: TokenQuery
-    do { query = try parseTokenRequest(request, provider: name) } catch {
+    do { query = try parseTokenRequest(request, engine: engine) } catch {
       return self.error(.badRequest, error.code, error.message)
     }
     switch await engine.token(scopes: query.scopes, minValid: query.minValid) {
@@ -255,9 +257,10 @@ public final class SocketAPI: ServerRequestHandler {
 
   // MARK: Access
 
-  func authorised(_ request: ServerRequest, provider: String) -> Bool {
+  func authorised(_ request: ServerRequest, provider: String, access: AccessPolicy? = nil) -> Bool {
     guard let peer = request.peer else { return false }
-    return broker.access.mayUse(provider: provider, uid: peer.uid, gid: peer.gid, groups: peer.groups)
+    return (access ?? broker.access).mayUse(
+      provider: provider, uid: peer.uid, gid: peer.gid, groups: peer.groups)
   }
 
   func isAdmin(_ request: ServerRequest) -> Bool {

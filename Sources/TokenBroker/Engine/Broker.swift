@@ -38,6 +38,21 @@ public final class Broker: Sendable {
 
   public func engine(named name: String) -> ProviderEngine? { box.withLockedValue { $0.engines[name] } }
 
+  /// What answering a token request needs, read under one lock: no copy of the whole
+  /// configuration and no scan of its providers per request.
+  struct ServingView {
+    /// nil when there is no such provider.
+    var engine: ProviderEngine?
+    var minValid: Double
+    var access: AccessPolicy
+  }
+
+  func servingView(provider name: String) -> ServingView {
+    box.withLockedValue { s in
+      ServingView(engine: s.engines[name], minValid: s.config.broker.minValid, access: s.access)
+    }
+  }
+
   var engines: [ProviderEngine] {
     box.withLockedValue { s in s.config.providers.compactMap { s.engines[$0.name] } }
   }
