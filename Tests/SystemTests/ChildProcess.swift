@@ -2,17 +2,24 @@ import Foundation
 import Glibc
 import Synchronization
 
-/// A process the test started (Foundation `Process`), with stdout and stderr in files.
-/// Killed (SIGKILL) on deinit if still running, so that no test leaves one behind, even when
-/// it fails half-way.
+/// A process the test started (`posix_spawn`), with stdout and stderr in files. Killed
+/// (SIGKILL) on deinit if still running, so that no test leaves one behind, even when it
+/// fails half-way.
+///
+/// Not Foundation's `Process`: its exit monitor waits (blocking) for a child once that
+/// child's end of a socket pair closes, and with children spawned from several threads at
+/// once a long-lived child can hold or drop another's socket; the monitor then waited for the
+/// `--dev` daemon while a `tokenctl` stayed a zombie, and the run hung. Here every child is
+/// spawned with only descriptors 0-2 and reaped by its own `waitpid`.
 final class ChildProcess: @unchecked Sendable {
-  let process = Process()
+  let executable: String
+  let arguments: [String]
+  /// The whole environment of the child (nothing is inherited); may be changed before `start`.
+  var environment: [String: String]
   let stdoutPath: String
   let stderrPath: String
-  private let stdoutHandle: FileHandle
-  private let stderrHandle: FileHandle
+  private let state = Mutex<(pid: pid_t, status: Int32?)>((0, nil))
 
-  /// `environment` is the whole environment of the child (nothing is inherited).
   init(
     _ executable: String, _ arguments: [String], environment: [String: String] = [:],
     outputIn directory: TestDirectory, name: String
@@ -24,16 +31,11 @@ final class ChildProcess: @unchecked Sendable {
         throw SetupError("cannot create \(path)")
       }
     }
-    stdoutHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-    stderrHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
+    self.executable = executable
+    self.arguments = arguments
     var env = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "SWIFT_BACKTRACE": "enable=no"]
     env.merge(environment) { _, new in new }
-    process.environment = env
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = stdoutHandle
-    process.standardError = stderrHandle
+    self.environment = env
   }
 
   /// `DEV:INODE` of the child's stderr file, as systemd puts it in `$JOURNAL_STREAM`.
@@ -44,51 +46,95 @@ final class ChildProcess: @unchecked Sendable {
     }
   }
 
+  /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34; the Glibc module does not
+  /// declare it): the child gets no descriptor beyond 0-2, whatever other threads hold open.
+  private typealias AddCloseFrom =
+    @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+  private static let addCloseFrom: AddCloseFrom? = {
+    guard
+      let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+    else { return nil }
+    return unsafeBitCast(symbol, to: AddCloseFrom.self)
+  }()
+
   func start() throws {
-    try process.run()
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_TRUNC, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_TRUNC, 0)
+    guard let closeFrom = Self.addCloseFrom else { throw SetupError("glibc without posix_spawn closefrom") }
+    _ = closeFrom(&actions, 3)
+    // The child starts with default signal dispositions and an empty mask.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var all = sigset_t()
+    sigfillset(&all)
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+      for p in argv { free(p) }
+      for p in envp { free(p) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+    guard rc == 0 else { throw SetupError("cannot start \(executable): \(String(cString: strerror(rc)))") }
+    state.withLock { $0 = (pid, nil) }
   }
 
-  var pid: Int32 { process.processIdentifier }
-  var isRunning: Bool { process.isRunning }
+  var pid: Int32 { state.withLock { $0.pid } }
+
+  /// Reaps the child when it has exited (never blocks).
+  var isRunning: Bool {
+    state.withLock { s in
+      guard s.pid != 0, s.status == nil else { return false }
+      var status: Int32 = 0
+      if waitpid(s.pid, &status, WNOHANG) == s.pid { s.status = status }
+      return s.status == nil
+    }
+  }
 
   func send(_ signal: Int32) {
-    guard process.isRunning else { return }
-    kill(process.processIdentifier, signal)
+    guard isRunning else { return }
+    kill(pid, signal)
   }
 
   /// Waits (bounded) for the child to exit; its exit status, or `128 + signal` when a signal
   /// ended it. Kills it and throws when the bound passes.
   func waitForExit(within seconds: Double = 30) throws -> Int32 {
     do {
-      try poll("\(process.executableURL?.lastPathComponent ?? "child") to exit", within: seconds) {
-        !process.isRunning
-      }
+      try poll("\((executable as NSString).lastPathComponent) to exit", within: seconds) { !isRunning }
     } catch {
       terminateForcibly()
       throw error
     }
-    process.waitUntilExit()
-    switch process.terminationReason {
-    case .exit: return process.terminationStatus
-    case .uncaughtSignal: return 128 + process.terminationStatus
-    @unknown default: return -1
-    }
+    let status = state.withLock { $0.status } ?? 0
+    // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (macros do not import).
+    if status & 0x7f == 0 { return (status >> 8) & 0xff }
+    return 128 + (status & 0x7f)
   }
 
   func terminateForcibly() {
-    guard process.isRunning else { return }
-    kill(process.processIdentifier, SIGKILL)
-    process.waitUntilExit()
+    guard isRunning else { return }
+    state.withLock { s in
+      kill(s.pid, SIGKILL)
+      var status: Int32 = 0
+      while waitpid(s.pid, &status, 0) == -1 && errno == EINTR {}
+      s.status = status
+    }
   }
 
   var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
   var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-  deinit {
-    if process.processIdentifier != 0 { terminateForcibly() }
-    try? stdoutHandle.close()
-    try? stderrHandle.close()
-  }
+  deinit { terminateForcibly() }
 }
 
 /// Runs a program to its end; its exit status, stdout and stderr.

@@ -51,7 +51,7 @@ extension SystemSuite {
           try Binaries.tokenBrokerd, "--config", configPath, "--log-level", "debug",
         ],
         outputIn: dir, name: "daemon")
-      daemon.process.environment?["JOURNAL_STREAM"] = try daemon.stderrDeviceAndInode
+      daemon.environment["JOURNAL_STREAM"] = try daemon.stderrDeviceAndInode
       try daemon.start()
       let pid = daemon.pid
 
