@@ -8,27 +8,24 @@ public enum ProcessRunner {
     public var stderr: String
   }
 
+  /// Output goes to files (a pipe read only at exit would stall a child that writes more
+  /// than a pipe holds); the exit is awaited on a thread of its own.
   public static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Result {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: arguments[0])
-    process.arguments = Array(arguments.dropFirst())
-    if let environment { process.environment = environment }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    return try await withCheckedThrowingContinuation { c in
-      process.terminationHandler = { p in
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        c.resume(
-          returning: Result(
-            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-            stderr: String(decoding: e, as: UTF8.self)))
-      }
-      do { try process.run() } catch { c.resume(throwing: error) }
+    var template = Array("/tmp/tb-run-XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw Spawn.Failure(description: "mkdtemp failed") }
+    let dir = String(cString: made)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let pid = try Spawn.start(
+      arguments[0], Array(arguments.dropFirst()),
+      environment: environment ?? ProcessInfo.processInfo.environment, stdout: dir + "/stdout",
+      stderr: dir + "/stderr")
+    let status = await withCheckedContinuation { (c: CheckedContinuation<Int32, Never>) in
+      Thread { c.resume(returning: Spawn.waitBlocking(pid)) }.start()
     }
+    func read(_ name: String) -> String {
+      (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)) ?? ""
+    }
+    return Result(status: Spawn.exitStatus(status), stdout: read("stdout"), stderr: read("stderr"))
   }
 
   /// `setpriv` wrapper: run as another uid/gid with exactly these supplementary groups.

@@ -1,16 +1,12 @@
 import Foundation
 import Glibc
 import Synchronization
+import TokenBrokerTestSupport
 
-/// A process the test started (`posix_spawn`), with stdout and stderr in files. Killed
-/// (SIGKILL) on deinit if still running, so that no test leaves one behind, even when it
-/// fails half-way.
-///
-/// Not Foundation's `Process`: its exit monitor waits (blocking) for a child once that
-/// child's end of a socket pair closes, and with children spawned from several threads at
-/// once a long-lived child can hold or drop another's socket; the monitor then waited for the
-/// `--dev` daemon while a `tokenctl` stayed a zombie, and the run hung. Here every child is
-/// spawned with only descriptors 0-2 and reaped by its own `waitpid`.
+/// A process the test started (`Spawn`: posix_spawn, only descriptors 0-2, reaped by its
+/// own `waitpid`; not Foundation's `Process`, see `Spawn`), with stdout and stderr in files.
+/// Killed (SIGKILL) on deinit if still running, so that no test leaves one behind, even when
+/// it fails half-way.
 final class ChildProcess: @unchecked Sendable {
   let executable: String
   let arguments: [String]
@@ -46,46 +42,9 @@ final class ChildProcess: @unchecked Sendable {
     }
   }
 
-  /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34; the Glibc module does not
-  /// declare it): the child gets no descriptor beyond 0-2, whatever other threads hold open.
-  private typealias AddCloseFrom =
-    @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-  private static let addCloseFrom: AddCloseFrom? = {
-    guard
-      let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
-    else { return nil }
-    return unsafeBitCast(symbol, to: AddCloseFrom.self)
-  }()
-
   func start() throws {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_TRUNC, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_TRUNC, 0)
-    guard let closeFrom = Self.addCloseFrom else { throw SetupError("glibc without posix_spawn closefrom") }
-    _ = closeFrom(&actions, 3)
-    // The child starts with default signal dispositions and an empty mask.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var all = sigset_t()
-    sigfillset(&all)
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-      for p in argv { free(p) }
-      for p in envp { free(p) }
-    }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-    guard rc == 0 else { throw SetupError("cannot start \(executable): \(String(cString: strerror(rc)))") }
+    let pid = try Spawn.start(
+      executable, arguments, environment: environment, stdout: stdoutPath, stderr: stderrPath)
     state.withLock { $0 = (pid, nil) }
   }
 
@@ -115,19 +74,14 @@ final class ChildProcess: @unchecked Sendable {
       terminateForcibly()
       throw error
     }
-    let status = state.withLock { $0.status } ?? 0
-    // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (macros do not import).
-    if status & 0x7f == 0 { return (status >> 8) & 0xff }
-    return 128 + (status & 0x7f)
+    return Spawn.exitStatus(state.withLock { $0.status } ?? 0)
   }
 
   func terminateForcibly() {
     guard isRunning else { return }
     state.withLock { s in
       kill(s.pid, SIGKILL)
-      var status: Int32 = 0
-      while waitpid(s.pid, &status, 0) == -1 && errno == EINTR {}
-      s.status = status
+      s.status = Spawn.waitBlocking(s.pid)
     }
   }
 
