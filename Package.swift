@@ -171,6 +171,7 @@ let package = Package(
       name: "TokenBrokerSystemdTests",
       dependencies: [
         "TokenBrokerSystemd",
+        "TokenBrokerTestSupport",
         .product(name: "Logging", package: "swift-log"),
       ]
     ),

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+import TokenBrokerTestSupport
 
 /// A journald for tests that read back what the daemon logged (the logic of
 /// `Tests/TokenBrokerSystemdTests/JournaldFixture.swift`, plus stopping what it started).
@@ -33,27 +34,31 @@ enum Journald {
     return isListening() || (geteuid() == 0 && access(daemonPath, X_OK) == 0)
   }
 
-  private static let started = Mutex<Process?>(nil)
+  /// The pid of the journald ``ensureRunning()`` started (`Spawn`, not Foundation's
+  /// `Process`: see there).
+  private static let started = Mutex<pid_t?>(nil)
 
   /// Makes sure a journald is listening, starting one if none is.
   static func ensureRunning() throws {
-    try started.withLock { (process: inout Process?) throws in
+    try started.withLock { (pid: inout pid_t?) throws in
       if isListening() { return }
-      if let old = process, old.isRunning { old.terminate() }
-      process = try start()
+      if let old = pid { stop(old) }
+      pid = try start()
     }
   }
 
   /// Stops the journald ``ensureRunning()`` started, if any.
   static func stopIfStarted() {
-    started.withLock { (process: inout Process?) in
-      guard let p = process else { return }
-      if p.isRunning {
-        p.terminate()
-        p.waitUntilExit()
-      }
-      process = nil
+    started.withLock { (pid: inout pid_t?) in
+      guard let p = pid else { return }
+      stop(p)
+      pid = nil
     }
+  }
+
+  private static func stop(_ pid: pid_t) {
+    kill(pid, SIGTERM)
+    _ = Spawn.waitBlocking(pid)
   }
 
   /// True when a datagram socket can connect to journald's socket (a stale socket file left by
@@ -72,27 +77,24 @@ enum Journald {
     }
   }
 
-  private static func start() throws -> Process {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: daemonPath)
+  private static func start() throws -> pid_t {
     // A clean environment: journald must not see NOTIFY_SOCKET or LISTEN_FDS.
-    process.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let pid = try Spawn.start(
+      daemonPath, [], environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"],
+      stdout: "/dev/null", stderr: "/dev/null")
     do {
       try poll("\(daemonPath) to listen on \(socketPath)", within: patience) {
-        guard process.isRunning else {
-          throw SetupError("\(daemonPath) exited with status \(process.terminationStatus)")
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) != pid else {
+          throw SetupError("\(daemonPath) exited with status \(Spawn.exitStatus(status))")
         }
         return isListening()
       }
     } catch {
-      process.terminate()
+      stop(pid)
       throw error
     }
-    return process
+    return pid
   }
 
   /// The entries matching every `FIELD=value` in `matches` (logged at or after `since`, Unix

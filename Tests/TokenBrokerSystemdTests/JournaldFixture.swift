@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import TokenBrokerTestSupport
 
 /// A journald for tests that read back what they logged.
 ///
@@ -37,11 +38,12 @@ enum JournaldFixture {
     return isListening() || (geteuid() == 0 && access(daemonPath, X_OK) == 0)
   }
 
-  private static let daemon = Mutex<Process?>(nil)
+  /// The pid of the journald this fixture started (`Spawn`, not Foundation's `Process`).
+  private static let daemon = Mutex<pid_t?>(nil)
 
   /// Makes sure a journald is listening, starting one if none is.
   static func ensureRunning() throws {
-    try daemon.withLock { (started: inout Process?) throws in
+    try daemon.withLock { (started: inout pid_t?) throws in
       if isListening() { return }
       started = try start()
     }
@@ -63,27 +65,30 @@ enum JournaldFixture {
     }
   }
 
-  private static func start() throws -> Process {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: daemonPath)
+  private static func start() throws -> pid_t {
     // A clean environment: journald must not see the tests' NOTIFY_SOCKET or LISTEN_FDS.
-    process.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let pid: pid_t
+    do {
+      pid = try Spawn.start(
+        daemonPath, [], environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"],
+        stdout: "/dev/null", stderr: "/dev/null")
+    } catch {
+      throw Failure(description: error.description)
+    }
     let deadline = ContinuousClock.now + patience
     while !isListening() {
-      guard process.isRunning else {
-        throw Failure(description: "\(daemonPath) exited with status \(process.terminationStatus)")
+      var status: Int32 = 0
+      guard waitpid(pid, &status, WNOHANG) != pid else {
+        throw Failure(description: "\(daemonPath) exited with status \(Spawn.exitStatus(status))")
       }
       guard ContinuousClock.now < deadline else {
-        process.terminate()
+        kill(pid, SIGTERM)
+        _ = Spawn.waitBlocking(pid)
         throw Failure(description: "\(daemonPath) did not listen on \(socketPath) in time")
       }
       usleep(10_000)
     }
-    return process
+    return pid
   }
 
   /// The entries matching every `FIELD=value` in `matches`, once there are at least `count` of
