@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -26,8 +27,9 @@ func childEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
   return env
 }
 
-/// A process started with posix_spawn (no fork of the multi-threaded bench), stdin from
-/// /dev/null, stdout and stderr to files or /dev/null. Reaped by `wait`/`stop`.
+/// A process started with `Spawn` (posix_spawn: no fork of the multi-threaded bench), stdin
+/// from /dev/null, stdout and stderr to files or /dev/null, no other descriptor. Reaped by
+/// `wait`/`stop`.
 final class Child: Sendable {
   let pid: pid_t
   let name: String
@@ -48,35 +50,13 @@ final class Child: Sendable {
   private static func spawn(
     _ argv: [String], environment: [String: String], stdout: String?, stderr: String?
   ) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    // Children start with no blocked signals and default dispositions (the Swift runtime
-    // ignores SIGPIPE in the bench; an ignored signal would stay ignored across exec).
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for s in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD] { sigaddset(&defaults, s) }
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-      for p in cArgs { free(p) }
-      for p in cEnv { free(p) }
+    do {
+      return try Spawn.start(
+        argv[0], Array(argv.dropFirst()), environment: environment, stdout: stdout ?? "/dev/null",
+        stderr: stderr ?? "/dev/null")
+    } catch {
+      throw BenchError(error.description)
     }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
-    guard rc == 0 else { throw BenchError("cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
-    return pid
   }
 
   /// The raw wait status once reaped.
