@@ -54,21 +54,14 @@ public struct ServerRequest: Sendable {
       switch b {
       case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
       case UInt8(ascii: "%"):
-        guard let h = it.next(), let l = it.next(), let hi = hex(h), let lo = hex(l) else { return nil }
+        guard let h = it.next(), let l = it.next(), let hi = HTTP1RequestParser.hexValue(h),
+          let lo = HTTP1RequestParser.hexValue(l)
+        else { return nil }
         bytes.append(hi << 4 | lo)
       default: bytes.append(b)
       }
     }
     return String(validating: bytes, as: UTF8.self)
-  }
-
-  private static func hex(_ c: UInt8) -> UInt8? {
-    switch c {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-    default: return nil
-    }
   }
 
   /// First value of a header, case-insensitive.

@@ -70,6 +70,7 @@ extension HTTP1RequestParser {
     return n
   }
 
+  /// One hexadecimal digit (chunk sizes here, `%XX` escapes in `ServerRequest`).
   static func hexValue(_ b: UInt8) -> UInt8? {
     switch b {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
