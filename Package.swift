@@ -180,6 +180,10 @@ let package = Package(
       dependencies: ["TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore"]
     ),
     .testTarget(
+      name: "TokenBrokerServerTests",
+      dependencies: ["TokenBrokerServer", "TokenBrokerTestSupport"]
+    ),
+    .testTarget(
       name: "TokenBrokerTests",
       dependencies: [
         "TokenBroker",

@@ -62,6 +62,8 @@ public struct ProviderConfig: Sendable, Equatable {
   public var params: [String: String] = [:]
   public var headers: [String: String] = [:]
   public var allow: [Principal] = []
+  /// Seconds; overrides `[broker] min_valid` for this provider when set.
+  public var minValid: Double? = nil
   /// PEM bundle used instead of the system trust store.
   public var caFile: String? = nil
   /// 1-based line of the `[providers.NAME]` header, for messages.
