@@ -81,8 +81,10 @@ func call(_ socket: String, _ method: String, _ path: String, accept: String = "
     switch response.status {
     case 403: fail("\(code): \(message)", Exit.forbidden)
     case 503:
-      let retry = response.headers["retry-after"].map { " (retry in \($0) s)" } ?? ""
-      fail("\(code): \(message)\(retry)", Exit.unavailable)
+      // A retry hint only where waiting helps: not for a configuration that must change.
+      let retry =
+        code == "misconfigured" ? "" : response.headers["retry-after"].map { " (retry in \($0) s)" } ?? ""
+      fail("\(code): \(message)\(retry)", code == "misconfigured" ? Exit.failure : Exit.unavailable)
     case 400 where code == "invalid_scope" || code == "bad_request": fail("\(code): \(message)", Exit.usage)
     default: fail("\(code): \(message)", Exit.failure)
     }

@@ -51,10 +51,11 @@ import TokenBrokerTestSupport
       // The schedule keeps min_valid in hand: refresh at 70 s, not 80 s.
       #expect(s.clock.pendingDeadlines == [s.clock.now() + 70])
       s.upstream.failAlways(.status(503))
-      await s.clock.advance(by: 71)
+      await s.clock.advance(by: 70)
       #expect(await s.status().state == .degraded)
-      // 29 s left < 30 s min_valid: 503, never the stale token.
-      await s.clock.advance(by: 200 - 71 - 100 + 0)
+      // 29 s left < 30 s min_valid: 503, never the stale token, and status `failed`.
+      await s.clock.advance(by: 1)
+      #expect(await s.status().state == .failed)
       let r = try await s.harness.get("/v1/token/p")
       #expect(r.status == 503)
       #expect(r.json["access_token"] == nil)
@@ -66,15 +67,22 @@ import TokenBrokerTestSupport
     var up = FakeUpstream.Settings()
     up.lifetime = 600
     try await Single.with(.energy, upstreamSettings: up) { s async throws in
-      await s.clock.advance(by: 300)
+      await s.clock.advance(by: 320)
       #expect(s.upstream.requestCount == 1)
-      let r = try await s.harness.get("/v1/token/p?min_valid=400")
+      // 280 s left, 290 asked (within half the lifetime): a refresh first.
+      let r = try await s.harness.get("/v1/token/p?min_valid=290")
       #expect(r.status == 200)
       #expect(s.upstream.requestCount == 2)
       #expect(r.json["expires_in"] as? Int == 600)
-      // A caller asking for more than any token lives gets 503, and no upstream storm.
-      let tooMuch = try await s.harness.get("/v1/token/p?min_valid=3600")
-      #expect(tooMuch.status == 503)
+      // A caller asking for more than any token lives, or for as long as one lives (every
+      // request would be a refresh), gets 503 and no upstream request.
+      for asked in [3600, 601] {
+        let tooMuch = try await s.harness.get("/v1/token/p?min_valid=\(asked)")
+        #expect(tooMuch.status == 503)
+      }
+      await s.clock.advance(by: 310)  // 290 s left
+      let overHalf = try await s.harness.get("/v1/token/p?min_valid=301")
+      #expect(overHalf.status == 503)
       #expect(s.upstream.requestCount == 2)
     }
   }

@@ -191,6 +191,9 @@ public final class SocketAPI: ServerRequestHandler {
     case .failure(.unavailable(let message, let retryAfter)):
       return error(
         .serviceUnavailable, "unavailable", message, headers: [("Retry-After", String(retryAfter))])
+    case .failure(.misconfigured(let message)):
+      // No retry helps until the configuration changes: the message names the key.
+      return error(.serviceUnavailable, "misconfigured", message, headers: [("Retry-After", "300")])
     case .failure(.needsLogin(let message)):
       return error(.serviceUnavailable, "needs_login", message, headers: [("Retry-After", "300")])
     }

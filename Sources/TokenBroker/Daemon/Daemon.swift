@@ -86,10 +86,15 @@ public final class Daemon: Sendable {
         $0.split(separator: ":").first.map(String.init)
       } ?? loaded.config.broker.stateDir
     let store = StateStore(directory: stateDir)
-    do { try store.prepare() } catch {
+    let stateLock: Int32
+    do {
+      try store.prepare()
+      stateLock = try store.lock()
+    } catch {
       logger.critical("\(error.description)", metadata: ["event": "start_failed"])
       return ExitCode.failure
     }
+    defer { close(stateLock) }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let transport = HTTPTokenTransport(eventLoopGroup: group)
     let environment = EngineEnvironment(
@@ -240,7 +245,8 @@ public final class Daemon: Sendable {
     logger.info("reloading \(loader.path)", metadata: ["event": "reloading"])
     let loaded: LoadedConfig
     do {
-      loaded = try loader.load()
+      // File and secret reads and NSS lookups block: off the cooperative pool.
+      loaded = try await BlockingIO.run { () throws(ConfigError) -> LoadedConfig in try loader.load() }
     } catch {
       for p in error.problems { logger.error("\(p.description)", metadata: ["event": "reload_failed"]) }
       logger.error(

@@ -1,6 +1,67 @@
 import Logging
 import TokenBrokerCore
 
+/// What a reload changed.
+public struct ReloadSummary: Sendable, Equatable {
+  public var added: [String] = []
+  public var removed: [String] = []
+  public var changed: [String] = []
+  public var unchanged: [String] = []
+}
+
+extension Broker {
+  /// Replaces the configuration. A provider whose credential identity (`token_url`,
+  /// `client_id`, `username`, grant, configured refresh token) is unchanged keeps its
+  /// engine: its refresh token, its request in flight and its valid tokens carry on under
+  /// the new settings (`allow`, scopes, timing, a new client secret). One whose identity
+  /// changed gets a new engine, started only once the old one has settled, so a
+  /// credential is never used by two engines at once.
+  @discardableResult
+  public func apply(_ loaded: LoadedConfig) async -> ReloadSummary {
+    var summary = ReloadSummary()
+    var toStart: [ProviderEngine] = []
+    var toRetire: [ProviderEngine] = []
+    let old = snapshot()
+    var engines: [String: ProviderEngine] = [:]
+    for p in loaded.config.providers {
+      let secrets = loaded.secrets[p.name] ?? ResolvedSecrets()
+      if let existing = old.engines[p.name] {
+        if existing.identity == CredentialIdentity(p, secrets: secrets) {
+          let before = await existing.currentSettings()
+          await existing.reconfigure(config: p, settings: loaded.config.broker, secrets: secrets)
+          engines[p.name] = existing
+          if before.config.sameSettings(as: p), before.secrets == secrets,
+            before.settings.sameEngineSettings(as: loaded.config.broker)
+          {
+            summary.unchanged.append(p.name)
+          } else {
+            summary.changed.append(p.name)
+          }
+          continue
+        }
+        toRetire.append(existing)
+        summary.changed.append(p.name)
+      } else {
+        summary.added.append(p.name)
+      }
+      let e = ProviderEngine(
+        config: p, settings: loaded.config.broker, secrets: secrets, environment: environment)
+      engines[p.name] = e
+      toStart.append(e)
+    }
+    for (name, e) in old.engines where engines[name] == nil {
+      toRetire.append(e)
+      summary.removed.append(name)
+    }
+    // The old engine's last request (and the write of what it brought back) ends first.
+    for e in toRetire { await e.stop() }
+    for e in toRetire { await e.settle() }
+    replace(Snapshot(config: loaded.config, engines: engines, access: loaded.access))
+    for e in toStart { await e.start() }
+    return summary
+  }
+}
+
 extension ProviderConfig {
   /// Equality that ignores where in the file the table sits.
   func sameSettings(as other: ProviderConfig) -> Bool {
@@ -13,59 +74,17 @@ extension ProviderConfig {
 }
 
 extension BrokerSettings {
-  /// The settings a provider engine was built with.
+  /// The settings a provider engine runs with.
   func sameEngineSettings(as o: BrokerSettings) -> Bool {
     refreshAt == o.refreshAt && refreshJitter == o.refreshJitter && minValid == o.minValid
       && requestTimeout == o.requestTimeout && scopeIdleTimeout == o.scopeIdleTimeout
   }
 }
 
-/// What a reload changed.
-public struct ReloadSummary: Sendable, Equatable {
-  public var added: [String] = []
-  public var removed: [String] = []
-  public var changed: [String] = []
-  public var unchanged: [String] = []
-}
-
-extension Broker {
-  /// Replaces the configuration: providers whose settings or secrets changed
-  /// get a new engine; unchanged ones keep their engine and valid tokens.
-  @discardableResult
-  public func apply(_ loaded: LoadedConfig) async -> ReloadSummary {
-    var summary = ReloadSummary()
-    var toStart: [ProviderEngine] = []
-    var toStop: [ProviderEngine] = []
-    let old = snapshot()
-    var engines: [String: ProviderEngine] = [:]
-    let settingsSame = old.config.broker.sameEngineSettings(as: loaded.config.broker)
-    for p in loaded.config.providers {
-      let secrets = loaded.secrets[p.name] ?? ResolvedSecrets()
-      if let existing = old.engines[p.name], settingsSame, existing.config.sameSettings(as: p),
-        existing.secrets == secrets
-      {
-        engines[p.name] = existing
-        summary.unchanged.append(p.name)
-        continue
-      }
-      if let existing = old.engines[p.name] {
-        toStop.append(existing)
-        summary.changed.append(p.name)
-      } else {
-        summary.added.append(p.name)
-      }
-      let e = ProviderEngine(
-        config: p, settings: loaded.config.broker, secrets: secrets, environment: environment)
-      engines[p.name] = e
-      toStart.append(e)
-    }
-    for (name, e) in old.engines where engines[name] == nil {
-      toStop.append(e)
-      summary.removed.append(name)
-    }
-    for e in toStop { await e.stop() }
-    replace(Snapshot(config: loaded.config, engines: engines, access: loaded.access))
-    for e in toStart { await e.start() }
-    return summary
+extension ProviderEngine {
+  /// The settings in force (a reload compares them with the new ones).
+  func currentSettings() -> (config: ProviderConfig, secrets: ResolvedSecrets, settings: BrokerSettings) {
+    let c = currentValue
+    return (c.config, c.secrets, c.settings)
   }
 }

@@ -49,7 +49,9 @@ public final class Broker: Sendable {
 
   func servingView(provider name: String) -> ServingView {
     box.withLockedValue { s in
-      ServingView(engine: s.engines[name], minValid: s.config.broker.minValid, access: s.access)
+      let engine = s.engines[name]
+      return ServingView(
+        engine: engine, minValid: engine?.minValid ?? s.config.broker.minValid, access: s.access)
     }
   }
 

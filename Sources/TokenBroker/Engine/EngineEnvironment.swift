@@ -38,13 +38,6 @@ public enum BrokerVersion {
   public static let current = "0.1.0"
 }
 
-/// Why a token request could not be answered with a token.
-public enum ServeFailure: Error, Sendable, Equatable {
-  /// Try again later; `retryAfter` seconds.
-  case unavailable(message: String, retryAfter: Int)
-  case needsLogin(message: String)
-}
-
 enum RequestID {
   static func make() -> String {
     var g = SystemRandomNumberGenerator()

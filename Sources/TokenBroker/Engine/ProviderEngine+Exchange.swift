@@ -1,105 +1,170 @@
+import Foundation
 import Logging
 import TokenBrokerCore
 
 extension ProviderEngine {
-  /// One token fetch: the refresh token when there is one (falling back to the
-  /// provider's own grant when it is rejected), else the provider's grant.
-  func exchange(scopes: ScopeSet) async -> Result<Token, UpstreamFailure> {
-    var grant: RequestGrant
-    if let refreshToken {
-      grant = .refresh(refreshToken)
-    } else if config.grant == .refreshToken {
-      needsLogin = true
-      return .failure(UpstreamFailure(.refreshTokenRejected, message: needsLoginMessage))
-    } else {
-      grant = .primary
-    }
-    while true {
-      let requestID = RequestID.make()
-      let request = TokenRequestBuilder.build(
-        provider: config, secrets: secrets, grant: grant, scopes: scopes.scopes, requestID: requestID,
-        userAgent: env.userAgent)
-      var meta: Logger.Metadata = ["request_id": "\(requestID)", "grant": "\(grantName(grant))"]
-      if scopes != defaultScopes { meta["scope"] = "\(scopes)" }
-      do {
-        let response = try await env.transport.send(request, caFile: config.caFile, timeout: requestTimeout)
-        let parsed = try TokenExchange.interpret(
-          response, request: request, requestedScope: scopes.scopes, now: env.clock.now())
-        if let rotated = parsed.refreshToken, rotated != refreshToken {
-          persistRefreshToken(rotated, requestID: requestID)
-        }
-        meta["event"] = "refreshed"
-        meta["expires_in"] = "\(Int(parsed.token.remaining(at: env.clock.now())))"
-        logger.info("token refreshed", metadata: meta)
-        env.metrics.refreshed(provider: name)
-        return .success(parsed.token)
-      } catch {
-        meta["event"] = "refresh_failed"
-        meta["reason"] = "\(error.kind.rawValue)"
-        if let status = error.status { meta["status"] = "\(status)" }
-        logger.warning("token refresh failed: \(redact(error.description))", metadata: meta)
-        env.metrics.refreshFailed(provider: name, reason: error.kind)
-        guard error.kind == .refreshTokenRejected, grant.usesRefreshToken else { return .failure(error) }
-        if config.grant == .refreshToken {
-          needsLogin = true
-          refreshToken = nil
-          saveState(needsLogin: true, requestID: requestID)
-          meta["event"] = "needs_login"
-          logger.error("refresh token rejected; \(needsLoginMessage)", metadata: meta)
-          return .failure(error)
-        }
-        // A password / client_credentials provider falls back to its own grant.
-        refreshToken = nil
-        saveState(needsLogin: false, requestID: requestID)
-        logger.notice(
-          "refresh token rejected; falling back to the \(config.grant.rawValue) grant", metadata: meta)
-        grant = .primary
+  /// One upstream request for `scopes`, as the machine asked; its outcome goes back to it.
+  func send(_ scopes: ScopeSet, _ grant: RequestGrant) async {
+    let config = self.config
+    let secrets = self.secrets
+    let requestID = RequestID.make()
+    let request = TokenRequestBuilder.build(
+      provider: config, secrets: secrets, grant: grant, scopes: scopes.scopes, requestID: requestID,
+      userAgent: env.userAgent)
+    let presented: [String] = if case .refresh(let rt) = grant { [rt] } else { [] }
+    var meta: Logger.Metadata = [
+      "request_id": "\(requestID)",
+      "grant": "\(grant.usesRefreshToken ? "refresh_token" : config.grant.rawValue)",
+    ]
+    if scopes != defaultScopes { meta["scope"] = "\(scopes)" }
+    var rotated: String?
+    let outcome: RefreshStateMachine.Outcome
+    do {
+      var response = try await env.transport.send(request, caFile: config.caFile, timeout: requestTimeout)
+      if (200..<300).contains(response.status) {
+        rotated = TokenResponseParser.refreshToken(in: response.body)
+      } else {
+        // Redacted before the classifier shortens the provider's text: a secret cut in
+        // two by the truncation would no longer be recognised.
+        response.body = Array(redact(String(decoding: response.body, as: UTF8.self), also: presented).utf8)
       }
+      let parsed = try TokenExchange.interpret(
+        response, request: request, requestedScope: scopes.scopes, now: env.clock.now())
+      rotated = parsed.refreshToken ?? rotated
+      meta["event"] = "refreshed"
+      meta["expires_in"] = "\(Int(parsed.token.remaining(at: env.clock.now())))"
+      logger.info("token refreshed", metadata: meta)
+      env.metrics.refreshed(provider: name)
+      outcome = .token(parsed.token)
+    } catch {
+      var failure = error
+      failure.message = redact(failure.message, also: presented + [rotated].compactMap { $0 })
+      meta["event"] = "refresh_failed"
+      meta["reason"] = "\(failure.kind.rawValue)"
+      if let status = failure.status { meta["status"] = "\(status)" }
+      logger.warning("token refresh failed: \(failure.description)", metadata: meta)
+      env.metrics.refreshFailed(provider: name, reason: failure.kind)
+      if failure.kind == .refreshTokenRejected, grant.usesRefreshToken {
+        if config.grant == .refreshToken {
+          meta["event"] = "needs_login"
+          logger.error("refresh token rejected; \(machine.needsLoginMessage)", metadata: meta)
+        } else {
+          logger.notice(
+            "refresh token rejected; falling back to the \(config.grant.rawValue) grant", metadata: meta)
+        }
+      }
+      outcome = .failure(failure)
     }
-  }
-
-  private func grantName(_ grant: RequestGrant) -> String {
-    grant.usesRefreshToken ? "refresh_token" : config.grant.rawValue
+    if rotated != nil, case .failure = outcome {
+      logger.notice(
+        "the answer was refused but carried a new refresh token; keeping it",
+        metadata: ["event": "refresh_token_kept", "request_id": "\(requestID)"])
+    }
+    answered(scopes, outcome, rotated: rotated)
   }
 
   // MARK: State
 
-  var seedFingerprint: String? { secrets.refreshToken.map(ProviderStateRecord.fingerprint) }
+  var seedFingerprint: String? { identity.seed }
 
-  /// Reads the persisted refresh token; the configured one wins when it is new.
-  func loadState() {
-    refreshToken = secrets.refreshToken
-    do {
-      guard let record = try env.store.load(name) else { return }
+  /// The credential to start from: the persisted refresh token when it belongs to this
+  /// credential, else the configured seed. A file of another identity, or one that cannot
+  /// be read, is set aside (never read again, kept for inspection).
+  func loadCredential() async -> RefreshStateMachine.Credential {
+    let seeded = RefreshStateMachine.Credential(
+      refreshToken: secrets.refreshToken,
+      needsLogin: config.grant == .refreshToken && secrets.refreshToken == nil)
+    let store = env.store
+    let name = self.name
+    let loaded = await BlockingIO.run { () -> Result<ProviderStateRecord?, StateStore.Failure> in
+      Result { () throws(StateStore.Failure) -> ProviderStateRecord? in try store.load(name) }
+    }
+    let now = env.clock.now()
+    switch loaded {
+    case .success(nil):
+      return seeded
+    case .success(let record?):
+      if let id = record.identity, id != identity.fingerprint {
+        let aside = await BlockingIO.run { store.setAside(name, why: "superseded", now: now) }
+        logger.notice(
+          "stored state belongs to another credential (token_url, client_id, username or grant changed); set aside as \(aside ?? "?") and not used",
+          metadata: ["event": "state_superseded"])
+        return seeded
+      }
       if config.grant == .refreshToken, record.seed != seedFingerprint {
         logger.notice(
           "configured refresh_token is new; stored state superseded", metadata: ["event": "state_loaded"])
-        return
+        return seeded
       }
-      refreshToken = record.refreshToken ?? (config.grant == .refreshToken ? nil : secrets.refreshToken)
-      needsLogin = config.grant == .refreshToken && (record.needsLogin || record.refreshToken == nil)
-    } catch {
-      logger.error("\(error.description)", metadata: ["event": "state_unreadable"])
-      if config.grant == .refreshToken { needsLogin = secrets.refreshToken == nil }
-    }
-  }
-
-  /// Writes the new refresh token durably before anything uses it.
-  private func persistRefreshToken(_ token: String, requestID: String) {
-    refreshToken = token
-    saveState(needsLogin: false, requestID: requestID)
-  }
-
-  func saveState(needsLogin: Bool, requestID: String) {
-    let record = ProviderStateRecord(
-      refreshToken: refreshToken, seed: seedFingerprint, needsLogin: needsLogin, updatedAt: env.clock.now())
-    do {
-      try env.store.save(record, for: name)
-      logger.debug("state saved", metadata: ["event": "state_saved", "request_id": "\(requestID)"])
-    } catch {
+      return RefreshStateMachine.Credential(
+        refreshToken: record.refreshToken ?? (config.grant == .refreshToken ? nil : secrets.refreshToken),
+        needsLogin: config.grant == .refreshToken && (record.needsLogin || record.refreshToken == nil))
+    case .failure(let error):
+      let aside = await BlockingIO.run { store.setAside(name, why: "corrupt", now: now) }
+      guard config.grant == .refreshToken else {
+        logger.error(
+          "\(error.description); set aside as \(aside ?? "?"), starting from the configured grant",
+          metadata: ["event": "state_unreadable"])
+        return seeded
+      }
+      // The configured seed has most likely been rotated long ago: presenting it again is
+      // what reuse detection punishes. Wait for a new one instead, and remember that.
       logger.error(
-        "cannot persist the rotated refresh token (kept in memory only; a restart will need a new login): \(error.description)",
-        metadata: ["event": "state_save_failed", "request_id": "\(requestID)"])
+        "\(error.description); set aside as \(aside ?? "?"); \(machine.needsLoginMessage)",
+        metadata: ["event": "state_unreadable"])
+      let credential = RefreshStateMachine.Credential(refreshToken: nil, needsLogin: true)
+      _ = await write(
+        ProviderStateRecord(
+          refreshToken: nil, seed: seedFingerprint, needsLogin: true, updatedAt: now,
+          identity: identity.fingerprint))
+      return credential
     }
+  }
+
+  /// Writes a state record durably off the cooperative pool; false (and a log line) when it fails.
+  func write(_ record: ProviderStateRecord) async -> Bool {
+    let store = env.store
+    let name = self.name
+    let result = await BlockingIO.run { () -> Result<Void, StateStore.Failure> in
+      Result { () throws(StateStore.Failure) in try store.save(record, for: name) }
+    }
+    switch result {
+    case .success:
+      logger.debug("state saved", metadata: ["event": "state_saved"])
+      return true
+    case .failure(let error):
+      logger.error(
+        "cannot persist the refresh token (kept in memory only; a restart will need a new login): \(error.description)",
+        metadata: ["event": "state_save_failed"])
+      return false
+    }
+  }
+
+  // MARK: Redaction
+
+  /// Replaces every known secret in upstream text (shown in status and logs): the
+  /// provider's secrets, the refresh tokens in play and the tokens held, each as it is,
+  /// form-encoded and JSON-escaped, and the Basic credentials built from them.
+  func redact(_ text: String, also extra: [String] = []) -> String {
+    var known = secrets.values + extra
+    if let rt = machine.credential.refreshToken { known.append(rt) }
+    for slot in machine.slots.values { if let t = slot.token?.accessToken { known.append(t) } }
+    if let id = config.clientID, let secret = secrets.clientSecret {
+      known.append(Data("\(id):\(secret)".utf8).base64EncodedString())
+    }
+    var forms = Set<String>()
+    for s in known where s.count >= 4 {
+      forms.insert(s)
+      // "=VALUE" form-encoded, without the "=".
+      forms.insert(String(TokenRequestBuilder.formEncode([("", s)]).dropFirst()))
+      var escaped: [UInt8] = []
+      JSONWriter.appendString(s, to: &escaped)
+      forms.insert(String(decoding: escaped.dropFirst().dropLast(), as: UTF8.self))
+    }
+    var out = text
+    for form in forms.sorted(by: { $0.count > $1.count }) where out.contains(form) {
+      out = out.replacingOccurrences(of: form, with: "[redacted]")
+    }
+    return out
   }
 }

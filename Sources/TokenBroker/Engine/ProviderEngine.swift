@@ -1,290 +1,252 @@
 import Logging
+import NIOConcurrencyHelpers
 import TokenBrokerCore
 
-/// Keeps one provider's tokens fresh: one cached token per scope set, a timer
-/// per token, single flight per token, and at most one upstream request per
-/// credential at a time (rotating refresh tokens must never race).
+/// Executes one provider's `RefreshStateMachine`: it feeds the machine events (a caller
+/// wants a token, a timer fired, the upstream answered, a write finished, reload, stop)
+/// and carries out the actions it returns. Every decision is the machine's; this actor
+/// only talks to the edges (transport, state store, token cache, timers, callers).
 public actor ProviderEngine {
   public nonisolated let name: String
-  public nonisolated let config: ProviderConfig
-  let secrets: ResolvedSecrets
-  let policy: RefreshPolicy
-  let requestTimeout: Double
-  let scopeIdleTimeout: Double
+  /// Who the credential belongs to (`token_url`, `client_id`, `username`, grant, seed): a
+  /// reload that keeps it keeps this engine and its refresh token; one that changes it
+  /// gets a new engine that never sees the old refresh token.
+  public nonisolated let identity: CredentialIdentity
   let env: EngineEnvironment
-  nonisolated let defaultScopes: ScopeSet
   var logger: Logger
 
-  struct Slot {
-    var token: Token?
-    var inflight: Task<Result<Token, UpstreamFailure>, Never>?
-    var failures = 0
-    var lastError: String?
-    var lastRefresh: Double?
-    var nextRefresh: Double?
-    var timer: (any TimerHandle)?
-    var lastUsed: Double
+  /// What a reload may change without a new engine; read without an actor hop.
+  struct Current: Sendable {
+    var config: ProviderConfig
+    var secrets: ResolvedSecrets
+    var settings: BrokerSettings
+    var defaultScopes: ScopeSet
   }
+  private nonisolated let current: NIOLockedValueBox<Current>
 
-  var slots: [ScopeSet: Slot] = [:]
-  /// The refresh token in force (rotated ones replace it, durably first).
-  var refreshToken: String?
-  var needsLogin = false
-  var stopped = false
-  private var upstreamBusy = false
-  private var upstreamWaiters: [CheckedContinuation<Void, Never>] = []
-  private var firstAttemptDone = false
+  var machine: RefreshStateMachine
+  private var timers: [ScopeSet: any TimerHandle] = [:]
+  private var waiters: [Int: CheckedContinuation<Result<Token, ServeFailure>, Never>] = [:]
+  private var nextWaiter = 0
+  private var started = false
+  private var startWaiters: [CheckedContinuation<Void, Never>] = []
   private var firstAttemptWaiters: [CheckedContinuation<Void, Never>] = []
+  private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+  /// Writes of the credential, one after another in the order the machine asked for them.
+  private var persistTail: Task<Void, Never>?
+  private var sendsRunning = 0
 
   public init(
     config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets, environment: EngineEnvironment
   ) {
     self.name = config.name
-    self.config = config
-    self.secrets = secrets
-    self.policy = RefreshPolicy(settings)
-    self.requestTimeout = settings.requestTimeout
-    self.scopeIdleTimeout = settings.scopeIdleTimeout
+    self.identity = CredentialIdentity(config, secrets: secrets)
     self.env = environment
-    self.defaultScopes = ScopeSet(config.scopes)
+    let scopes = ScopeSet(config.scopes)
+    self.current = NIOLockedValueBox(
+      Current(config: config, secrets: secrets, settings: settings, defaultScopes: scopes))
+    self.machine = RefreshStateMachine(
+      settings: Self.machineSettings(config, settings),
+      credential: .init(refreshToken: secrets.refreshToken, needsLogin: false))
     var logger = environment.logger
     logger[metadataKey: "provider"] = "\(config.name)"
     self.logger = logger
   }
 
+  static func machineSettings(_ p: ProviderConfig, _ s: BrokerSettings) -> RefreshStateMachine.Settings {
+    var policy = RefreshPolicy(s)
+    policy.minValid = p.minValid ?? s.minValid
+    return RefreshStateMachine.Settings(
+      name: p.name, grant: p.grant, policy: policy,
+      minValidKey: p.minValid == nil
+        ? "[broker] min_valid (or set providers.\(p.name).min_valid)"
+        : "providers.\(p.name).min_valid",
+      scopeIdleTimeout: s.scopeIdleTimeout, defaultScopes: ScopeSet(p.scopes))
+  }
+
+  public nonisolated var config: ProviderConfig { current.withLockedValue { $0.config } }
+  nonisolated var defaultScopes: ScopeSet { current.withLockedValue { $0.defaultScopes } }
+  var secrets: ResolvedSecrets { current.withLockedValue { $0.secrets } }
+  var requestTimeout: Double { current.withLockedValue { $0.settings.requestTimeout } }
+  nonisolated var currentValue: Current { current.withLockedValue { $0 } }
+  /// The provider's effective min_valid: its own, else `[broker] min_valid`.
+  nonisolated var minValid: Double {
+    current.withLockedValue { $0.config.minValid ?? $0.settings.minValid }
+  }
+
   // MARK: Life cycle
 
-  /// Loads persisted state and starts the first fetch (not awaited).
-  public func start() {
+  /// Loads the persisted credential (off the cooperative pool) and starts the first fetch.
+  public func start() async {
+    guard !started else { return }
     let now = env.clock.now()
     if config.grant == .apiKey, let key = secrets.apiKey {
       let token = Token(accessToken: key, tokenType: "", issuedAt: now, expiresAt: nil, scope: [])
-      slots[defaultScopes] = Slot(token: token, lastRefresh: now, lastUsed: now)
-      env.cache.set(provider: config, scopes: defaultScopes, token: token, now: now)
-      markFirstAttemptDone()
-      return
+      execute(machine.start(now: now, apiKey: token))
+    } else {
+      let credential = await loadCredential()
+      machine = RefreshStateMachine(settings: machine.settings, credential: credential)
+      execute(machine.start(now: env.clock.now()))
     }
-    loadState()
-    slots[defaultScopes] = Slot(lastUsed: now)
-    if needsLogin {
-      markFirstAttemptDone()
-      return
-    }
-    _ = beginRefresh(defaultScopes)
+    started = true
+    for w in startWaiters { w.resume() }
+    startWaiters.removeAll()
+  }
+
+  private func awaitStarted() async {
+    if started { return }
+    await withCheckedContinuation { startWaiters.append($0) }
   }
 
   /// Returns once the first fetch of the default token has finished, either way.
   public func awaitFirstAttempt() async {
-    if firstAttemptDone { return }
+    if machine.firstAttemptDone { return }
     await withCheckedContinuation { firstAttemptWaiters.append($0) }
   }
 
-  private func markFirstAttemptDone() {
-    guard !firstAttemptDone else { return }
-    firstAttemptDone = true
-    for w in firstAttemptWaiters { w.resume() }
-    firstAttemptWaiters.removeAll()
+  /// New settings for the same credential (a reload that changed `allow`, scopes, timing,
+  /// a client secret): the refresh token and any request in flight carry on.
+  public func reconfigure(config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets) {
+    current.withLockedValue {
+      $0 = Current(
+        config: config, secrets: secrets, settings: settings, defaultScopes: ScopeSet(config.scopes))
+    }
+    execute(
+      machine.reconfigure(
+        Self.machineSettings(config, settings), now: env.clock.now(), random: env.random()))
+    // Answers are rendered with the provider's settings (its api_key_header, name).
+    for (scopes, slot) in machine.slots {
+      if let token = slot.token, slot.unservable == nil {
+        env.cache.set(provider: config, scopes: scopes, token: token, now: env.clock.now())
+      }
+    }
   }
 
-  /// Cancels every timer; in-flight requests finish but schedule nothing.
+  /// Sends nothing more; callers get a 503; a request on the wire still has its rotated
+  /// refresh token persisted when it answers (`settle` waits for that).
   public func stop() {
-    stopped = true
-    for key in slots.keys {
-      slots[key]?.timer?.cancel()
-      slots[key]?.timer = nil
-    }
-    env.cache.remove(provider: name)
-    markFirstAttemptDone()
+    execute(machine.stop())
+    for (_, t) in timers { t.cancel() }
+    timers.removeAll()
   }
 
-  /// Waits for every in-flight refresh (tests and shutdown).
+  /// Waits until no request is on the wire or queued and every write has finished.
   public func settle() async {
-    while let task = slots.values.compactMap(\.inflight).first {
-      _ = await task.value
-    }
+    if machine.isIdle && sendsRunning == 0 { return }
+    await withCheckedContinuation { idleWaiters.append($0) }
   }
 
   // MARK: Serving
 
-  /// A token for `scopes` with at least `max(minValid, [broker] min_valid)` left,
-  /// refreshing first when the cache cannot satisfy the request.
+  /// A token for `scopes` with at least `max(minValid, min_valid)` left, refreshing first
+  /// when the cache cannot satisfy the request.
   public func token(scopes: ScopeSet, minValid: Double?) async -> Result<Token, ServeFailure> {
-    let now = env.clock.now()
-    let wanted = max(policy.minValid, minValid ?? 0)
-    if slots[scopes] == nil { slots[scopes] = Slot(lastUsed: now) }
-    slots[scopes]!.lastUsed = now
-    if let t = slots[scopes]!.token, t.remaining(at: now) >= wanted { return .success(t) }
-    if needsLogin { return .failure(.needsLogin(message: needsLoginMessage)) }
-    let slot = slots[scopes]!
-    if let t = slot.token, t.lifetime < wanted, slot.inflight == nil, slot.failures == 0 {
-      return .failure(
-        .unavailable(
-          message:
-            "\(name) issues tokens valid for \(Int(t.lifetime)) s, less than the \(Int(wanted)) s asked for",
-          retryAfter: 1))
+    await awaitStarted()
+    let id = nextWaiter
+    nextWaiter += 1
+    let (answer, actions) = machine.tokenWanted(scopes, requested: minValid, waiter: id, now: env.clock.now())
+    if let answer {
+      execute(actions)
+      return answer
     }
-    // In backoff: do not let callers hammer the upstream.
-    if slot.inflight == nil, slot.failures > 0, let next = slot.nextRefresh, next > now {
-      return .failure(
-        .unavailable(
-          message: "\(name): \(slot.lastError ?? "refresh failing")",
-          retryAfter: Int((next - now).rounded(.up))))
+    return await withCheckedContinuation { continuation in
+      waiters[id] = continuation
+      execute(actions)
     }
-    let result = await beginRefresh(scopes).value
-    let after = env.clock.now()
-    if let t = slots[scopes]?.token, t.remaining(at: after) >= wanted { return .success(t) }
-    if needsLogin { return .failure(.needsLogin(message: needsLoginMessage)) }
-    let retry = Int(max(1, ((slots[scopes]?.nextRefresh ?? after + 1) - after).rounded(.up)))
-    switch result {
-    case .success(let t):
-      return .failure(
-        .unavailable(
-          message:
-            "\(name) issued a token valid for \(Int(t.remaining(at: after))) s, less than the \(Int(wanted)) s asked for",
-          retryAfter: retry))
-    case .failure(let f):
-      return .failure(.unavailable(message: "\(name): \(redact(f.description))", retryAfter: retry))
-    }
-  }
-
-  var needsLoginMessage: String {
-    "\(name) needs a new refresh token: put one in providers.\(name).refresh_token and reload"
   }
 
   /// Admin: fetch a new default token now (joins one already in flight).
   public func refreshNow() async -> ProviderStatus {
-    if config.grant != .apiKey {
-      if needsLogin, config.grant == .refreshToken {
-        return status()
-      }
-      _ = await beginRefresh(defaultScopes).value
-    }
+    await awaitStarted()
+    execute(machine.refreshWanted(now: env.clock.now()))
+    await settle()
     return status()
+  }
+
+  func timerFired(_ key: ScopeSet) async {
+    timers[key] = nil
+    let now = env.clock.now()
+    execute(machine.timerFired(key, now: now, cacheLastUsed: env.cache.lastUsed(provider: name, scopes: key)))
+    await settle()
   }
 
   // MARK: Status
 
   public func status() -> ProviderStatus {
     let now = env.clock.now()
-    let slot = slots[defaultScopes] ?? Slot(lastUsed: now)
-    let state: ProviderState
-    if needsLogin && !(slot.token.map { $0.remaining(at: now) > 0 } ?? false) {
-      state = .needsLogin
-    } else if let t = slot.token, t.remaining(at: now) > 0 {
-      state = (slot.failures > 0 || needsLogin) ? .degraded : .ok
-    } else if slot.failures > 0 {
-      state = .failed
-    } else {
-      state = slot.inflight != nil ? .refreshing : .pending
-    }
+    let slot = machine.defaultSlot
     var expiresIn: Int?
-    if let exp = slot.token?.expiresAt { expiresIn = Int((exp - now).rounded(.down)) }
+    if let exp = slot?.token?.expiresAt { expiresIn = Int((exp - now).rounded(.down)) }
     return ProviderStatus(
-      name: name, grant: config.grant, state: state, expiresIn: expiresIn, lastRefresh: slot.lastRefresh,
-      nextRefresh: slot.nextRefresh, failures: slot.failures,
-      lastError: needsLogin && slot.lastError == nil ? needsLoginMessage : slot.lastError,
-      cachedScopeSets: slots.values.filter { $0.token != nil }.count)
+      name: name, grant: config.grant, state: machine.state(now: now), expiresIn: expiresIn,
+      lastRefresh: slot?.lastRefresh, nextRefresh: slot?.nextRefresh, failures: slot?.failures ?? 0,
+      lastError: machine.lastError, cachedScopeSets: machine.slots.values.filter { $0.token != nil }.count)
   }
 
-  // MARK: Refresh
+  // MARK: Actions
 
-  func beginRefresh(_ key: ScopeSet) -> Task<Result<Token, UpstreamFailure>, Never> {
-    if let running = slots[key]?.inflight { return running }
-    let task = Task { await self.runRefresh(key) }
-    slots[key, default: Slot(lastUsed: env.clock.now())].inflight = task
-    slots[key]!.timer?.cancel()
-    slots[key]!.timer = nil
-    return task
-  }
-
-  private func runRefresh(_ key: ScopeSet) async -> Result<Token, UpstreamFailure> {
-    await acquireUpstream()
-    let result = await exchange(scopes: key)
-    releaseUpstream()
-    apply(result, to: key)
-    if key == defaultScopes { markFirstAttemptDone() }
-    return result
-  }
-
-  private func apply(_ result: Result<Token, UpstreamFailure>, to key: ScopeSet) {
-    let now = env.clock.now()
-    guard var slot = slots[key] else { return }
-    slot.inflight = nil
-    switch result {
-    case .success(let token):
-      slot.token = token
-      slot.failures = 0
-      slot.lastError = nil
-      slot.lastRefresh = now
-      slot.nextRefresh = policy.nextRefresh(for: token, now: now, random: env.random())
-      // A stopped engine (replaced by a reload) must not overwrite its successor's cache.
-      if !stopped { env.cache.set(provider: config, scopes: key, token: token, now: now) }
-    case .failure(let failure):
-      slot.failures += 1
-      slot.lastError = redact(failure.description)
-      if needsLogin && config.grant == .refreshToken {
-        slot.nextRefresh = nil
-      } else {
-        let delay = policy.delay(
-          after: failure.kind, attempt: slot.failures, retryAfter: failure.retryAfter, random: env.random())
-        slot.nextRefresh = now + delay
+  /// Carries out the machine's actions, in order.
+  func execute(_ actions: [RefreshStateMachine.Action]) {
+    for action in actions {
+      switch action {
+      case .send(let scopes, let grant):
+        sendsRunning += 1
+        Task { await self.send(scopes, grant) }
+      case .persist(let credential):
+        enqueuePersist(credential)
+      case .publish(let scopes, let token):
+        env.cache.set(provider: config, scopes: scopes, token: token, now: env.clock.now())
+      case .unpublish(let scopes):
+        if let scopes {
+          env.cache.remove(provider: name, scopes: scopes)
+        } else {
+          env.cache.remove(provider: name)
+        }
+        if let scopes, scopes != defaultScopes {
+          logger.debug("dropped idle scope set", metadata: ["scope": "\(scopes)", "event": "scope_dropped"])
+        }
+      case .schedule(let scopes, let at):
+        timers[scopes]?.cancel()
+        timers[scopes] = env.clock.schedule(at: at) { [weak self] in await self?.timerFired(scopes) }
+      case .cancelTimer(let scopes):
+        timers.removeValue(forKey: scopes)?.cancel()
+      case .answer(let waiter, let result):
+        waiters.removeValue(forKey: waiter)?.resume(returning: result)
       }
     }
-    slots[key] = slot
-    schedule(key)
+    if machine.firstAttemptDone, !firstAttemptWaiters.isEmpty {
+      for w in firstAttemptWaiters { w.resume() }
+      firstAttemptWaiters.removeAll()
+    }
+    if machine.isIdle, sendsRunning == 0, !idleWaiters.isEmpty {
+      for w in idleWaiters { w.resume() }
+      idleWaiters.removeAll()
+    }
+  }
+
+  private func enqueuePersist(_ credential: RefreshStateMachine.Credential) {
+    let previous = persistTail
+    let record = ProviderStateRecord(
+      refreshToken: credential.refreshToken, seed: seedFingerprint, needsLogin: credential.needsLogin,
+      updatedAt: env.clock.now(), identity: identity.fingerprint)
+    persistTail = Task {
+      await previous?.value
+      let ok = await self.write(record)
+      self.persistFinished(ok: ok)
+    }
+  }
+
+  private func persistFinished(ok: Bool) {
+    execute(machine.persisted(ok: ok, now: env.clock.now(), random: env.random()))
     env.changes.raise()
   }
 
-  private func schedule(_ key: ScopeSet) {
-    guard !stopped, let at = slots[key]?.nextRefresh else { return }
-    slots[key]!.timer?.cancel()
-    slots[key]!.timer = env.clock.schedule(at: at) { [weak self] in
-      await self?.timerFired(key)
-    }
-  }
-
-  func timerFired(_ key: ScopeSet) async {
-    guard !stopped, var slot = slots[key], slot.inflight == nil else { return }
-    slot.timer = nil
-    slots[key] = slot
-    let now = env.clock.now()
-    if key != defaultScopes {
-      let used = max(slot.lastUsed, env.cache.lastUsed(provider: name, scopes: key) ?? 0)
-      if now - used > scopeIdleTimeout {
-        slots.removeValue(forKey: key)
-        env.cache.remove(provider: name, scopes: key)
-        logger.debug("dropped idle scope set", metadata: ["scope": "\(key)", "event": "scope_dropped"])
-        return
-      }
-    }
-    _ = await beginRefresh(key).value
-  }
-
-  // MARK: Upstream, one at a time per credential
-
-  private func acquireUpstream() async {
-    if !upstreamBusy {
-      upstreamBusy = true
-      return
-    }
-    await withCheckedContinuation { upstreamWaiters.append($0) }
-  }
-
-  private func releaseUpstream() {
-    if upstreamWaiters.isEmpty {
-      upstreamBusy = false
-    } else {
-      upstreamWaiters.removeFirst().resume()
-    }
-  }
-
-  /// Replaces known secrets in upstream text, which is shown in status and logs.
-  func redact(_ text: String) -> String {
-    var out = text
-    var known = secrets.values
-    if let refreshToken { known.append(refreshToken) }
-    for t in slots.values.compactMap({ $0.token?.accessToken }) { known.append(t) }
-    for s in known where s.count >= 4 { out = out.replacingOccurrences(of: s, with: "[redacted]") }
-    return out
+  func answered(
+    _ scopes: ScopeSet, _ outcome: RefreshStateMachine.Outcome, rotated: String?
+  ) {
+    sendsRunning -= 1
+    execute(
+      machine.upstreamAnswered(scopes, outcome, rotated: rotated, now: env.clock.now(), random: env.random()))
+    env.changes.raise()
   }
 }

@@ -2,16 +2,30 @@ import Dispatch
 import Foundation
 import TokenBrokerCore
 
-/// The production clock: wall time for token lifetimes, Dispatch timers for
-/// the schedule. An idle broker has one armed timer per token and no polling.
+/// The production clock: Dispatch timers for the schedule (an idle broker has one armed
+/// timer per token and no polling), and a `now()` that a step of the system clock cannot
+/// move. It is the wall time read once at start plus the time elapsed since on
+/// CLOCK_BOOTTIME (which counts suspend and ignores NTP steps): a backward step of the
+/// wall clock never makes a token look younger than it is, so none is served past its
+/// expiry (README "Refresh").
 public struct DispatchClock: BrokerClock {
   private let queue: DispatchQueue
+  private let wallAtStart: Double
+  private let bootAtStart: Double
 
   public init(queue: DispatchQueue = DispatchQueue(label: "token-broker.timers")) {
     self.queue = queue
+    self.bootAtStart = Self.bootTime()
+    self.wallAtStart = Date().timeIntervalSince1970
   }
 
-  public func now() -> Double { Date().timeIntervalSince1970 }
+  public func now() -> Double { wallAtStart + (Self.bootTime() - bootAtStart) }
+
+  static func bootTime() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_BOOTTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+  }
 
   public func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void) -> any TimerHandle
   {

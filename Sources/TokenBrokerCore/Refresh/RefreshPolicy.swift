@@ -57,9 +57,16 @@ public struct RefreshPolicy: Sendable, Equatable {
     }
   }
 
-  /// Whether `token` may be served at `now` to a caller asking for `minValid` seconds.
+  /// Whether `token` may be served at `now` to a caller asking for `requestedMinValid` seconds.
   public func isServable(_ token: Token, now: Double, requestedMinValid: Double?) -> Bool {
-    token.remaining(at: now) >= max(minValid, requestedMinValid ?? 0)
+    Self.isServable(token, now: now, minValid: max(minValid, requestedMinValid ?? 0))
+  }
+
+  /// The one servability rule, used by the engine, the fast-path cache and status: a token
+  /// is served only with at least `minValid` seconds left.
+  @inline(__always)
+  public static func isServable(_ token: Token, now: Double, minValid: Double) -> Bool {
+    token.remaining(at: now) >= minValid
   }
 
   private func pow2(_ e: Double) -> Double {

@@ -1,0 +1,478 @@
+/// One provider's refresh logic as a pure state machine: events in, actions out.
+///
+/// The engine actor feeds it what happened (a token was wanted, a timer fired, the
+/// upstream answered, a write finished, a reload, a stop) and executes the actions it
+/// returns (send one request, persist the credential, publish a token to the fast path,
+/// schedule a timer, answer a waiting caller). Nothing here does I/O or reads a clock:
+/// `now` and a uniform `random` in `0..<1` come with each event, so tests drive every
+/// transition on a manual clock (README "Architecture").
+///
+/// It owns the credential (the refresh token in force) and sends at most one upstream
+/// request at a time for it: a rotating refresh token is never presented twice, and a
+/// rotated one is persisted before any token of that answer is published or served.
+public struct RefreshStateMachine: Sendable {
+  public struct Settings: Sendable, Equatable {
+    public var name: String
+    public var grant: Grant
+    /// refresh_at, jitter and the provider's effective min_valid.
+    public var policy: RefreshPolicy
+    /// Where the effective min_valid comes from, for messages: `providers.NAME.min_valid`.
+    public var minValidKey: String
+    public var scopeIdleTimeout: Double
+    /// Scope sets one provider keeps at once (the default set always fits).
+    public var maxScopeSets: Int = 32
+    public var defaultScopes: ScopeSet
+
+    public init(
+      name: String, grant: Grant, policy: RefreshPolicy, minValidKey: String, scopeIdleTimeout: Double,
+      defaultScopes: ScopeSet
+    ) {
+      self.name = name
+      self.grant = grant
+      self.policy = policy
+      self.minValidKey = minValidKey
+      self.scopeIdleTimeout = scopeIdleTimeout
+      self.defaultScopes = defaultScopes
+    }
+
+    /// Grants whose only credential is a refresh token: without one they need a login.
+    var needsRefreshToken: Bool { grant == .refreshToken }
+  }
+
+  /// What the engine does for the machine.
+  public enum Action: Sendable, Equatable {
+    /// One upstream token request; report its outcome with `upstreamAnswered`.
+    case send(ScopeSet, RequestGrant)
+    /// Write the credential durably; report with `persisted`.
+    case persist(Credential)
+    /// Make `Token` servable on the fast path for this scope set.
+    case publish(ScopeSet, Token)
+    /// Drop a scope set's token from the fast path (nil: every one).
+    case unpublish(ScopeSet?)
+    /// Arm (or re-arm) this scope set's timer; report with `timerFired`.
+    case schedule(ScopeSet, at: Double)
+    case cancelTimer(ScopeSet)
+    /// Answer a caller parked by `tokenWanted`.
+    case answer(waiter: Int, Result<Token, ServeFailure>)
+  }
+
+  /// What is persisted: the refresh token in force and whether a login is needed.
+  public struct Credential: Sendable, Equatable, CustomStringConvertible {
+    public var refreshToken: String?
+    public var needsLogin: Bool
+    public init(refreshToken: String?, needsLogin: Bool) {
+      self.refreshToken = refreshToken
+      self.needsLogin = needsLogin
+    }
+    public var description: String {
+      "Credential(refresh_token: \(refreshToken == nil ? "none" : "<redacted>"), needsLogin: \(needsLogin))"
+    }
+  }
+
+  /// What came back from one `send`.
+  public enum Outcome: Sendable, Equatable {
+    case token(Token)
+    case failure(UpstreamFailure)
+  }
+
+  /// A scope set's token and schedule.
+  public struct Slot: Sendable, Equatable {
+    public var token: Token?
+    public var failures = 0
+    public var lastError: String?
+    public var lastRefresh: Double?
+    public var nextRefresh: Double?
+    public var lastUsed: Double
+    /// Set when the provider's tokens can never meet its min_valid: the message says which key.
+    public var unservable: String?
+    /// Waiting callers: id and the min_valid each asked for.
+    var waiters: [(id: Int, minValid: Double)] = []
+    var queued = false
+
+    init(lastUsed: Double) { self.lastUsed = lastUsed }
+
+    public static func == (a: Slot, b: Slot) -> Bool {
+      a.token == b.token && a.failures == b.failures && a.lastError == b.lastError
+        && a.lastRefresh == b.lastRefresh && a.nextRefresh == b.nextRefresh && a.lastUsed == b.lastUsed
+        && a.unservable == b.unservable && a.waiters.map(\.id) == b.waiters.map(\.id) && a.queued == b.queued
+    }
+  }
+
+  public private(set) var settings: Settings
+  public private(set) var credential: Credential
+  public private(set) var slots: [ScopeSet: Slot] = [:]
+  /// The scope set whose request is on the wire, and whether it presented the refresh token.
+  public private(set) var inFlight: (scopes: ScopeSet, usedRefreshToken: Bool)?
+  /// An answer held back until its rotated refresh token is on disk.
+  private var awaitingPersist: (scopes: ScopeSet, outcome: Outcome)?
+  private var persistsPending = 0
+  /// Scope sets waiting for the credential, the default set first.
+  private var queue: [ScopeSet] = []
+  public private(set) var stopped = false
+  /// The last durable write failed: the credential lives in memory only (status `degraded`).
+  public private(set) var persistFailed = false
+  /// The default token's first attempt has ended, either way (start-up waits for it).
+  public private(set) var firstAttemptDone = false
+
+  public init(settings: Settings, credential: Credential) {
+    self.settings = settings
+    self.credential = credential
+  }
+
+  /// Nothing on the wire, queued, or waiting for a write.
+  public var isIdle: Bool {
+    inFlight == nil && queue.isEmpty && awaitingPersist == nil && persistsPending == 0
+  }
+
+  public var defaultSlot: Slot? { slots[settings.defaultScopes] }
+
+  // MARK: Events
+
+  /// Start: an api_key provider publishes its key; others fetch the default token
+  /// unless a login is needed.
+  public mutating func start(now: Double, apiKey: Token? = nil) -> [Action] {
+    let key = settings.defaultScopes
+    var slot = Slot(lastUsed: now)
+    if let apiKey {
+      slot.token = apiKey
+      slot.lastRefresh = now
+      slots[key] = slot
+      firstAttemptDone = true
+      return [.publish(key, apiKey)]
+    }
+    slots[key] = slot
+    if credential.needsLogin || (settings.needsRefreshToken && credential.refreshToken == nil) {
+      credential.needsLogin = true
+      firstAttemptDone = true
+      return []
+    }
+    return enqueue(key) + pump()
+  }
+
+  /// A caller wants a token for `scopes` with at least `requested` seconds left
+  /// (and never less than the provider's min_valid). Either answered at once, or the
+  /// caller is parked as `waiter` and answered by a later `.answer` action.
+  public mutating func tokenWanted(
+    _ scopes: ScopeSet, requested: Double?, waiter: Int, now: Double
+  ) -> (answer: Result<Token, ServeFailure>?, actions: [Action]) {
+    let wanted = effectiveMinValid(requested)
+    if slots[scopes] == nil {
+      if stopped {
+        return (.failure(.unavailable(message: "\(settings.name) is restarting", retryAfter: 1)), [])
+      }
+      guard slots.count < settings.maxScopeSets else {
+        return (
+          .failure(
+            .unavailable(
+              message:
+                "\(settings.name) already keeps \(settings.maxScopeSets) scope sets; ask for one in use or retry once one is idle",
+              retryAfter: 60)), []
+        )
+      }
+      slots[scopes] = Slot(lastUsed: now)
+    }
+    slots[scopes]!.lastUsed = now
+    let slot = slots[scopes]!
+    if let t = slot.token, RefreshPolicy.isServable(t, now: now, minValid: wanted) {
+      return (.success(t), [])
+    }
+    if credential.needsLogin { return (.failure(.needsLogin(message: needsLoginMessage)), []) }
+    if let message = slot.unservable { return (.failure(.misconfigured(message: message)), []) }
+    if stopped {
+      return (.failure(.unavailable(message: "\(settings.name) is restarting", retryAfter: 1)), [])
+    }
+    // A fresh token would not meet the request either: refuse instead of refreshing per call.
+    if let t = slot.token, let requested, requested > settings.policy.minValid,
+      !t.lifetime.isInfinite, requested > t.lifetime / 2
+    {
+      return (
+        .failure(
+          .unavailable(
+            message:
+              "\(settings.name) issues tokens valid for \(Int(t.lifetime)) s; ask for min_valid of at most \(Int(t.lifetime / 2)) s",
+            retryAfter: 1)), []
+      )
+    }
+    // In backoff: callers do not hammer the upstream.
+    let busy = slot.queued || inFlight?.scopes == scopes || awaitingPersist?.scopes == scopes
+    if !busy, slot.failures > 0, let next = slot.nextRefresh, next > now {
+      return (
+        .failure(
+          .unavailable(
+            message: "\(settings.name): \(slot.lastError ?? "refresh failing")",
+            retryAfter: Int((next - now).rounded(.up)))), []
+      )
+    }
+    slots[scopes]!.waiters.append((waiter, wanted))
+    if busy { return (nil, []) }
+    return (nil, enqueue(scopes) + pump())
+  }
+
+  /// A scope set's timer fired; `cacheLastUsed` is when the fast path last served it.
+  public mutating func timerFired(_ scopes: ScopeSet, now: Double, cacheLastUsed: Double?) -> [Action] {
+    guard !stopped, let slot = slots[scopes] else { return [] }
+    if slot.queued || inFlight?.scopes == scopes || awaitingPersist?.scopes == scopes { return [] }
+    if scopes != settings.defaultScopes {
+      let used = max(slot.lastUsed, cacheLastUsed ?? 0)
+      if now - used > settings.scopeIdleTimeout, slot.waiters.isEmpty {
+        slots.removeValue(forKey: scopes)
+        return [.unpublish(scopes)]
+      }
+    }
+    if credential.needsLogin { return [] }
+    return enqueue(scopes) + pump()
+  }
+
+  /// Admin: refresh the default token now (joins one already queued or on the wire).
+  public mutating func refreshWanted(now: Double) -> [Action] {
+    let key = settings.defaultScopes
+    guard !stopped, slots[key] != nil, !credential.needsLogin else { return [] }
+    if slots[key]!.queued || inFlight?.scopes == key || awaitingPersist?.scopes == key { return [] }
+    return enqueue(key) + pump()
+  }
+
+  /// The request sent for `scopes` came back. `rotated` is a refresh token found in a
+  /// 2xx answer, even one whose other fields were refused: the provider has already
+  /// retired the one presented, so it is kept either way.
+  public mutating func upstreamAnswered(
+    _ scopes: ScopeSet, _ outcome: Outcome, rotated: String?, now: Double, random: Double
+  ) -> [Action] {
+    let usedRefreshToken = inFlight?.usedRefreshToken ?? false
+    inFlight = nil
+    if let rotated, !rotated.isEmpty, rotated != credential.refreshToken {
+      credential = Credential(refreshToken: rotated, needsLogin: false)
+      awaitingPersist = (scopes, outcome)
+      persistsPending += 1
+      return [.persist(credential)]
+    }
+    return finish(scopes, outcome, usedRefreshToken: usedRefreshToken, now: now, random: random)
+  }
+
+  /// A `.persist` finished (`ok` false: the write failed and the credential is in memory only).
+  public mutating func persisted(ok: Bool, now: Double, random: Double) -> [Action] {
+    persistsPending = max(0, persistsPending - 1)
+    persistFailed = !ok
+    guard persistsPending == 0, let held = awaitingPersist else { return [] }
+    awaitingPersist = nil
+    return finish(held.scopes, held.outcome, usedRefreshToken: true, now: now, random: random)
+  }
+
+  /// A reload kept this credential with new settings: reschedule under the new policy.
+  public mutating func reconfigure(_ new: Settings, now: Double, random: Double) -> [Action] {
+    let old = settings
+    settings = new
+    var actions: [Action] = []
+    if old.defaultScopes != new.defaultScopes, slots[new.defaultScopes] == nil {
+      slots[new.defaultScopes] = Slot(lastUsed: now)
+      if !credential.needsLogin { actions += enqueue(new.defaultScopes) }
+    }
+    guard old.policy != new.policy else { return actions + pump() }
+    for (key, slot) in slots {
+      guard let token = slot.token, slot.failures == 0, !slot.queued, inFlight?.scopes != key else {
+        continue
+      }
+      slots[key]!.unservable = unservableMessage(token)
+      let next =
+        slots[key]!.unservable == nil
+        ? settings.policy.nextRefresh(for: token, now: now, random: random)
+        : now + settings.policy.backoffCap
+      slots[key]!.nextRefresh = next
+      if let next { actions.append(.schedule(key, at: next)) }
+    }
+    return actions + pump()
+  }
+
+  /// Stop: no new request is sent; the one on the wire still has its rotated refresh
+  /// token persisted when it answers. Waiting callers get a 503.
+  public mutating func stop() -> [Action] {
+    guard !stopped else { return [] }
+    stopped = true
+    firstAttemptDone = true
+    var actions: [Action] = [.unpublish(nil)]
+    for key in slots.keys.sorted(by: { $0.description < $1.description }) {
+      actions.append(.cancelTimer(key))
+      actions += answerAll(
+        key, .failure(.unavailable(message: "\(settings.name) is restarting", retryAfter: 1)))
+      slots[key]!.queued = false
+    }
+    queue.removeAll()
+    return actions
+  }
+
+  // MARK: Status
+
+  /// The provider's state, read from the default slot and the credential.
+  public func state(now: Double) -> ProviderState {
+    guard let slot = defaultSlot else { return .pending }
+    let servable =
+      slot.token.map { RefreshPolicy.isServable($0, now: now, minValid: settings.policy.minValid) } ?? false
+    if credential.needsLogin { return servable ? .degraded : .needsLogin }
+    if slot.unservable != nil { return .failed }
+    if servable { return slot.failures > 0 || persistFailed ? .degraded : .ok }
+    if slot.failures > 0 { return .failed }
+    let busy = slot.queued || inFlight?.scopes == settings.defaultScopes || awaitingPersist != nil
+    return busy ? .refreshing : .pending
+  }
+
+  /// The default slot's last error, or why it needs a login or cannot be served.
+  public var lastError: String? {
+    let slot = defaultSlot
+    if credential.needsLogin && slot?.lastError == nil { return needsLoginMessage }
+    return slot?.unservable ?? slot?.lastError
+  }
+
+  public var needsLoginMessage: String {
+    "\(settings.name) needs a new refresh token: put one in providers.\(settings.name).refresh_token and reload"
+  }
+
+  // MARK: Internals
+
+  func effectiveMinValid(_ requested: Double?) -> Double { max(settings.policy.minValid, requested ?? 0) }
+
+  private func unservableMessage(_ token: Token) -> String? {
+    guard !token.lifetime.isInfinite, token.lifetime <= settings.policy.minValid else { return nil }
+    return
+      "\(settings.name) issues tokens valid for \(Int(token.lifetime)) s, no more than its min_valid of \(Int(settings.policy.minValid)) s, so none can be served: lower \(settings.minValidKey)"
+  }
+
+  private mutating func enqueue(_ scopes: ScopeSet) -> [Action] {
+    guard slots[scopes] != nil, !slots[scopes]!.queued, !stopped else { return [] }
+    slots[scopes]!.queued = true
+    // The default token goes first: scope subsets never starve it.
+    if scopes == settings.defaultScopes { queue.insert(scopes, at: 0) } else { queue.append(scopes) }
+    return [.cancelTimer(scopes)]
+  }
+
+  /// Sends the next queued request when the credential is free.
+  private mutating func pump() -> [Action] {
+    guard inFlight == nil, awaitingPersist == nil, !stopped, !queue.isEmpty else { return [] }
+    let next = queue.removeFirst()
+    slots[next]?.queued = false
+    guard slots[next] != nil else { return pump() }
+    if let rt = credential.refreshToken {
+      inFlight = (next, true)
+      return [.send(next, .refresh(rt))]
+    }
+    if settings.needsRefreshToken {
+      credential.needsLogin = true
+      return needLogin(now: nil)
+    }
+    inFlight = (next, false)
+    return [.send(next, .primary)]
+  }
+
+  private mutating func finish(
+    _ scopes: ScopeSet, _ outcome: Outcome, usedRefreshToken: Bool, now: Double, random: Double
+  ) -> [Action] {
+    if scopes == settings.defaultScopes { firstAttemptDone = true }
+    guard slots[scopes] != nil else { return pump() }
+    var actions: [Action] = []
+    switch outcome {
+    case .token(let token):
+      var slot = slots[scopes]!
+      slot.token = token
+      slot.failures = 0
+      slot.lastError = nil
+      slot.lastRefresh = now
+      slot.unservable = unservableMessage(token)
+      if slot.unservable == nil {
+        slot.nextRefresh = settings.policy.nextRefresh(for: token, now: now, random: random)
+      } else {
+        // Keep asking now and then: the provider may start issuing longer tokens.
+        slot.nextRefresh = now + settings.policy.backoffCap
+      }
+      slots[scopes] = slot
+      if stopped { return actions + answerAll(scopes, .failure(restarting)) }
+      if slot.unservable == nil { actions.append(.publish(scopes, token)) }
+      if let at = slot.nextRefresh { actions.append(.schedule(scopes, at: at)) }
+      actions += answerWaiters(scopes, now: now)
+    case .failure(let failure):
+      if failure.kind == .refreshTokenRejected, usedRefreshToken {
+        credential.refreshToken = nil
+        if settings.needsRefreshToken {
+          credential.needsLogin = true
+          slots[scopes]!.failures += 1
+          slots[scopes]!.lastError = failure.description
+          persistsPending += 1
+          return [.persist(credential)] + needLogin(now: now)
+        }
+        // A password / client_credentials provider falls back to its own grant.
+        persistsPending += 1
+        actions.append(.persist(credential))
+        if !stopped {
+          slots[scopes]!.queued = true
+          queue.insert(scopes, at: 0)
+        }
+        return actions + pump()
+      }
+      var slot = slots[scopes]!
+      slot.failures += 1
+      slot.lastError = failure.description
+      let delay = settings.policy.delay(
+        after: failure.kind, attempt: slot.failures, retryAfter: failure.retryAfter, random: random)
+      slot.nextRefresh = now + delay
+      slots[scopes] = slot
+      if !stopped { actions.append(.schedule(scopes, at: now + delay)) }
+      actions += answerWaiters(scopes, now: now)
+    }
+    return actions + pump()
+  }
+
+  private var restarting: ServeFailure {
+    .unavailable(message: "\(settings.name) is restarting", retryAfter: 1)
+  }
+
+  /// Every waiter of `scopes` gets the slot's token when it meets what they asked, else a 503.
+  private mutating func answerWaiters(_ scopes: ScopeSet, now: Double) -> [Action] {
+    guard let slot = slots[scopes] else { return [] }
+    let waiters = slot.waiters
+    slots[scopes]!.waiters.removeAll()
+    let retry = Int(max(1, ((slot.nextRefresh ?? now + 1) - now).rounded(.up)))
+    return waiters.map { w in
+      if let t = slot.token, slot.unservable == nil,
+        RefreshPolicy.isServable(t, now: now, minValid: w.minValid)
+      {
+        return .answer(waiter: w.id, .success(t))
+      }
+      if let message = slot.unservable {
+        return .answer(waiter: w.id, .failure(.misconfigured(message: message)))
+      }
+      if slot.failures > 0 {
+        return .answer(
+          waiter: w.id,
+          .failure(
+            .unavailable(
+              message: "\(settings.name): \(slot.lastError ?? "refresh failing")", retryAfter: retry))
+        )
+      }
+      let left = Int(slot.token?.remaining(at: now) ?? 0)
+      return .answer(
+        waiter: w.id,
+        .failure(
+          .unavailable(
+            message:
+              "\(settings.name) issued a token valid for \(left) s, less than the \(Int(w.minValid)) s asked for",
+            retryAfter: retry)))
+    }
+  }
+
+  private mutating func answerAll(_ scopes: ScopeSet, _ result: Result<Token, ServeFailure>) -> [Action] {
+    guard let waiters = slots[scopes]?.waiters else { return [] }
+    slots[scopes]!.waiters.removeAll()
+    return waiters.map { .answer(waiter: $0.id, result) }
+  }
+
+  /// The credential is gone: nothing is scheduled and every waiter hears so.
+  private mutating func needLogin(now: Double?) -> [Action] {
+    firstAttemptDone = true
+    var actions: [Action] = []
+    for key in slots.keys.sorted(by: { $0.description < $1.description }) {
+      slots[key]!.nextRefresh = nil
+      slots[key]!.queued = false
+      actions.append(.cancelTimer(key))
+      actions += answerAll(key, .failure(.needsLogin(message: needsLoginMessage)))
+    }
+    queue.removeAll()
+    return actions
+  }
+}

@@ -1,0 +1,76 @@
+import NIOConcurrencyHelpers
+import TokenBrokerCore
+
+/// Wraps a transport so a test holds requests on the wire for as long as it likes
+/// (`close`, then `open`) and can rewrite answers on their way back: a refresh "in
+/// flight" during a reload or a stop, or a 200 the broker must refuse, without sleeps.
+public final class GatedTransport: TokenTransport {
+  struct State {
+    var closed = false
+    var held: [CheckedContinuation<Void, Never>] = []
+    var arrivals = 0
+    var arrivalWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    var rewrites: [@Sendable (UpstreamResponse) -> UpstreamResponse] = []
+  }
+
+  let inner: any TokenTransport
+  private let state = NIOLockedValueBox(State())
+
+  public init(_ inner: any TokenTransport) { self.inner = inner }
+
+  /// Requests sent from now on wait until `open()`.
+  public func close() { state.withLockedValue { $0.closed = true } }
+
+  /// Lets every held request (and every later one) through.
+  public func open() {
+    let held = state.withLockedValue { s -> [CheckedContinuation<Void, Never>] in
+      s.closed = false
+      defer { s.held.removeAll() }
+      return s.held
+    }
+    for c in held { c.resume() }
+  }
+
+  /// Requests that reached this transport so far.
+  public var arrivals: Int { state.withLockedValue { $0.arrivals } }
+
+  /// Returns once `count` requests have reached this transport.
+  public func awaitArrivals(_ count: Int) async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      let now = state.withLockedValue { s -> Bool in
+        if s.arrivals >= count { return true }
+        s.arrivalWaiters.append((count, c))
+        return false
+      }
+      if now { c.resume() }
+    }
+  }
+
+  /// The next answer that comes back is passed through `change` first.
+  public func rewriteNext(_ change: @escaping @Sendable (UpstreamResponse) -> UpstreamResponse) {
+    state.withLockedValue { $0.rewrites.append(change) }
+  }
+
+  public func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+    -> UpstreamResponse
+  {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      let (pass, ready) = state.withLockedValue { s -> (Bool, [CheckedContinuation<Void, Never>]) in
+        s.arrivals += 1
+        let n = s.arrivals
+        let ready = s.arrivalWaiters.filter { $0.count <= n }.map(\.continuation)
+        s.arrivalWaiters.removeAll { $0.count <= n }
+        if s.closed {
+          s.held.append(c)
+          return (false, ready)
+        }
+        return (true, ready)
+      }
+      for r in ready { r.resume() }
+      if pass { c.resume() }
+    }
+    let response = try await inner.send(request, caFile: caFile, timeout: timeout)
+    let change = state.withLockedValue { s in s.rewrites.isEmpty ? nil : s.rewrites.removeFirst() }
+    return change.map { $0(response) } ?? response
+  }
+}
