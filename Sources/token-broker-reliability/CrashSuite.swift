@@ -242,7 +242,7 @@ final class CrashSuite {
   /// The refresh token a restart would use: the state file's when it belongs to the
   /// configured seed, else the seed. A torn or group-readable file is a failure.
   func persistedToken(counting: Bool = false) throws -> (token: String, fromFile: Bool) {
-    if counting, access(stateFile + ".tmp", F_OK) == 0 { counts.tempFileLeft += 1 }
+    if counting, Self.tempFileLeft(next: stateFile) { counts.tempFileLeft += 1 }
     var st = stat()
     guard stat(stateFile, &st) == 0 else {
       if counting { counts.noStateFile += 1 }
@@ -352,5 +352,17 @@ struct SplitMix64: RandomNumberGenerator {
 extension Blocking {
   static func waitQuietly(_ body: @escaping @Sendable () async -> Void) {
     _ = try? wait { await body() }
+  }
+}
+
+extension CrashSuite {
+  /// Whether a kill left a temp file (`NAME.state.tmp-XXXXXX`) beside the state file.
+  static func tempFileLeft(next stateFile: String) -> Bool {
+    let directory = String(stateFile[..<(stateFile.lastIndex(of: "/") ?? stateFile.startIndex)])
+    let prefix =
+      String(stateFile[stateFile.index(after: stateFile.lastIndex(of: "/") ?? stateFile.startIndex)...])
+      + ".tmp"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    return names.contains { $0.hasPrefix(prefix) }
   }
 }

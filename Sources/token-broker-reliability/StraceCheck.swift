@@ -89,6 +89,7 @@ enum StraceCheck {
       var renamed = false
       var directoryFD: Int?
     }
+    // Each write has a temp name of its own: NAME.state.tmp-XXXXXX (mkstemp).
     let temp = stateFile + ".tmp"
     var report = Report()
     var open: [Int: Sequence] = [:]
@@ -96,7 +97,7 @@ enum StraceCheck {
       let paths = quoted(e.args)
       switch e.name {
       case "openat", "open":
-        if paths.first == temp {
+        if let first = paths.first, first.hasPrefix(temp) {
           if let previous = open[e.tid], previous.renamed {
             report.problems.append(
               "thread \(e.tid): renamed \(stateFile) but did not fsync \(directory) before the next write")
@@ -139,7 +140,7 @@ enum StraceCheck {
           open[e.tid] = s
         }
       case "rename", "renameat", "renameat2":
-        guard paths.count >= 2, paths[0] == temp, paths[1] == stateFile else { continue }
+        guard paths.count >= 2, paths[0].hasPrefix(temp), paths[1] == stateFile else { continue }
         guard var s = open[e.tid] else {
           report.problems.append("thread \(e.tid): renamed \(temp) that this thread did not write")
           continue

@@ -256,6 +256,25 @@ import TokenBrokerCore
     #expect(ok.actions.last == .send(Self.base, .primary))
   }
 
+  @Test func aReloadThatChangesTheRequestFetchesTheTokensAgainWithTheSameCredential() {
+    var m = Self.machine(.refreshToken, refreshToken: "rt1")
+    _ = m.start(now: Self.t0)
+    _ = m.upstreamAnswered(Self.base, .token(Self.token()), rotated: nil, now: Self.t0, random: 0.5)
+    let actions = m.reconfigure(m.settings, tokensStale: true, now: Self.t0, random: 0.5)
+    #expect(actions.first == .unpublish(Self.base))
+    #expect(actions.last == .send(Self.base, .refresh("rt1")))
+    #expect(m.tokenWanted(Self.base, requested: nil, waiter: 1, now: Self.t0).answer == nil)
+  }
+
+  @Test func anAnswerToARequestAReloadReplacedIsNotServedButAskedAgain() {
+    var m = Self.machine()
+    _ = m.start(now: Self.t0)  // on the wire with the old parameters
+    _ = m.reconfigure(m.settings, tokensStale: true, now: Self.t0, random: 0.5)
+    _ = m.tokenWanted(Self.base, requested: nil, waiter: 1, now: Self.t0)
+    let actions = m.upstreamAnswered(Self.base, .token(Self.token()), rotated: nil, now: Self.t0, random: 0.5)
+    #expect(actions == [.cancelTimer(Self.base), .send(Self.base, .primary)])
+  }
+
   // MARK: Timers and scope sets
 
   @Test func anIdleScopeSetIsDroppedWhenItsTimerFires() {

@@ -93,4 +93,33 @@ import TokenBrokerTestSupport
       #expect(s.leaks().isEmpty)
     }
   }
+
+  @Test func aSecretCutInTwoByTheLengthCapIsStillRedacted() async throws {
+    try await Self.withStarted { s async throws in
+      // The provider's text is capped at 200 characters; the secret straddles the cut.
+      let padding = String(repeating: "a", count: 195)
+      let status = try await Self.refresh(
+        s,
+        with: .status(
+          400, body: #"{"error":"invalid_request","error_description":"\#(padding) s3cret-client"}"#))
+      let lastError = try #require(status.lastError)
+      #expect(!lastError.contains("s3cr"), "\(lastError)")
+      #expect(s.leaks().isEmpty)
+    }
+  }
+
+  @Test func echoedBasicCredentialsAndEncodedSecretsAreRedacted() async throws {
+    try await Self.withStarted { s async throws in
+      // base64("client-1:s3cret-client"), as an Authorization header echoed back.
+      let basic = "Y2xpZW50LTE6czNjcmV0LWNsaWVudA=="
+      let status = try await Self.refresh(
+        s,
+        with: .status(
+          400,
+          body: #"{"error":"invalid_request","error_description":"got Basic \#(basic)"}"#))
+      let lastError = try #require(status.lastError)
+      #expect(!lastError.contains(basic), "\(lastError)")
+      #expect(lastError.contains("[redacted]"))
+    }
+  }
 }

@@ -107,13 +107,18 @@ public actor ProviderEngine {
   /// New settings for the same credential (a reload that changed `allow`, scopes, timing,
   /// a client secret): the refresh token and any request in flight carry on.
   public func reconfigure(config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets) {
-    current.withLockedValue {
-      $0 = Current(
+    let old = current.withLockedValue { c -> ProviderConfig in
+      let old = c.config
+      c = Current(
         config: config, secrets: secrets, settings: settings, defaultScopes: ScopeSet(config.scopes))
+      return old
     }
+    // Extra request parameters and headers shape the token (an audience, a resource).
+    let stale = old.params != config.params || old.headers != config.headers
     execute(
       machine.reconfigure(
-        Self.machineSettings(config, settings), now: env.clock.now(), random: env.random()))
+        Self.machineSettings(config, settings), tokensStale: stale, now: env.clock.now(), random: env.random()
+      ))
     // Answers are rendered with the provider's settings (its api_key_header, name).
     for (scopes, slot) in machine.slots {
       if let token = slot.token, slot.unservable == nil {

@@ -8,11 +8,14 @@ public struct CredentialIdentity: Sendable, Equatable, CustomStringConvertible {
   public let fingerprint: String
   /// Fingerprint of the configured seed refresh token, if any.
   public let seed: String?
+  /// Fingerprint of an `api_key` (a new key is a new credential).
+  public let key: String?
 
   public init(_ p: ProviderConfig, secrets: ResolvedSecrets) {
     fingerprint = Self.fnv1a(
       [p.tokenURL, p.clientID ?? "", p.username ?? "", p.grant.rawValue].joined(separator: "\u{0}"))
     seed = secrets.refreshToken.map(Self.fnv1a)
+    key = secrets.apiKey.map(Self.fnv1a)
   }
 
   public var description: String { "CredentialIdentity(\(fingerprint), seed: \(seed ?? "none"))" }

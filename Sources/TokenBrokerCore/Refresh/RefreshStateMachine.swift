@@ -108,6 +108,8 @@ public struct RefreshStateMachine: Sendable {
   private var persistsPending = 0
   /// Scope sets waiting for the credential, the default set first.
   private var queue: [ScopeSet] = []
+  /// Scope sets whose request on the wire was made with settings a reload has replaced.
+  private var refetch: Set<ScopeSet> = []
   public private(set) var stopped = false
   /// The last durable write failed: the credential lives in memory only (status `degraded`).
   public private(set) var persistFailed = false
@@ -258,10 +260,35 @@ public struct RefreshStateMachine: Sendable {
   }
 
   /// A reload kept this credential with new settings: reschedule under the new policy.
-  public mutating func reconfigure(_ new: Settings, now: Double, random: Double) -> [Action] {
+  /// `tokensStale`: what shapes a token changed (request `params`, `headers`): the tokens
+  /// held were issued for the old request and are fetched again, the credential kept.
+  public mutating func reconfigure(
+    _ new: Settings, tokensStale: Bool = false, now: Double, random: Double
+  ) -> [Action] {
     let old = settings
     settings = new
     var actions: [Action] = []
+    if tokensStale {
+      for key in slots.keys.sorted(by: { $0.description < $1.description }) {
+        actions += [.unpublish(key), .cancelTimer(key)]
+        if key != new.defaultScopes, slots[key]!.waiters.isEmpty, !slots[key]!.queued, inFlight?.scopes != key
+        {
+          slots.removeValue(forKey: key)
+          continue
+        }
+        slots[key]!.token = nil
+        slots[key]!.unservable = nil
+        slots[key]!.failures = 0
+        slots[key]!.lastError = nil
+        slots[key]!.nextRefresh = nil
+        if inFlight?.scopes == key || awaitingPersist?.scopes == key {
+          refetch.insert(key)
+        } else if !credential.needsLogin {
+          actions += enqueue(key)
+        }
+      }
+      return actions + pump()
+    }
     if old.defaultScopes != new.defaultScopes, slots[new.defaultScopes] == nil {
       slots[new.defaultScopes] = Slot(lastUsed: now)
       if !credential.needsLogin { actions += enqueue(new.defaultScopes) }
@@ -367,6 +394,10 @@ public struct RefreshStateMachine: Sendable {
     if scopes == settings.defaultScopes { firstAttemptDone = true }
     guard slots[scopes] != nil else { return pump() }
     var actions: [Action] = []
+    if refetch.remove(scopes) != nil, case .token = outcome, !stopped {
+      // Issued for the request a reload replaced: ask again; waiters keep waiting.
+      return enqueue(scopes) + pump()
+    }
     switch outcome {
     case .token(let token):
       var slot = slots[scopes]!
