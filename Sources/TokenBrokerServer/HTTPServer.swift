@@ -43,7 +43,9 @@ public final class HTTPServer: Sendable {
     let bootstrap = ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 256)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-      .childChannelOption(.allowRemoteHalfClosure, value: false)
+      // A client that half-closes after sending still gets its answers (the HTTP handler
+      // closes once they are written).
+      .childChannelOption(.allowRemoteHalfClosure, value: true)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           // Peer credentials once, at accept: the kernel's word, not the client's.

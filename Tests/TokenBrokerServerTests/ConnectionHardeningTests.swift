@@ -8,7 +8,8 @@ import TokenBrokerTestSupport
 #endif
 
 /// The socket server's per-connection defences, on a real Unix socket against a small
-/// handler of the test's own: blank-line floods, the per-uid connection cap.
+/// handler of the test's own: blank-line floods, clients that never read, half-closing
+/// clients, timers against slow answers, the per-uid connection cap.
 ///
 /// The server runs on one event-loop thread (`ServerFixture`), so a second "witness"
 /// connection can stand for "the server has got this far": a timer of the witness fires
@@ -131,6 +132,179 @@ import TokenBrokerTestSupport
       let ok = try RawSocket(path: server.path)
       try ok.send("\r\n\r\nGET /n/1 HTTP/1.1\r\n\r\n")
       #expect(Self.statusLines(await ok.receive { $0.hasSuffix("end /n/1\n") }) == ["200 OK"])
+    }
+  }
+
+  // MARK: H2
+
+  /// A client that pipelines and never reads: once its answers fill the buffers, the
+  /// server answers and reads nothing more from it (the handler's count stops), so what
+  /// is queued for it stays bounded; once it reads, everything is answered, in order.
+  @Test func aClientThatNeverReadsStopsBeingReadUntilItReads() async throws {
+    let total = 2000
+    try await Self.withServer(handler: Handler(bodyBytes: 2048)) { server, handler in
+      let client = try RawSocket(path: server.path)
+      let witness = try RawSocket(path: server.path)
+      let pad = String(repeating: "p", count: 1000)
+      let requests = Array((0..<total).map { "GET /n/\($0) HTTP/1.1\r\nX-Pad: \(pad)\r\n\r\n" }.joined().utf8)
+      var sent = 0
+      var stalledAt: Int?
+      sending: while sent < requests.count {
+        let n = requests.withUnsafeBytes {
+          Glibc.send(client.fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        }
+        if n > 0 {
+          sent += n
+          continue
+        }
+        try #require(errno == EAGAIN || errno == EWOULDBLOCK, "send: \(String(cString: strerror(errno)))")
+        // The client cannot send more. Has the server stopped reading it, or is it
+        // just behind? Let its loop go round a few times and look again.
+        let before = handler.count
+        for _ in 0..<3 { try await Self.roundTrip(witness) }
+        let probe = requests.withUnsafeBytes {
+          Glibc.send(client.fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        }
+        if probe > 0 {
+          sent += probe
+        } else if handler.count == before {
+          stalledAt = handler.count
+          break sending
+        }
+      }
+      let stalled = try #require(
+        stalledAt, "the server read all \(total) requests of a client that never reads")
+      #expect(stalled < total / 2)
+      // Still nothing more while the client does not read.
+      for _ in 0..<5 { try await Self.roundTrip(witness) }
+      #expect(handler.count == stalled)
+
+      // The client reads: everything is answered, in order.
+      let rest = Array(requests[sent...])
+      let fd = client.fd
+      Thread {
+        var off = 0
+        while off < rest.count {
+          let n = rest.withUnsafeBytes {
+            Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL))
+          }
+          if n > 0 {
+            off += n
+          } else if errno != EAGAIN && errno != EWOULDBLOCK {
+            return
+          } else {
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 1000)
+          }
+        }
+      }.start()
+      let answers = await client.receive { $0.hasSuffix("end /n/\(total - 1)\n") }
+      let order = answers.components(separatedBy: "end /n/").dropFirst().compactMap {
+        Int($0.prefix { $0 != "\n" })
+      }
+      #expect(order == Array(0..<total))
+      #expect(handler.count == total)
+    }
+  }
+
+  // MARK: L8
+
+  @Test func aRequestSentBeforeAHalfCloseIsAnsweredThenTheConnectionCloses() async throws {
+    try await Self.withServer { server, handler in
+      let client = try RawSocket(path: server.path)
+      let witness = try RawSocket(path: server.path)
+      try client.send("GET /slow HTTP/1.1\r\n\r\n")
+      shutdown(client.fd, Int32(SHUT_WR))
+      try await Self.eventually("the slow request reaches the handler") { handler.slowCount == 1 }
+      // The server has seen the end of the client's input before the answer is ready.
+      try await Self.roundTrip(witness)
+      try await Self.roundTrip(witness)
+      handler.openGate()
+      let answer = await client.receive { _ in false }  // to EOF
+      #expect(Self.statusLines(answer) == ["200 OK"], "answer: \(answer.debugDescription)")
+      #expect(answer.hasSuffix("\r\n\r\nend /slow\n"))
+    }
+  }
+
+  @Test func pipelinedRequestsSentBeforeAHalfCloseAreAllAnsweredInOrder() async throws {
+    try await Self.withServer { server, handler in
+      let client = try RawSocket(path: server.path)
+      let witness = try RawSocket(path: server.path)
+      try client.send("GET /slow/1 HTTP/1.1\r\n\r\nGET /n/2 HTTP/1.1\r\n\r\nGET /slow/3 HTTP/1.1\r\n\r\n")
+      shutdown(client.fd, Int32(SHUT_WR))
+      try await Self.eventually("the first request reaches the handler") { handler.slowCount == 1 }
+      try await Self.roundTrip(witness)
+      try await Self.roundTrip(witness)
+      handler.openGate()
+      let answer = await client.receive { _ in false }  // to EOF
+      #expect(
+        Self.statusLines(answer) == ["200 OK", "200 OK", "200 OK"], "answer: \(answer.debugDescription)")
+      let order = answer.components(separatedBy: "end ").dropFirst().map { $0.prefix { $0 != "\n" } }
+      #expect(order == ["/slow/1", "/n/2", "/slow/3"])
+    }
+  }
+
+  @Test func aHalfCloseWithoutAWholeRequestClosesWithoutAnAnswer() async throws {
+    try await Self.withServer { server, _ in
+      let nothing = try RawSocket(path: server.path)
+      shutdown(nothing.fd, Int32(SHUT_WR))
+      #expect(await nothing.receive { _ in false } == "")
+      let partial = try RawSocket(path: server.path)
+      try partial.send("GET /n/1 HTTP/1.1\r\nHost:")
+      shutdown(partial.fd, Int32(SHUT_WR))
+      #expect(await partial.receive { _ in false } == "")
+    }
+  }
+
+  // MARK: L7
+
+  /// A second request's bytes read while the first's answer is being computed used to
+  /// start the 408 deadline, and the 408 went out in place of the first answer.
+  @Test func noRequestTimeoutIsWrittenWhileAnEarlierAnswerIsPending() async throws {
+    var limits = ServerLimits()
+    limits.requestDeadline = 0.2
+    try await Self.withServer(limits: limits) { server, handler in
+      let client = try RawSocket(path: server.path)
+      // The first read of a connection takes 2048 bytes: the slow request fits in it, the
+      // start of the next one arrives in a second read while the slow one is pending.
+      let head = "GET /slow HTTP/1.1\r\nX-Pad: "
+      let slow = head + String(repeating: "p", count: 2000 - head.utf8.count - 4) + "\r\n\r\n"
+      try client.send(slow + "GET /n/2 HTTP/1.1\r\nX-Pad: " + String(repeating: "q", count: 200))
+      try await Self.eventually("the slow request reaches the handler") { handler.slowCount == 1 }
+      // A witness whose request deadline started later expires: the client's would have too.
+      let witness = try RawSocket(path: server.path)
+      try witness.send("GET /n/3 HTTP/1.1\r\nHost:")
+      #expect(Self.statusLines(await witness.receive { $0.hasSuffix("}}\n") }) == ["408 Request Timeout"])
+      var p = pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)
+      #expect(poll(&p, 1, 0) == 0, "the client got something before its first answer")
+      handler.openGate()
+      // The answer, then the unfinished second request times out from there.
+      let answer = await client.receive { _ in false }
+      #expect(
+        Self.statusLines(answer) == ["200 OK", "408 Request Timeout"], "answer: \(answer.debugDescription)")
+      #expect(answer.contains("end /slow\n"))
+    }
+  }
+
+  /// The idle clock used to start when a request was dispatched, so a slow answer was cut.
+  @Test func theIdleTimerDoesNotCloseAConnectionWhoseAnswerIsPending() async throws {
+    var limits = ServerLimits()
+    limits.idleTimeout = 0.2
+    try await Self.withServer(limits: limits) { server, handler in
+      let client = try RawSocket(path: server.path)
+      try client.send("GET /slow HTTP/1.1\r\n\r\n")
+      try await Self.eventually("the slow request reaches the handler") { handler.slowCount == 1 }
+      // A witness connected later sits idle and is closed: the client's idle deadline,
+      // had it one, would have passed.
+      let witness = try RawSocket(path: server.path)
+      #expect(await witness.isClosedByPeer())
+      var p = pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)
+      #expect(poll(&p, 1, 0) == 0, "the connection was closed (or answered) before its answer was ready")
+      handler.openGate()
+      let answer = await client.receive { $0.hasSuffix("end /slow\n") }
+      #expect(Self.statusLines(answer) == ["200 OK"])
+      // Once answered, the idle timeout applies again.
+      #expect(await client.isClosedByPeer())
     }
   }
 
