@@ -1,9 +1,12 @@
 import NIOCore
 
-/// Sits below the HTTP codec and watches raw bytes: a client that starts a
-/// request must finish it within `requestDeadline` (else 408), and a connection
-/// with no request in progress is closed after `idleTimeout`. The HTTP handler
-/// reports finished requests through `requestFinished()`.
+/// Sits below the HTTP handler and watches raw bytes: a client that starts a request must
+/// finish it within `requestDeadline` (else 408), a connection with nothing in progress
+/// is closed after `idleTimeout`, and so is one whose answers the client has not taken
+/// for `idleTimeout` (it does not read). While an answer is being computed, no timer
+/// runs: the server's own work never times a connection out, and no 408 is written
+/// while an earlier request's answer is pending. The HTTP handler reports each request
+/// it dispatches, and each answer it queues and that is then written.
 ///
 /// One timer per connection, re-armed lazily: a request only records when it started
 /// or ended (a clock read); when the timer fires early for the current phase, it is set
@@ -23,7 +26,11 @@ final class ConnectionGuard: ChannelDuplexHandler {
   private var timerDeadline: NIODeadline?
   /// Bytes of a request have arrived and its end has not.
   private var requestInProgress = false
-  /// When the current phase (a request in progress, or idle) began.
+  /// Requests dispatched whose answer is not written yet (being computed or queued).
+  private var pendingAnswers = 0
+  /// Answers handed to the channel and not yet written to the socket.
+  private var queuedAnswers = 0
+  /// When the current phase began.
   private var phaseStart = NIODeadline.uptimeNanoseconds(0)
   private var closed = false
 
@@ -45,11 +52,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    if !requestInProgress {
-      requestInProgress = true
-      phaseStart = context.eventLoop.now
-      armIfNeeded()
-    }
+    requestStarted()
     context.fireChannelRead(data)
   }
 
@@ -59,29 +62,52 @@ final class ConnectionGuard: ChannelDuplexHandler {
     context.fireChannelInactive()
   }
 
-  /// Bytes of the next request are already buffered: its deadline runs from now.
+  /// Bytes of the next request are already buffered: its deadline runs from now (or,
+  /// when earlier answers are pending, from when the last of them is written).
   func requestStarted() {
     guard !requestInProgress else { return }
     requestInProgress = true
-    phaseStart = context?.eventLoop.now ?? phaseStart
-    armIfNeeded()
+    newPhase()
   }
 
-  /// A request ended (its answer is on the way): the idle clock starts again.
-  func requestFinished() {
+  /// A whole request was read and handed on: its answer is pending until written.
+  func requestDispatched() {
     requestInProgress = false
+    pendingAnswers += 1
+    newPhase()
+  }
+
+  /// The answer to a dispatched request was handed to the channel.
+  func answerQueued() {
+    queuedAnswers += 1
+    newPhase()
+  }
+
+  /// An answer was written to the socket (or its write failed): the request is finished.
+  func answerWritten() {
+    queuedAnswers = max(0, queuedAnswers - 1)
+    pendingAnswers = max(0, pendingAnswers - 1)
+    newPhase()
+  }
+
+  private func newPhase() {
     phaseStart = context?.eventLoop.now ?? phaseStart
     armIfNeeded()
   }
 
-  private var phaseDeadline: NIODeadline {
-    phaseStart + (requestInProgress ? requestDeadline : idleTimeout)
+  /// When the current phase times out: never while an answer is being computed; after
+  /// `idleTimeout` of the client not taking queued answers; after `requestDeadline` for a
+  /// request in progress, `idleTimeout` for nothing in progress.
+  private var phaseDeadline: NIODeadline? {
+    if pendingAnswers > queuedAnswers { return nil }
+    if queuedAnswers > 0 { return phaseStart + idleTimeout }
+    return phaseStart + (requestInProgress ? requestDeadline : idleTimeout)
   }
 
   /// Arms the timer when none is armed or the armed one would fire after the phase's
   /// deadline (the request deadline is shorter than the idle timeout).
   private func armIfNeeded() {
-    let due = phaseDeadline
+    guard let due = phaseDeadline else { return }
     if let armed = timerDeadline, armed <= due { return }
     arm(at: due)
   }
@@ -99,18 +125,20 @@ final class ConnectionGuard: ChannelDuplexHandler {
     timer = nil
     timerDeadline = nil
     guard let context, !closed else { return }
-    let due = phaseDeadline
+    // An answer being computed: no timer until it is queued (which re-arms).
+    guard let due = phaseDeadline else { return }
     if due > context.eventLoop.now {
       arm(at: due)
     } else {
-      expired(idle: !requestInProgress)
+      expired(requestTimeout: pendingAnswers == 0 && requestInProgress)
     }
   }
 
-  private func expired(idle: Bool) {
+  private func expired(requestTimeout: Bool) {
     guard let context, !closed else { return }
     closed = true
-    if idle {
+    guard requestTimeout else {
+      // Idle, or answers the client does not take: close without a word.
       context.close(promise: nil)
       return
     }

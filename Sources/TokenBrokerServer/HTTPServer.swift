@@ -39,28 +39,27 @@ public final class HTTPServer: Sendable {
     _ binding: Binding, group: any EventLoopGroup, handler: any ServerRequestHandler,
     limits: ServerLimits = ServerLimits(), logger: Logger
   ) async throws -> HTTPServer {
-    let connections = NIOLockedValueBox(0)
+    let connections = NIOLockedValueBox(ConnectionCounts())
     let bootstrap = ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 256)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-      .childChannelOption(.allowRemoteHalfClosure, value: false)
+      // A client that half-closes after sending still gets its answers (the HTTP handler
+      // closes once they are written).
+      .childChannelOption(.allowRemoteHalfClosure, value: true)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-          let admitted = connections.withLockedValue { n -> Bool in
-            guard n < limits.maxConnections else { return false }
-            n += 1
-            return true
-          }
-          guard admitted else {
-            try channel.pipeline.syncOperations.addHandler(ConnectionRefuser(limits: limits))
-            return
-          }
-          channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
           // Peer credentials once, at accept: the kernel's word, not the client's.
           let peer =
             try channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(
               of: NIOBSDSocket.Handle.self
             ) { fd in PeerCredentials.read(fd: fd) } ?? nil
+          let counted = peer.flatMap { limits.exemptUIDs.contains($0.uid) ? nil : $0.uid }
+          let refusal = connections.withLockedValue { $0.admit(uid: counted, limits: limits) }
+          if let refusal {
+            try channel.pipeline.syncOperations.addHandler(ConnectionRefuser(message: refusal))
+            return
+          }
+          channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0.release(uid: counted) } }
           try installConnectionPipeline(
             on: channel, handler: handler, limits: limits, peer: peer, logger: logger)
         }
@@ -121,5 +120,35 @@ public final class HTTPServer: Sendable {
   public func close() async {
     try? await channel.close()
     if case .unix(let path, _, _) = binding { unlink(path) }
+  }
+}
+
+/// Connections open, in all and per counted uid (uids in `ServerLimits.exemptUIDs` and
+/// TCP peers are counted in all only).
+struct ConnectionCounts: Sendable {
+  var total = 0
+  var perUID: [UInt32: Int] = [:]
+
+  /// Takes a slot, or returns why not (the text of the 503).
+  mutating func admit(uid: UInt32?, limits: ServerLimits) -> String? {
+    guard total < limits.maxConnections else {
+      return "too many connections (\(limits.maxConnections)); retry shortly"
+    }
+    if let uid {
+      let held = perUID[uid, default: 0]
+      guard held < limits.maxConnectionsPerUID else {
+        return "too many connections from uid \(uid) (\(limits.maxConnectionsPerUID)); close some and retry"
+      }
+      perUID[uid] = held + 1
+    }
+    total += 1
+    return nil
+  }
+
+  mutating func release(uid: UInt32?) {
+    total -= 1
+    if let uid, let held = perUID[uid] {
+      perUID[uid] = held > 1 ? held - 1 : nil
+    }
   }
 }

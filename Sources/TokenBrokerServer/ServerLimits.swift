@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Input caps and deadlines of the socket server (ssh-agent style: everything bounded).
 public struct ServerLimits: Sendable, Equatable {
   /// Largest request body accepted (413 above).
@@ -14,6 +18,11 @@ public struct ServerLimits: Sendable, Equatable {
   /// Connections served at once; excess ones get a 503 and are closed. The daemon raises
   /// its open-file limit to fit them.
   public var maxConnections: Int = 4096
+  /// Connections one uid may hold at once, so that one client cannot take every slot;
+  /// excess ones get the same 503. Uids in `exemptUIDs` are not counted per uid.
+  public var maxConnectionsPerUID: Int = 64
+  /// Uids without a per-uid cap: root and the daemon's own effective uid.
+  public var exemptUIDs: Set<UInt32> = [0, UInt32(geteuid())]
 
   public init() {}
 }

@@ -159,4 +159,63 @@ struct HTTP1RequestParserTests {
     #expect(rest?.body == Array("abcd".utf8))
     #expect(parser.isIdle)
   }
+
+  @Test func aFewEmptyLinesBeforeARequestAreConsumedNotKept() throws {
+    // Four empty lines, even cut byte by byte, are skipped; each is consumed as it comes.
+    for step in [1, 3, 64] {
+      let r = try Self.parse("\r\n\n\r\n\r\nGET /a HTTP/1.1\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n", step: step)
+      #expect(r.map(\.target) == ["/a", "/b"])
+    }
+    var parser = HTTP1RequestParser(limits: ServerLimits())
+    let (request, consumed) = try Array("\r\n\r\nGE".utf8).withUnsafeBytes { b in try parser.parse(b) }
+    #expect(request == nil)
+    #expect(consumed == 4)
+  }
+
+  /// One `parse` call: the bytes consumed, or the refusal.
+  static func feed(_ parser: inout HTTP1RequestParser, _ bytes: [UInt8]) -> Result<
+    Int, HTTP1RequestParser.Failure
+  > {
+    bytes.withUnsafeBytes { b in
+      do throws(HTTP1RequestParser.Failure) {
+        return .success(try parser.parse(b).consumed)
+      } catch {
+        return .failure(error)
+      }
+    }
+  }
+
+  /// H1: a peer sending nothing but CR/LF used to have every byte kept and scanned again
+  /// on each read. Now they are consumed as they come and more than a few get a 400.
+  @Test func aFloodOfEmptyLinesIsRefusedWithoutBeingKept() {
+    var parser = HTTP1RequestParser(limits: ServerLimits())
+    let piece = (0..<4096).map { UInt8($0 % 2 == 0 ? 0x0D : 0x0A) }
+    var retained: [UInt8] = []
+    var largestRetained = 0
+    var fed = 0
+    var failure: HTTP1RequestParser.Failure?
+    while fed < 1 << 20, failure == nil {
+      retained += piece
+      fed += piece.count
+      largestRetained = max(largestRetained, retained.count)
+      switch Self.feed(&parser, retained) {
+      case .success(let consumed): retained.removeFirst(consumed)
+      case .failure(let refusal): failure = refusal
+      }
+    }
+    #expect(failure?.status == 400)
+    #expect(failure?.message == "more than 4 empty lines before the request line")
+    #expect(fed == piece.count, "refused at the first piece, not after \(fed) bytes")
+    #expect(largestRetained <= piece.count)
+    // Byte by byte: each is consumed, and the ninth CR/LF byte is refused.
+    var slow = HTTP1RequestParser(limits: ServerLimits())
+    var refusedAt: Int?
+    for i in 0..<16 where refusedAt == nil {
+      switch Self.feed(&slow, [UInt8(i % 2 == 0 ? 0x0D : 0x0A)]) {
+      case .success(let consumed): #expect(consumed == 1)
+      case .failure: refusedAt = i
+      }
+    }
+    #expect(refusedAt == HTTP1RequestParser.maxEmptyLineBytes)
+  }
 }

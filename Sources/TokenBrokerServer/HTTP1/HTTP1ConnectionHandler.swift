@@ -7,6 +7,12 @@ import NIOHTTP1
 /// body together, one write). Requests are answered in order: while one waits for the
 /// engines, the connection reads no more. A malformed request gets its 4xx and the
 /// connection closes; nothing here is fatal to anything but this connection.
+///
+/// Backpressure: while the channel is not writable (the client does not read its
+/// answers), no further request is answered and nothing more is read, so the answers
+/// queued for one connection stay within the channel's write-buffer high-water mark
+/// plus one answer. A client that half-closes its end gets an answer to every complete
+/// request it sent before, then the connection closes.
 final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
   typealias OutboundIn = ByteBuffer
@@ -21,10 +27,15 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
   private var buffered: ByteBuffer?
   /// An answer is being prepared off the event loop; reading waits for it.
   private var busy = false
-  /// A read was asked for while busy.
+  /// A read was asked for while busy or not writable.
   private var readHeld = false
   /// The last answer closes the connection; what follows is ignored.
   private var closing = false
+  /// The client has half-closed: no more bytes will come.
+  private var inputClosed = false
+  /// The last answer handed to the channel; the connection closes once it is written
+  /// when the client's input has ended.
+  private var lastWrite: EventLoopFuture<Void>?
 
   init(
     handler: any ServerRequestHandler, limits: ServerLimits, peer: PeerCredentials?, logger: Logger,
@@ -49,16 +60,48 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
   }
 
   func read(context: ChannelHandlerContext) {
-    if busy {
+    if busy || !context.channel.isWritable {
       readHeld = true
     } else {
       context.read()
     }
   }
 
-  /// Answers every complete request buffered, in order, until one must wait.
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    context.fireChannelWritabilityChanged()
+    if context.channel.isWritable { resume(context: context) }
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if let event = event as? ChannelEvent, event == .inputClosed {
+      inputClosed = true
+      if !busy { process(context: context) }
+    }
+    context.fireUserInboundEventTriggered(event)
+  }
+
+  /// Goes on after an answer was computed or the channel became writable again: answers
+  /// what is buffered, then reads again if a read was held.
+  private func resume(context: ChannelHandlerContext) {
+    guard !closing, context.channel.isActive else { return }
+    process(context: context)
+    if readHeld, !busy, !closing, context.channel.isWritable {
+      readHeld = false
+      context.read()
+    }
+  }
+
+  /// Answers every complete request buffered, in order, until one must wait (for the
+  /// engines, for the client to read, or for more bytes).
   private func process(context: ChannelHandlerContext) {
-    while !busy, !closing, let buffer = buffered, buffer.readableBytes > 0 {
+    var needsBytes = false
+    requests: while !busy, !closing {
+      // Backpressure: answers wait until the client reads the ones already queued.
+      guard context.channel.isWritable else { break }
+      guard let buffer = buffered, buffer.readableBytes > 0 else {
+        needsBytes = true
+        break
+      }
       let outcome: Result<(HTTP1RequestParser.Request?, consumed: Int), HTTP1RequestParser.Failure> =
         buffer.withUnsafeReadableBytes { bytes in
           do throws(HTTP1RequestParser.Failure) {
@@ -70,7 +113,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
       switch outcome {
       case .failure(let failure):
         buffered = nil
-        connectionGuard?.requestFinished()
+        connectionGuard?.requestDispatched()
         let body = ErrorBody.json(code: failure.code, message: failure.message)
         let response = ServerResponse(status: HTTPResponseStatus(statusCode: failure.status), body: body)
         write(response, keepAlive: false, headOnly: false, context: context)
@@ -78,14 +121,21 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
       case .success((let request, let consumed)):
         buffered!.moveReaderIndex(forwardBy: consumed)
         guard let request else {
-          compact()
-          return
+          needsBytes = true
+          break requests
         }
         answer(request, context: context)
       }
     }
     compact()
-    if !closing, !busy, !parser.isIdle || (buffered?.readableBytes ?? 0) > 0 {
+    guard !closing, !busy else { return }
+    if inputClosed {
+      // Nothing more will come: once every complete request is answered, close (a
+      // partial request left in the buffer can never be completed).
+      if needsBytes { closeAfterLastWrite(context: context) }
+      return
+    }
+    if !parser.isIdle || (buffered?.readableBytes ?? 0) > 0 {
       connectionGuard?.requestStarted()
     }
   }
@@ -101,7 +151,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
   }
 
   private func answer(_ parsed: HTTP1RequestParser.Request, context: ChannelHandlerContext) {
-    connectionGuard?.requestFinished()
+    connectionGuard?.requestDispatched()
     let method = HTTPMethod(rawValue: parsed.method)
     let request = ServerRequest(
       method: method, uri: parsed.target, headers: HTTPHeaders(parsed.headers), body: parsed.body, peer: peer)
@@ -118,12 +168,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
       .whenSuccess { response in
         self.busy = false
         self.write(response, keepAlive: keepAlive, headOnly: headOnly, context: context)
-        guard !self.closing else { return }
-        self.process(context: context)
-        if self.readHeld, !self.busy {
-          self.readHeld = false
-          context.read()
-        }
+        self.resume(context: context)
       }
   }
 
@@ -134,13 +179,25 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     guard context.channel.isActive else { return }
     var out = context.channel.allocator.buffer(capacity: 160 + response.body.count)
     response.encode(into: &out, keepAlive: keepAlive, includeBody: !headOnly)
-    if keepAlive {
-      context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-    } else {
-      context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in
-        context.close(promise: nil)
-      }
+    connectionGuard?.answerQueued()
+    let written = context.writeAndFlush(wrapOutboundOut(out))
+    lastWrite = written
+    let connectionGuard = self.connectionGuard
+    written.assumeIsolated().whenComplete { _ in
+      connectionGuard?.answerWritten()
+      if !keepAlive { context.close(promise: nil) }
     }
+  }
+
+  /// Closes once the answers handed to the channel are written (closing earlier would
+  /// drop the ones still queued).
+  private func closeAfterLastWrite(context: ChannelHandlerContext) {
+    closing = true
+    guard let lastWrite else {
+      context.close(promise: nil)
+      return
+    }
+    lastWrite.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {

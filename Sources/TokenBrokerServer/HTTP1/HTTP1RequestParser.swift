@@ -58,6 +58,12 @@ public struct HTTP1RequestParser: Sendable {
   public let limits: ServerLimits
   private var state = State.head(scanned: 0)
   private var pending: Request?
+  /// CR and LF bytes consumed before the request line now awaited.
+  private var emptyLineBytes = 0
+
+  /// The CR and LF bytes allowed before a request line (RFC 9112 2.2 asks to ignore "at
+  /// least one" empty line): four CRLF pairs. More is not a client, and is refused.
+  public static let maxEmptyLineBytes = 8
 
   private enum State: Sendable {
     /// Waiting for the end of a head; `scanned` bytes hold no blank line yet.
@@ -95,7 +101,10 @@ public struct HTTP1RequestParser: Sendable {
     while true {
       switch state {
       case .head(let scanned):
-        guard let (request, used) = try parseHead(bytes, scanned: scanned) else { return (nil, offset) }
+        let skipped = scanned == 0 ? try skipEmptyLines(bytes) : 0
+        guard let (request, used) = try parseHead(bytes, from: skipped, scanned: scanned) else {
+          return (nil, skipped)
+        }
         offset += used
         if case .head = state { return (request, offset) }
         pending = request
@@ -171,23 +180,37 @@ public struct HTTP1RequestParser: Sendable {
 
   // MARK: Head
 
-  /// The head at the start of `bytes`, once its blank line is there.
-  private mutating func parseHead(_ bytes: UnsafeRawBufferPointer, scanned: Int) throws(Failure) -> (
-    Request, Int
-  )? {
-    // Empty lines before a request line are ignored (RFC 9112 2.2).
+  /// Empty lines before a request line are ignored (RFC 9112 2.2), up to
+  /// `maxEmptyLineBytes`: returns how many CR and LF bytes lead `bytes`, to be consumed
+  /// (never kept and scanned again). The count runs across calls until a head is read.
+  private mutating func skipEmptyLines(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Int {
     var start = 0
-    while start < bytes.count, bytes[start] == 0x0D || bytes[start] == 0x0A { start += 1 }
-    guard let end = Self.headEnd(in: bytes, from: max(start, scanned - 3)) else {
+    while start < bytes.count, bytes[start] == 0x0D || bytes[start] == 0x0A {
+      start += 1
+      emptyLineBytes += 1
+      guard emptyLineBytes <= Self.maxEmptyLineBytes else {
+        throw malformed("more than \(Self.maxEmptyLineBytes / 2) empty lines before the request line")
+      }
+    }
+    return start
+  }
+
+  /// The head starting at `start` in `bytes`, once its blank line is there. `scanned`
+  /// counts bytes from `start` already known to hold no blank line.
+  private mutating func parseHead(_ bytes: UnsafeRawBufferPointer, from start: Int, scanned: Int)
+    throws(Failure) -> (Request, Int)?
+  {
+    guard let end = Self.headEnd(in: bytes, from: start + max(0, scanned - 3)) else {
       if bytes.count - start > maxHeadBytes {
         throw headTooLarge(
           Self.line(in: bytes, from: start) == nil
             ? "request line over \(limits.maxRequestLineBytes) bytes"
             : "request head over \(maxHeadBytes) bytes")
       }
-      state = .head(scanned: bytes.count)
+      state = .head(scanned: bytes.count - start)
       return nil
     }
+    emptyLineBytes = 0
     var lines = LineReader(bytes: bytes, position: start, end: end.headEnd)
     var request = try requestLine(lines.next()!)
     var fieldBytes = 0
