@@ -21,11 +21,16 @@ public final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
     self.eventLoopGroup = eventLoopGroup
   }
 
-  /// One client per trust configuration ("" is the system store).
+  /// One client per trust configuration ("" is the system store). A `ca_file` is keyed by
+  /// its path and its inode, size and modification time, so a replaced bundle is read anew.
   private func client(caFile: String?) throws(UpstreamFailure) -> HTTPClient {
-    let key = caFile ?? ""
-    if let caFile, access(caFile, R_OK) != 0 {
-      throw UpstreamFailure(.configurationWrong, message: "ca_file \(caFile) is not readable")
+    var key = ""
+    if let caFile {
+      var st = stat()
+      guard access(caFile, R_OK) == 0, stat(caFile, &st) == 0 else {
+        throw UpstreamFailure(.configurationWrong, message: "ca_file \(caFile) is not readable")
+      }
+      key = "\(caFile)|\(st.st_ino)|\(st.st_size)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
     }
     return lock.withLockedValue { clients -> HTTPClient in
       if let existing = clients[key] { return existing }
@@ -36,6 +41,9 @@ public final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
       var config = HTTPClient.Configuration(
         tlsConfiguration: tls, redirectConfiguration: .disallow, decompression: .disabled)
       config.connectionPool = .init(idleTimeout: .seconds(60))
+      // Many providers on one identity provider refresh at once after a start: AHC's default
+      // of 8 connections per host would queue them into their deadlines.
+      config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
       config.httpVersion = .automatic
       let made = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: config)
       clients[key] = made

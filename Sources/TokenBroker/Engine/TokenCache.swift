@@ -16,7 +16,9 @@ public final class TokenCache: Sendable {
   /// The cached token, rendered, if it has at least `minValid` seconds left; marks it used.
   public func servable(provider: String, scopes: ScopeSet, now: Double, minValid: Double) -> TokenAnswer? {
     box.withLockedValue { all -> TokenAnswer? in
-      guard let answer = all[provider]?[scopes]?.answer, answer.token.remaining(at: now) >= minValid else {
+      guard let answer = all[provider]?[scopes]?.answer,
+        RefreshPolicy.isServable(answer.token, now: now, minValid: minValid)
+      else {
         return nil
       }
       all[provider]![scopes]!.lastUsed = now
