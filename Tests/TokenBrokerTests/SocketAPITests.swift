@@ -132,4 +132,25 @@ import TokenBrokerTestSupport
       #expect(s.upstream.requestCount == 1)
     }
   }
+
+  // MARK: Empty scope (security review H3)
+
+  /// `scope=+`, `scope=%20%20`, `scope=` and a bare `scope` name no scope: 400 invalid_scope,
+  /// and the upstream never sees a request without `scope` (its default could be every scope).
+  @Test func emptyScopeIsInvalidScopeAndNeverReachesUpstream() async throws {
+    try await Single.with(.energy, scopes: ["read"], allowed: ["read", "write"]) { s async throws in
+      for query in ["scope=+", "scope=%20%20", "scope=", "scope", "scope=+++&min_valid=5"] {
+        for accept in ["application/json", "text/plain"] {
+          let r = try await s.harness.get("/v1/token/p?\(query)", accept: accept)
+          #expect(r.status == 400, "\(query)")
+          #expect(errorCode(r) == "invalid_scope", "\(query)")
+          let message = (r.json["error"] as? [String: Any])?["message"] as? String
+          #expect(message?.contains("leave scope out for the provider's default scopes") == true, "\(query)")
+        }
+      }
+      #expect(try await s.harness.get("/v1/token/p?scope=write").status == 200)
+      #expect(s.upstream.requestCount == 2)
+      #expect(s.upstream.requests.map { $0.form["scope"] } == ["read", "write"])
+    }
+  }
 }

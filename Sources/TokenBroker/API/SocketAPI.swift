@@ -138,8 +138,15 @@ public final class SocketAPI: ServerRequestHandler {
     let config = engine.config
     let name = config.name
     var scopes = engine.defaultScopes
-    if let s = request.query["scope"], !s.isEmpty {
+    if let s = request.query["scope"] {
       scopes = ScopeSet(parsing: s)
+      // `scope=`, `scope=+`, `scope=%20`: an empty set would reach the token endpoint as a
+      // request without `scope`, which many servers answer with every scope the client has.
+      guard !scopes.scopes.isEmpty else {
+        throw BadRequest(
+          code: "invalid_scope",
+          message: "the scope parameter names no scope; leave scope out for the provider's default scopes")
+      }
       let outside = scopes.outside(config.allowedScopes)
       if !outside.isEmpty {
         throw BadRequest(
