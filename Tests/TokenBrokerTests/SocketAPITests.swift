@@ -1,7 +1,9 @@
+import Foundation
 import Testing
 import TokenBroker
 import TokenBrokerClient
 import TokenBrokerCore
+import TokenBrokerServer
 import TokenBrokerTestSupport
 
 /// The socket API's answers and error shapes (INTERFACE.md).
@@ -10,7 +12,8 @@ import TokenBrokerTestSupport
     (r.json["error"] as? [String: Any])?["code"] as? String
   }
 
-  @Test func unknownProviderGets404WithDidYouMean() async throws {
+  /// Tests run as root, an admin: only admins get the 404 and its did-you-mean.
+  @Test func unknownProviderGets404WithDidYouMeanForAnAdmin() async throws {
     try await Single.with(.energy, name: "energy") { s async throws in
       let r = try await s.harness.get("/v1/token/enrgy")
       #expect(r.status == 404)
@@ -151,6 +154,55 @@ import TokenBrokerTestSupport
       #expect(try await s.harness.get("/v1/token/p?scope=write").status == 200)
       #expect(s.upstream.requestCount == 2)
       #expect(s.upstream.requests.map { $0.form["scope"] } == ["read", "write"])
+    }
+  }
+
+  // MARK: Callers who may not use a provider (security review L1, L6)
+
+  static let stranger = PeerCredentials(pid: 4242, uid: 4242, gid: 4242, groups: [4243])
+
+  /// The broker's own handler asked as `peer` (tests in process run as root, who passes
+  /// every check): what a client of another uid gets over the socket.
+  static func ask(
+    _ api: SocketAPI, _ uri: String, post: Bool = false, as peer: PeerCredentials = stranger
+  ) async -> (status: Int, code: String?, message: String) {
+    let r = await api.handle(ServerRequest(method: post ? .POST : .GET, uri: uri, peer: peer))
+    let error = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["error"]
+    let fields = error as? [String: Any]
+    return (Int(r.status.code), fields?["code"] as? String, fields?["message"] as? String ?? "")
+  }
+
+  /// A caller who may not use NAME cannot tell whether NAME exists: the same 403 for a known
+  /// and an unknown provider, no did-you-mean; only admins get 404 and the suggestion.
+  @Test func strangerGetsTheSame403ForKnownAndUnknownProviders() async throws {
+    try await Single.with(.energy, name: "energy", tweak: { p, _ in p.allow = [.uid(1001)] }) {
+      s async throws in
+      let api = SocketAPI(broker: s.harness.broker, logger: s.harness.logs.logger())
+      let known = await Self.ask(api, "/v1/token/energy")
+      let unknown = await Self.ask(api, "/v1/token/enrgy")
+      #expect(known.status == 403 && unknown.status == 403)
+      #expect(known.code == "forbidden" && unknown.code == "forbidden")
+      #expect(unknown.message == known.message.replacingOccurrences(of: "energy", with: "enrgy"))
+      #expect(!unknown.message.contains("did you mean"))
+
+      let refreshKnown = await Self.ask(api, "/v1/providers/energy/refresh", post: true)
+      let refreshUnknown = await Self.ask(api, "/v1/providers/enrgy/refresh", post: true)
+      #expect(refreshKnown.status == 403 && refreshUnknown.status == 403)
+      #expect(refreshKnown.message == refreshUnknown.message)
+
+      // Allowed on energy, not an admin: still no suggestion for a name it may not use.
+      let user = PeerCredentials(pid: 1001, uid: 1001, gid: 1001, groups: [])
+      #expect(await Self.ask(api, "/v1/token/energy", as: user).status == 200)
+      let typo = await Self.ask(api, "/v1/token/enrgy", as: user)
+      #expect(typo.status == 403)
+      #expect(!typo.message.contains("did you mean"))
+
+      let root = PeerCredentials(pid: 1, uid: 0, gid: 0, groups: [])
+      let admin = await Self.ask(api, "/v1/token/enrgy", as: root)
+      #expect(admin.status == 404)
+      #expect(admin.code == "unknown_provider")
+      #expect(admin.message.contains("did you mean 'energy'?"))
+      #expect(await Self.ask(api, "/v1/providers/enrgy/refresh", post: true, as: root).status == 404)
     }
   }
 }

@@ -117,6 +117,8 @@ public final class SocketAPI: ServerRequestHandler {
       return await reloadConfig(request)
     case .metrics:
       guard request.method == .GET else { return methodNotAllowed("GET") }
+      // Every provider's name, state and expiry: the inventory /v1/status filters per caller.
+      guard isAdmin(request) else { return denied(request, provider: nil, admin: true) }
       return await metrics()
     }
   }
@@ -185,8 +187,10 @@ public final class SocketAPI: ServerRequestHandler {
   }
 
   func serveToken(_ request: ServerRequest, provider name: String) async -> ServerResponse {
-    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
+    // Access first, for known and unknown names alike: a caller who may not use NAME learns
+    // nothing about which providers exist (no 404, no did-you-mean; admins pass every check).
     guard authorised(request, provider: name) else { return denied(request, provider: name) }
+    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
     let query: TokenQuery
     do { query = try parseTokenRequest(request, engine: engine) } catch {
       return self.error(.badRequest, error.code, error.message)
@@ -228,8 +232,8 @@ public final class SocketAPI: ServerRequestHandler {
   }
 
   func refresh(_ request: ServerRequest, provider name: String) async -> ServerResponse {
-    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
     guard isAdmin(request) else { return denied(request, provider: name, admin: true) }
+    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
     let status = await engine.refreshNow()
     return ServerResponse(status: .ok, body: status.json(now: broker.environment.clock.now()) + [0x0A])
   }
