@@ -205,4 +205,41 @@ import TokenBrokerTestSupport
       #expect(await Self.ask(api, "/v1/providers/enrgy/refresh", post: true, as: root).status == 404)
     }
   }
+
+  /// 1000 refusals of one uid make one log line; the next one after the window says how
+  /// many were left out, and a long path is cut.
+  @Test func refusalsAreLoggedOncePerUidPerWindow() async throws {
+    try await Single.with(.energy, name: "energy") { s async throws in
+      let logs = LogCapture()
+      let api = SocketAPI(broker: s.harness.broker, logger: logs.logger())
+      let long = "/v1/token/" + String(repeating: "x", count: 4000)
+      for i in 0..<1000 {
+        let status = await Self.ask(api, i.isMultiple(of: 2) ? "/v1/token/energy" : long).status
+        #expect(status == 403)
+      }
+      #expect(logs.events("denied").count == 1)
+      let first = try #require(logs.events("denied").first)
+      #expect(first.metadata["caller_uid"] == "4242")
+      #expect(first.metadata["provider"] == "energy")
+      #expect(first.metadata["suppressed"] == nil)
+
+      let other = PeerCredentials(pid: 5, uid: 4343, gid: 4343, groups: [])
+      _ = await Self.ask(api, "/metrics", as: other)
+      #expect(logs.events("denied").count == 2)
+
+      await s.clock.advance(by: 9)
+      _ = await Self.ask(api, long)
+      #expect(logs.events("denied").count == 2)
+      await s.clock.advance(by: 1)
+      _ = await Self.ask(api, long)
+      let lines = logs.events("denied")
+      #expect(lines.count == 3)
+      let last = try #require(lines.last)
+      #expect(last.metadata["suppressed"] == "1000")
+      #expect(last.message.contains("(and 1000 more from this uid not logged)"))
+      #expect(last.message.utf8.count < 200)
+      #expect(!last.description.contains(String(repeating: "x", count: 129)))
+      #expect(last.message.contains("/v1/token/" + String(repeating: "x", count: 118) + "..."))
+    }
+  }
 }
