@@ -206,7 +206,8 @@ public final class SocketAPI: ServerRequestHandler {
       return error(
         .serviceUnavailable, "unavailable", message, headers: [("Retry-After", String(retryAfter))])
     case .failure(.needsLogin(let message)):
-      return error(.serviceUnavailable, "needs_login", message, headers: [("Retry-After", "300")])
+      // The contract's 503 code is `unavailable`; the message says what to do (log in again).
+      return error(.serviceUnavailable, "unavailable", message, headers: [("Retry-After", "300")])
     }
   }
 
