@@ -1067,3 +1067,78 @@ private func energy(_ extra: String = "", grant: String = "client_credentials") 
     #expect(ConfigReader.display(["providers", "my name", "x\"y"]) == "providers.\"my name\".\"x\\\"y\"")
   }
 }
+
+// MARK: - per-provider min_valid
+
+@Suite struct ConfigProviderMinValidTests {
+  /// `problems` as `PATH:LINE: message`, the form users see.
+  func described(_ text: String) -> [String] {
+    do {
+      _ = try parse(text)
+      return []
+    } catch {
+      return error.problems.map(\.description)
+    }
+  }
+
+  @Test func validValuesAreRead() throws {
+    #expect(try parse(energy("min_valid = 5")).provider(named: "energy")?.minValid == 5)
+    #expect(try parse(energy("min_valid = 0")).provider(named: "energy")?.minValid == 0)
+    #expect(try parse(energy("min_valid = 86400")).provider(named: "energy")?.minValid == 86400)
+    #expect(try parse(energy("min_valid = 2.5")).provider(named: "energy")?.minValid == 2.5)
+    #expect(try parse(energy()).provider(named: "energy")?.minValid == nil)
+    let password = try parse(
+      """
+      [providers.pv]
+      token_url = "https://auth.example.com/token"
+      grant = "password"
+      client_auth = "none"
+      client_id = "id"
+      username = "u"
+      password = { env = "PV_PASSWORD" }
+      min_valid = 120
+      """)
+    #expect(password.provider(named: "pv")?.minValid == 120)
+  }
+
+  @Test func outOfRangeHasTheBrokerKeysMessage() {
+    #expect(
+      described(energy("min_valid = 86401")) == [
+        "broker.toml:6: providers.energy.min_valid: must be between 0 and 86400 seconds, found 86401"
+      ])
+    #expect(
+      described(energy("min_valid = -1")) == [
+        "broker.toml:6: providers.energy.min_valid: must be between 0 and 86400 seconds, found -1"
+      ])
+    #expect(
+      described("[broker]\nmin_valid = -1") == [
+        "broker.toml:2: broker.min_valid: must be between 0 and 86400 seconds, found -1"
+      ])
+  }
+
+  @Test func wrongTypeAndNonFinite() {
+    #expect(
+      described(energy(#"min_valid = "30""#)) == [
+        "broker.toml:6: providers.energy.min_valid: expected a number, found a string"
+      ])
+    #expect(
+      described(energy("min_valid = nan")) == [
+        "broker.toml:6: providers.energy.min_valid: expected a finite number, found nan"
+      ])
+  }
+
+  @Test func misspeltKeySuggestsMinValid() {
+    #expect(
+      described(energy("min_vaild = 5")) == [
+        "broker.toml:6: providers.energy.min_vaild: unknown key; did you mean 'min_valid'?"
+      ])
+  }
+
+  @Test func notUsedByAnAPIKeyProvider() {
+    let text = "[providers.keys]\ngrant = \"api_key\"\napi_key = { env = \"K\" }\nmin_valid = 5\n"
+    #expect(
+      described(text) == [
+        "broker.toml:4: providers.keys.min_valid: not used by grant \"api_key\"; remove it"
+      ])
+  }
+}
