@@ -1142,3 +1142,56 @@ private func energy(_ extra: String = "", grant: String = "client_credentials") 
       ])
   }
 }
+
+// MARK: - keys that may be secrets (security review L11)
+
+@Suite struct ConfigSecretShapedKeyTests {
+  /// 60 characters of base64url, as a wrapped secret leaves on a line of its own.
+  static let pasted = "Zm9vYmFyYmF6cXV4X3NlY3JldF92YWx1ZV90aGF0X2lzX2xvbmdfZW5vdWdo"
+
+  @Test func aPastedSecretLineIsNeverQuotedByTheTOMLParser() {
+    #expect(Self.pasted.count == 60)
+    let text = energy("client_secret_extra_line_follows = \"x\"\n" + Self.pasted)
+    let result = problems(text)
+    #expect(result.count == 1)
+    let message = result.first ?? ""
+    #expect(message.hasPrefix("7: TOML syntax error at column 61: a line that is not key = value"))
+    #expect(message.contains("a key of 60 characters"))
+    #expect(!message.contains(Self.pasted))
+    #expect(!message.contains(String(Self.pasted.prefix(8))))
+  }
+
+  @Test func aPastedJWTLineIsNotQuotedEither() {
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib3QifQ.c2ln"
+    let result = problems(energy(jwt))
+    #expect(result.count == 1)
+    #expect(result.first?.contains("a key of \(jwt.count) characters") == true)
+    #expect(result.first?.contains("eyJ") == false)
+  }
+
+  @Test func aShortTokenShapedKeyIsNotQuoted() {
+    let result = problems(energy("AbCdEf123456"))
+    #expect(result.first?.contains("a key of 12 characters") == true)
+    #expect(result.first?.contains("AbCdEf") == false)
+  }
+
+  @Test func anUnknownKeyThatLooksLikeASecretGivesOnlyItsLength() {
+    let text = energy("\(Self.pasted) = \"x\"")
+    #expect(
+      problems(text) == [
+        "6: providers.energy: an unknown key of 60 characters (not shown: too long or shaped like a secret)"
+      ])
+    #expect(
+      problems("\(Self.pasted) = 1") == [
+        "1: an unknown key of 60 characters (not shown: too long or shaped like a secret)"
+      ])
+  }
+
+  @Test func ordinaryKeysAreStillQuoted() {
+    #expect(problems(energy("colour = \"blue\"")) == ["6: providers.energy.colour: unknown key"])
+    #expect(problems(energy("token_url_2")).first?.contains("expected '=' after key 'token_url_2'") == true)
+    #expect(QuotableKey.isQuotable(["providers", "energy", "client_secret"]))
+    #expect(!QuotableKey.isQuotable([String(repeating: "a", count: 33)]))
+    #expect(QuotableKey.isQuotable([String(repeating: "a", count: 32)]))
+  }
+}
