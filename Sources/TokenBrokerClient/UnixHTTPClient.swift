@@ -19,7 +19,7 @@ public struct UnixHTTPClient: Sendable {
   }
 
   public enum Failure: Error, Sendable {
-    /// Could not connect; errno and a sentence for people.
+    /// Could not connect, or the daemon closed the connection mid-answer; errno and a sentence for people.
     case unreachable(errno: Int32, message: String)
     case protocolError(String)
   }
@@ -105,6 +105,14 @@ public struct UnixHTTPClient: Sendable {
       if let h = headerEnd, let len = contentLength, buffer.count - h >= len { break }
     }
     guard let h = headerEnd else { throw .protocolError("connection closed before an answer") }
+    if let len = contentLength, buffer.count - h < len {
+      // Never hand on part of an answer: a cut token printed with exit 0 fails later, elsewhere.
+      throw .unreachable(
+        errno: ECONNRESET,
+        message:
+          "token-brokerd closed the connection before the whole answer arrived "
+          + "(\(buffer.count - h) of \(len) bytes); try again")
+    }
     let body = Array(buffer[h...].prefix(contentLength ?? Int.max))
     return Response(status: status, headers: headers, body: body)
   }

@@ -18,6 +18,38 @@ struct TokenBrokerd: AsyncParsableCommand {
       "Holds OAuth2 client credentials and serves fresh tokens to local processes over a Unix socket.",
     version: BrokerVersion.current)
 
+  /// ArgumentParser exits 64 (EX_USAGE) on a bad flag; the contract allows only 0, 78 and 1,
+  /// and systemd's `RestartPreventExitStatus=78` must stop a restart loop after a bad
+  /// `ExecStart=` edit. So a usage error prints ArgumentParser's message and exits 78.
+  static func main() async {
+    let command: any ParsableCommand
+    do {
+      command = try parseAsRoot()
+    } catch {
+      exitOnUsageError(error)
+    }
+    do {
+      if var asyncCommand = command as? any AsyncParsableCommand {
+        try await asyncCommand.run()
+      } else {
+        var syncCommand = command
+        try syncCommand.run()
+      }
+    } catch {
+      exitOnUsageError(error)
+    }
+  }
+
+  /// 78 with the message for a usage or validation error; ArgumentParser's own handling
+  /// (help, --version, an ExitCode thrown by `run`) for everything else.
+  static func exitOnUsageError(_ error: any Error) -> Never {
+    if exitCode(for: error) == .validationFailure {
+      FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+      Glibc.exit(TokenBroker.ExitCode.config)
+    }
+    exit(withError: error)
+  }
+
   @Option(help: "Configuration file.") var config = "/etc/token-broker/broker.toml"
   @Flag(help: "Validate the configuration, print every problem as PATH:LINE: message, exit 0 or 78.")
   var checkConfig = false

@@ -1067,3 +1067,131 @@ private func energy(_ extra: String = "", grant: String = "client_credentials") 
     #expect(ConfigReader.display(["providers", "my name", "x\"y"]) == "providers.\"my name\".\"x\\\"y\"")
   }
 }
+
+// MARK: - per-provider min_valid
+
+@Suite struct ConfigProviderMinValidTests {
+  /// `problems` as `PATH:LINE: message`, the form users see.
+  func described(_ text: String) -> [String] {
+    do {
+      _ = try parse(text)
+      return []
+    } catch {
+      return error.problems.map(\.description)
+    }
+  }
+
+  @Test func validValuesAreRead() throws {
+    #expect(try parse(energy("min_valid = 5")).provider(named: "energy")?.minValid == 5)
+    #expect(try parse(energy("min_valid = 0")).provider(named: "energy")?.minValid == 0)
+    #expect(try parse(energy("min_valid = 86400")).provider(named: "energy")?.minValid == 86400)
+    #expect(try parse(energy("min_valid = 2.5")).provider(named: "energy")?.minValid == 2.5)
+    #expect(try parse(energy()).provider(named: "energy")?.minValid == nil)
+    let password = try parse(
+      """
+      [providers.pv]
+      token_url = "https://auth.example.com/token"
+      grant = "password"
+      client_auth = "none"
+      client_id = "id"
+      username = "u"
+      password = { env = "PV_PASSWORD" }
+      min_valid = 120
+      """)
+    #expect(password.provider(named: "pv")?.minValid == 120)
+  }
+
+  @Test func outOfRangeHasTheBrokerKeysMessage() {
+    #expect(
+      described(energy("min_valid = 86401")) == [
+        "broker.toml:6: providers.energy.min_valid: must be between 0 and 86400 seconds, found 86401"
+      ])
+    #expect(
+      described(energy("min_valid = -1")) == [
+        "broker.toml:6: providers.energy.min_valid: must be between 0 and 86400 seconds, found -1"
+      ])
+    #expect(
+      described("[broker]\nmin_valid = -1") == [
+        "broker.toml:2: broker.min_valid: must be between 0 and 86400 seconds, found -1"
+      ])
+  }
+
+  @Test func wrongTypeAndNonFinite() {
+    #expect(
+      described(energy(#"min_valid = "30""#)) == [
+        "broker.toml:6: providers.energy.min_valid: expected a number, found a string"
+      ])
+    #expect(
+      described(energy("min_valid = nan")) == [
+        "broker.toml:6: providers.energy.min_valid: expected a finite number, found nan"
+      ])
+  }
+
+  @Test func misspeltKeySuggestsMinValid() {
+    #expect(
+      described(energy("min_vaild = 5")) == [
+        "broker.toml:6: providers.energy.min_vaild: unknown key; did you mean 'min_valid'?"
+      ])
+  }
+
+  @Test func notUsedByAnAPIKeyProvider() {
+    let text = "[providers.keys]\ngrant = \"api_key\"\napi_key = { env = \"K\" }\nmin_valid = 5\n"
+    #expect(
+      described(text) == [
+        "broker.toml:4: providers.keys.min_valid: not used by grant \"api_key\"; remove it"
+      ])
+  }
+}
+
+// MARK: - keys that may be secrets (security review L11)
+
+@Suite struct ConfigSecretShapedKeyTests {
+  /// 60 characters of base64url, as a wrapped secret leaves on a line of its own.
+  static let pasted = "Zm9vYmFyYmF6cXV4X3NlY3JldF92YWx1ZV90aGF0X2lzX2xvbmdfZW5vdWdo"
+
+  @Test func aPastedSecretLineIsNeverQuotedByTheTOMLParser() {
+    #expect(Self.pasted.count == 60)
+    let text = energy("client_secret_extra_line_follows = \"x\"\n" + Self.pasted)
+    let result = problems(text)
+    #expect(result.count == 1)
+    let message = result.first ?? ""
+    #expect(message.hasPrefix("7: TOML syntax error at column 61: a line that is not key = value"))
+    #expect(message.contains("a key of 60 characters"))
+    #expect(!message.contains(Self.pasted))
+    #expect(!message.contains(String(Self.pasted.prefix(8))))
+  }
+
+  @Test func aPastedJWTLineIsNotQuotedEither() {
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib3QifQ.c2ln"
+    let result = problems(energy(jwt))
+    #expect(result.count == 1)
+    #expect(result.first?.contains("a key of \(jwt.count) characters") == true)
+    #expect(result.first?.contains("eyJ") == false)
+  }
+
+  @Test func aShortTokenShapedKeyIsNotQuoted() {
+    let result = problems(energy("AbCdEf123456"))
+    #expect(result.first?.contains("a key of 12 characters") == true)
+    #expect(result.first?.contains("AbCdEf") == false)
+  }
+
+  @Test func anUnknownKeyThatLooksLikeASecretGivesOnlyItsLength() {
+    let text = energy("\(Self.pasted) = \"x\"")
+    #expect(
+      problems(text) == [
+        "6: providers.energy: an unknown key of 60 characters (not shown: too long or shaped like a secret)"
+      ])
+    #expect(
+      problems("\(Self.pasted) = 1") == [
+        "1: an unknown key of 60 characters (not shown: too long or shaped like a secret)"
+      ])
+  }
+
+  @Test func ordinaryKeysAreStillQuoted() {
+    #expect(problems(energy("colour = \"blue\"")) == ["6: providers.energy.colour: unknown key"])
+    #expect(problems(energy("token_url_2")).first?.contains("expected '=' after key 'token_url_2'") == true)
+    #expect(QuotableKey.isQuotable(["providers", "energy", "client_secret"]))
+    #expect(!QuotableKey.isQuotable([String(repeating: "a", count: 33)]))
+    #expect(QuotableKey.isQuotable([String(repeating: "a", count: 32)]))
+  }
+}

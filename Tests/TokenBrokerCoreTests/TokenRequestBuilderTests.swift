@@ -86,6 +86,19 @@ private func powernaut() -> ProviderConfig {
     #expect(bodyText(r) == "grant_type=client_credentials&scope=a%20b")
   }
 
+  /// Defence in depth for `?scope=+` (security review H3): an empty set never sends a
+  /// request without `scope` for a provider that has configured scopes.
+  @Test func emptyScopeSetFallsBackToTheConfiguredScopes() {
+    var p = energy()
+    p.scopes = ["read:sites", "read:assets"]
+    let r = build(p, ResolvedSecrets(clientSecret: "s3cret"), scopes: [])
+    #expect(bodyText(r) == "grant_type=client_credentials&scope=read%3Asites%20read%3Aassets")
+    let asked = build(p, ResolvedSecrets(clientSecret: "s3cret"), scopes: ["read:sites"])
+    #expect(bodyText(asked) == "grant_type=client_credentials&scope=read%3Asites")
+    #expect(
+      bodyText(build(energy(), ResolvedSecrets(clientSecret: "s3cret"))) == "grant_type=client_credentials")
+  }
+
   @Test func basicCredentialsAreBase64OfIDColonSecret() {
     var p = energy()
     p.clientID = "id:with:colons"

@@ -151,6 +151,15 @@ private func jwt(_ payload: String) -> String {
     #expect(r.token.expiresAt == 1_700_001_800)
   }
 
+  /// A JWT `iat` a little ahead of this machine's clock counts as now (it never moves the
+  /// refresh later); `exp` stays the expiry.
+  @Test func jwtIatSlightlyInTheFutureCountsAsNow() throws {
+    let token = jwt(#"{"iat":1700000250,"exp":1700000550}"#)
+    let r = try parse("{\"access_token\":\"\(token)\"}")
+    #expect(r.token.issuedAt == now)
+    #expect(r.token.expiresAt == 1_700_000_550)
+  }
+
   @Test func jwtIatFarInTheFutureIgnored() throws {
     let token = jwt(#"{"iat":1700090000,"exp":1700093600}"#)
     let r = try parse("{\"access_token\":\"\(token)\"}")
@@ -241,10 +250,14 @@ private func jwt(_ payload: String) -> String {
     #expect(r.token.expiresAt == now + 7200)
   }
 
-  @Test func createdAtSlightlyInTheFutureKept() throws {
+  /// A `created_at` ahead of this machine's clock (issuer skew) never lengthens the token:
+  /// it expires `expires_in` after it arrived at the latest (security review M3(a)).
+  @Test func createdAtSlightlyInTheFutureCountsAsNow() throws {
     let r = try parse(#"{"access_token":"tok","expires_in":7200,"created_at":1700000060}"#)
-    #expect(r.token.issuedAt == now + 60)
-    #expect(r.token.expiresAt == now + 60 + 7200)
+    #expect(r.token.issuedAt == now)
+    #expect(r.token.expiresAt == now + 7200)
+    let skewed = try parse(#"{"access_token":"tok","expires_in":300,"created_at":1700000250}"#)
+    #expect(skewed.token.expiresAt == now + 300)
   }
 
   @Test func createdAtAsNumericString() throws {

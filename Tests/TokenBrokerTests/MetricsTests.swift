@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TokenBroker
+import TokenBrokerCore
+import TokenBrokerServer
 import TokenBrokerTestSupport
 
 /// `GET /metrics` is valid Prometheus text and carries the broker's series.
@@ -50,6 +52,30 @@ import TokenBrokerTestSupport
           $0.hasPrefix(#"token_broker_request_duration_seconds_bucket{endpoint="token""#)
         })
       #expect(!r.text.contains(s.upstream.issuedAccessTokens[0]))
+    }
+  }
+
+  /// `/metrics` names every provider with its state and expiry: admins only, 403 for others
+  /// like `/v1/reload` (security review L1).
+  @Test func metricsAnswerOnlyAdmins() async throws {
+    var settings = BrokerSettings.testDefaults
+    settings.admins = [.gid(3001)]
+    try await Single.with(
+      .energy, name: "energy", settings: settings, tweak: { p, _ in p.allow = [.uid(1001)] }
+    ) {
+      s async throws in
+      let api = SocketAPI(broker: s.harness.broker, logger: s.harness.logs.logger())
+      func status(_ peer: PeerCredentials) async -> (Int, String) {
+        let r = await api.handle(ServerRequest(method: .GET, uri: "/metrics", peer: peer))
+        return (Int(r.status.code), String(decoding: r.body, as: UTF8.self))
+      }
+      let user = await status(PeerCredentials(pid: 9, uid: 1001, gid: 1001, groups: []))
+      #expect(user.0 == 403)
+      #expect(user.1.contains(#""code":"forbidden""#))
+      #expect(!user.1.contains("energy"))
+      #expect(await status(PeerCredentials(pid: 9, uid: 4242, gid: 4242, groups: [])).0 == 403)
+      #expect(await status(PeerCredentials(pid: 9, uid: 1005, gid: 1005, groups: [3001])).0 == 200)
+      #expect(try await s.harness.get("/metrics").status == 200)  // root
     }
   }
 }

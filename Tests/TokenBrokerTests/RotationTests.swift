@@ -89,7 +89,7 @@ import TokenBrokerTestSupport
     #expect(await h.status("pv")?.state == .needsLogin)
     let r = try await h.get("/v1/token/pv")
     #expect(r.status == 503)
-    #expect((r.json["error"] as? [String: Any])?["code"] as? String == "needs_login")
+    #expect((r.json["error"] as? [String: Any])?["code"] as? String == "unavailable")
     #expect(h.logs.events("needs_login").count == 1)
     await h.shutdown()
 

@@ -118,4 +118,70 @@ import TokenBrokerTestSupport
     let fish = try await tokenctl(["--generate-completion-script=fish"])
     #expect(fish.stdout.contains("complete -c tokenctl"))
   }
+
+  /// A daemon that goes away mid-answer (killed, restarted) must not make tokenctl print a
+  /// cut token with exit 0: a body shorter than its Content-Length is exit 69.
+  @Test func answerShorterThanContentLengthIs69AndPrintsNothing() async throws {
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    for cut in [0, 20] {
+      let server = try OneAnswerServer(
+        answer: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(token.utf8.count)\r\n\r\n"
+          + String(token.prefix(cut)))
+      let r = try await tokenctl(["--socket", server.path, "token", "energy"])
+      #expect(r.status == 69, "\(cut): \(r.stderr)")
+      #expect(r.stdout.isEmpty)
+      #expect(r.stderr.contains("token-brokerd closed the connection before the whole answer arrived"))
+    }
+    let whole = try OneAnswerServer(
+      answer:
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(token.utf8.count)\r\n\r\n\(token)")
+    let r = try await tokenctl(["--socket", whole.path, "token", "energy"])
+    #expect(r.status == 0)
+    #expect(r.stdout == token + "\n")
+  }
+}
+
+/// A Unix socket that answers its first connection with `answer` (after the request head)
+/// and closes it: a daemon that dies mid-answer.
+final class OneAnswerServer: Sendable {
+  let path: String
+
+  struct Failure: Error {
+    var what: String
+  }
+
+  init(answer: String) throws {
+    path = try makeTempDir("tb-short") + "/s.sock"
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw Failure(what: "socket") }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &addr.sun_path) { buf in
+      for (i, b) in path.utf8.enumerated() { buf[i] = b }
+    }
+    let bound = withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
+    }
+    guard bound == 0, listen(fd, 1) == 0 else {
+      close(fd)
+      throw Failure(what: "bind/listen \(path)")
+    }
+    Thread {
+      defer { close(fd) }
+      let c = accept(fd, nil, nil)
+      guard c >= 0 else { return }
+      defer { close(c) }
+      var head: [UInt8] = []
+      var chunk = [UInt8](repeating: 0, count: 4096)
+      while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
+        let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress!, $0.count, 0) }
+        guard n > 0 else { return }
+        head += chunk[0..<n]
+      }
+      let bytes = Array(answer.utf8)
+      _ = bytes.withUnsafeBytes { send(c, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+    }.start()
+  }
 }

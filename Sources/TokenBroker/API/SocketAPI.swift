@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOHTTP1
 import TokenBrokerCore
 import TokenBrokerServer
@@ -12,6 +13,8 @@ public final class SocketAPI: ServerRequestHandler {
   let reload: @Sendable () async -> [String]?
   /// The metrics of a cached token answered on the fast path (always a 200).
   let cachedTokenServed: BrokerMetrics.RequestRecorder
+  /// Which refusals are logged (at most one line per uid per window).
+  let refusals = NIOLockedValueBox(RefusalThrottle())
 
   public init(broker: Broker, logger: Logger, reload: @escaping @Sendable () async -> [String]? = { nil }) {
     self.broker = broker
@@ -117,6 +120,8 @@ public final class SocketAPI: ServerRequestHandler {
       return await reloadConfig(request)
     case .metrics:
       guard request.method == .GET else { return methodNotAllowed("GET") }
+      // Every provider's name, state and expiry: the inventory /v1/status filters per caller.
+      guard isAdmin(request) else { return denied(request, provider: nil, admin: true) }
       return await metrics()
     }
   }
@@ -138,8 +143,15 @@ public final class SocketAPI: ServerRequestHandler {
     let config = engine.config
     let name = config.name
     var scopes = engine.defaultScopes
-    if let s = request.query["scope"], !s.isEmpty {
+    if let s = request.query["scope"] {
       scopes = ScopeSet(parsing: s)
+      // `scope=`, `scope=+`, `scope=%20`: an empty set would reach the token endpoint as a
+      // request without `scope`, which many servers answer with every scope the client has.
+      guard !scopes.scopes.isEmpty else {
+        throw BadRequest(
+          code: "invalid_scope",
+          message: "the scope parameter names no scope; leave scope out for the provider's default scopes")
+      }
       let outside = scopes.outside(config.allowedScopes)
       if !outside.isEmpty {
         throw BadRequest(
@@ -178,8 +190,10 @@ public final class SocketAPI: ServerRequestHandler {
   }
 
   func serveToken(_ request: ServerRequest, provider name: String) async -> ServerResponse {
-    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
+    // Access first, for known and unknown names alike: a caller who may not use NAME learns
+    // nothing about which providers exist (no 404, no did-you-mean; admins pass every check).
     guard authorised(request, provider: name) else { return denied(request, provider: name) }
+    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
     let query: TokenQuery
     do { query = try parseTokenRequest(request, engine: engine) } catch {
       return self.error(.badRequest, error.code, error.message)
@@ -195,7 +209,8 @@ public final class SocketAPI: ServerRequestHandler {
       // No retry helps until the configuration changes: the message names the key.
       return error(.serviceUnavailable, "misconfigured", message, headers: [("Retry-After", "300")])
     case .failure(.needsLogin(let message)):
-      return error(.serviceUnavailable, "needs_login", message, headers: [("Retry-After", "300")])
+      // The contract's 503 code is `unavailable`; the message says what to do (log in again).
+      return error(.serviceUnavailable, "unavailable", message, headers: [("Retry-After", "300")])
     }
   }
 
@@ -224,8 +239,8 @@ public final class SocketAPI: ServerRequestHandler {
   }
 
   func refresh(_ request: ServerRequest, provider name: String) async -> ServerResponse {
-    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
     guard isAdmin(request) else { return denied(request, provider: name, admin: true) }
+    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
     let status = await engine.refreshNow()
     return ServerResponse(status: .ok, body: status.json(now: broker.environment.clock.now()) + [0x0A])
   }
@@ -272,19 +287,45 @@ public final class SocketAPI: ServerRequestHandler {
   }
 
   func denied(_ request: ServerRequest, provider: String?, admin: Bool = false) -> ServerResponse {
-    var meta: Logger.Metadata = ["event": "denied"]
-    if let provider { meta["provider"] = "\(provider)" }
-    if let peer = request.peer {
-      meta["caller_uid"] = "\(peer.uid)"
-      meta["caller_pid"] = "\(peer.pid)"
-    }
-    logger.notice("request refused: \(request.method) \(request.path)", metadata: meta)
+    logRefusal(request, provider: provider)
     let uid = request.peer.map { "uid \($0.uid)" } ?? "this caller"
     let message =
       admin
       ? "\(uid) is not in [broker] admins"
       : "\(uid) may not use \(provider ?? ""); add it to providers.\(provider ?? "").allow"
     return error(.forbidden, "forbidden", message)
+  }
+
+  /// The `denied` notice, at most one per uid per ``RefusalThrottle/window`` (the next line
+  /// counts the ones left out), with the path cut to ``maxLoggedPathBytes``: a refused peer
+  /// cannot flood the journal and get the daemon's own lines rate-limited away.
+  func logRefusal(_ request: ServerRequest, provider: String?) {
+    let now = broker.environment.clock.now()
+    let key = request.peer?.uid ?? RefusalThrottle.noPeer
+    guard let suppressed = refusals.withLockedValue({ $0.admit(key, now: now) }) else { return }
+    var meta: Logger.Metadata = ["event": "denied"]
+    if let provider { meta["provider"] = "\(Self.truncated(provider))" }
+    if let peer = request.peer {
+      meta["caller_uid"] = "\(peer.uid)"
+      meta["caller_pid"] = "\(peer.pid)"
+    }
+    var message = "request refused: \(request.method) \(Self.truncated(request.path))"
+    if suppressed > 0 {
+      meta["suppressed"] = "\(suppressed)"
+      message += " (and \(suppressed) more from this uid not logged)"
+    }
+    logger.notice("\(message)", metadata: meta)
+  }
+
+  /// Longest path (or provider name) quoted in a refusal line.
+  static let maxLoggedPathBytes = 128
+
+  /// `text` cut to ``maxLoggedPathBytes`` bytes, `...` marking a cut. The parser admits only
+  /// visible ASCII in a request target, so a byte cut never splits a character.
+  static func truncated<S: StringProtocol>(_ text: S) -> String {
+    let bytes = text.utf8
+    guard bytes.count > maxLoggedPathBytes else { return String(text) }
+    return String(decoding: bytes.prefix(maxLoggedPathBytes), as: UTF8.self) + "..."
   }
 
   // MARK: Errors
@@ -319,5 +360,36 @@ extension Substring.UTF8View {
     let p = UnsafeBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount)
     guard count >= p.count, self.suffix(p.count).elementsEqual(p) else { return nil }
     return self.dropLast(p.count)
+  }
+}
+
+/// Per-uid throttle of refusal log lines: the first refusal of a uid is logged, the ones in
+/// the following ``window`` seconds are only counted, and the count goes into the next line.
+struct RefusalThrottle {
+  static let window: Double = 10
+  /// The key of a caller without kernel credentials (TCP, `--dev` only).
+  static let noPeer = UInt32.max
+  /// More uids than this seen within a window: expired entries are dropped first.
+  static let maxEntries = 4096
+
+  struct Entry {
+    var since: Double
+    var suppressed: Int
+  }
+
+  var entries: [UInt32: Entry] = [:]
+
+  /// nil: leave this refusal out; otherwise log it, with the number left out before it.
+  mutating func admit(_ uid: UInt32, now: Double) -> Int? {
+    if let e = entries[uid], now >= e.since, now - e.since < Self.window {
+      entries[uid]?.suppressed += 1
+      return nil
+    }
+    let suppressed = entries[uid]?.suppressed ?? 0
+    if entries[uid] == nil, entries.count >= Self.maxEntries {
+      entries = entries.filter { now >= $0.value.since && now - $0.value.since < Self.window }
+    }
+    entries[uid] = Entry(since: now, suppressed: 0)
+    return suppressed
   }
 }

@@ -52,10 +52,49 @@ public struct SecretResolver: Sendable {
         return nil
       }
     }
+    var apiKey = get("api_key", p.apiKey)
+    if let key = apiKey, let source = p.apiKey {
+      apiKey = nil
+      switch Self.checkedAPIKey(key) {
+      case .success(let checked): apiKey = checked
+      case .failure(let refused): problems.append(("api_key", "\(source) \(refused.why)"))
+      }
+    }
     let secrets = ResolvedSecrets(
       clientSecret: get("client_secret", p.clientSecret), password: get("password", p.password),
-      refreshToken: get("refresh_token", p.refreshToken), apiKey: get("api_key", p.apiKey))
+      refreshToken: get("refresh_token", p.refreshToken), apiKey: apiKey)
     return (secrets, problems)
+  }
+
+  struct Refused: Error {
+    var why: String
+  }
+
+  /// An API key is served verbatim as a header line (`header`, `tokenctl header`) and as a
+  /// `text/plain` body, so it must be visible ASCII (spaces allowed) like an upstream token:
+  /// one trailing newline is dropped, any other line break or control byte is refused (a
+  /// second line would inject a header). The reason never quotes the value.
+  static func checkedAPIKey(_ value: String) -> Result<String, Refused> {
+    var key = Substring(value)
+    // "\r\n" is one Character.
+    if key.last == "\n" || key.last == "\r\n" { key = key.dropLast() }
+    for (offset, byte) in key.utf8.enumerated() where byte < 0x20 || byte >= 0x7F {
+      let what: String
+      switch byte {
+      case 0x0A: what = "a line break (LF)"
+      case 0x0D: what = "a carriage return (CR)"
+      case 0x09: what = "a tab"
+      case 0x80...: what = "a non-ASCII character"
+      default: what = "a control character (0x\(String(byte, radix: 16, uppercase: true)))"
+      }
+      return .failure(
+        Refused(
+          why:
+            "holds \(what) at byte \(offset + 1): an API key is served as a header line and must be "
+            + "visible ASCII; keep only the key in it"))
+    }
+    guard !key.isEmpty else { return .failure(Refused(why: "is empty")) }
+    return .success(String(key))
   }
 
   private func readFile(_ path: String, refuseOtherReadable: Bool) throws(Failure) -> String {

@@ -68,12 +68,8 @@ extension ConfigReader {
       }
     }
 
-    if let value = table["min_valid"], let n = number(value, at: base + ["min_valid"]) {
-      if n >= 0, n <= 86400 {
-        settings.minValid = n
-      } else {
-        report(base + ["min_valid"], "must be between 0 and 86400 seconds, found \(Self.format(n))")
-      }
+    if let value = table["min_valid"], let n = minValid(value, at: base + ["min_valid"]) {
+      settings.minValid = n
     }
     if let value = table["request_timeout"], let n = number(value, at: base + ["request_timeout"]) {
       if n > 0, n <= 300 {
@@ -107,5 +103,17 @@ extension ConfigReader {
       settings.logTarget = target
     }
     return settings
+  }
+}
+
+extension ConfigReader {
+  /// `min_valid`, in `[broker]` or a provider: seconds between 0 and 86400.
+  mutating func minValid(_ value: TOMLValue, at key: [String]) -> Double? {
+    guard let n = number(value, at: key) else { return nil }
+    guard n >= 0, n <= 86400 else {
+      report(key, "must be between 0 and 86400 seconds, found \(Self.format(n))")
+      return nil
+    }
+    return n
   }
 }

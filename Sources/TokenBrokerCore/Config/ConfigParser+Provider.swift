@@ -3,14 +3,14 @@ extension ConfigReader {
   static let providerKeys = [
     "token_url", "grant", "client_auth", "body", "client_id", "client_secret", "username", "password",
     "refresh_token", "api_key", "api_key_header", "scopes", "allowed_scopes", "params", "headers", "allow",
-    "ca_file",
+    "ca_file", "min_valid",
   ]
 
   /// Keys that mean something for `grant` (besides `grant` and `allow`, which always do).
   static func keysUsed(by grant: Grant) -> Set<String> {
     let endpoint: Set<String> = [
       "token_url", "client_auth", "body", "client_id", "client_secret", "scopes", "allowed_scopes", "params",
-      "headers", "ca_file",
+      "headers", "ca_file", "min_valid",
     ]
     switch grant {
     case .clientCredentials: return endpoint
@@ -115,6 +115,9 @@ extension ConfigReader {
     }
     if wanted("ca_file"), let value = table["ca_file"], let path = absolutePath(value, at: key("ca_file")) {
       provider.caFile = path
+    }
+    if wanted("min_valid"), let value = table["min_valid"] {
+      provider.minValid = minValid(value, at: key("min_valid"))
     }
 
     if let grant {

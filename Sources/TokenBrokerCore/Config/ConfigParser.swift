@@ -135,6 +135,13 @@ struct ConfigReader {
   /// Reports every key of `table` that is not in `known`, with a did-you-mean.
   mutating func checkKeys(_ table: TOMLTable, at base: [String], known: [String]) {
     for key in table.keys.sorted() where !known.contains(key) {
+      guard QuotableKey.isQuotable(key) else {
+        // Long or token-shaped: perhaps a pasted secret, so only its size is said.
+        report(
+          base, line: lines.line(of: base + [key]),
+          "an unknown \(QuotableKey.size([key])) (not shown: too long or shaped like a secret)")
+        continue
+      }
       report(base + [key], "unknown key" + ConfigDidYouMean.hint(for: key, among: known))
     }
   }

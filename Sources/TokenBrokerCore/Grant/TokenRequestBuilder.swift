@@ -39,6 +39,9 @@ public enum TokenRequestBuilder {
     case .none:
       if let id = p.clientID { fields.append(("client_id", id)) }
     }
+    // Never drop `scope` silently: a request without it gets the server's default scopes,
+    // often every scope the client is registered for. An empty set means the configured ones.
+    let scopes = scopes.isEmpty ? p.scopes : scopes
     if !scopes.isEmpty { fields.append(("scope", scopes.joined(separator: " "))) }
     for key in p.params.keys.sorted() where !fields.contains(where: { $0.0 == key }) {
       fields.append((key, p.params[key]!))

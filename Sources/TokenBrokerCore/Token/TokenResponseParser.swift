@@ -6,8 +6,6 @@ import Foundation
 public enum TokenResponseParser {
   /// Lifetime assumed when a response carries neither `expires_in` nor a JWT `exp`.
   public static let assumedLifetime: Double = 3600
-  /// A `created_at` further than this in the future is taken as clock skew and clamped to now.
-  static let maxFutureSkew: Double = 300
   /// The longest lifetime taken from an answer (10 years): a larger `expires_in`, or
   /// a JWT `exp`/`iat` further out, is clamped, so no later arithmetic overflows.
   public static let maxLifetime: Double = 315_360_000
@@ -38,9 +36,12 @@ public enum TokenResponseParser {
         .retryLater, status: 200, message: "token response token_type has invalid characters")
     }
 
+    // `created_at` (and a JWT's `iat`) only ever shortens a token: a token is never valid for
+    // longer than `expires_in` from the moment it arrives, so a time ahead of this machine's
+    // clock (issuer skew) counts as now, never as later.
     var issuedAt = now
     if let created = JSONValue.number(object["created_at"]), created.isFinite {
-      issuedAt = created > now + maxFutureSkew ? now : created
+      issuedAt = min(created, now)
     }
     let expiresAt: Double
     if let raw = object["expires_in"], !(raw is NSNull) {
@@ -52,7 +53,7 @@ public enum TokenResponseParser {
       }
       expiresAt = issuedAt + min(seconds, maxLifetime)
     } else if let claims = JWT.claims(of: access), let exp = claims.exp, exp.isFinite {
-      if let iat = claims.iat, iat.isFinite, iat <= now + maxFutureSkew { issuedAt = iat }
+      if let iat = claims.iat, iat.isFinite { issuedAt = min(iat, now) }
       expiresAt = min(exp, now + maxLifetime)
     } else {
       expiresAt = issuedAt + assumedLifetime

@@ -232,6 +232,12 @@ public struct TOMLParser {
     let key = try parseKey()
     let keyLine = line(at: keyStart)
     guard peek() == Byte.equals else {
+      guard QuotableKey.isQuotable(key) else {
+        // Most likely a secret pasted on a line of its own: never quote it.
+        throw error(
+          "a line that is not key = value: expected '=' after a \(QuotableKey.size(key)) (not shown; "
+            + "is a secret pasted on a line of its own?)")
+      }
       throw error("expected '=' after key '\(TOMLError.display(key))'")
     }
     pos += 1

@@ -1,0 +1,43 @@
+import Foundation
+import Glibc
+import Testing
+
+extension SystemSuite {
+  /// `token-brokerd` exits only 0, 78 or 1 (INTERFACE.md): a bad flag is a configuration
+  /// error (78, which the unit's `RestartPreventExitStatus=` stops on), never
+  /// ArgumentParser's 64.
+  @Suite("Exit status") struct ExitStatusTests {
+    @Test(arguments: [
+      ["--log-level", "bogus"], ["--log-target", "somewhere"], ["--no-such-flag"],
+      ["--dev", "--check-config"],
+      ["--startup-timeout", "0"], ["--startup-timeout", "soon"],
+    ])
+    func badFlagsExit78WithArgumentParsersMessage(arguments: [String]) throws {
+      let dir = try TestDirectory()
+      let config = try dir.write("broker.toml", "")
+      let result = try runToEnd(try Binaries.tokenBrokerd, ["--config", config] + arguments, in: dir)
+      #expect(result.status == 78, "stderr: \(result.stderr)")
+      #expect(result.stderr.contains("Error: "), "\(result.stderr)")
+      #expect(result.stderr.contains("Usage: token-brokerd"), "\(result.stderr)")
+      #expect(result.stdout.isEmpty)
+    }
+
+    @Test func helpAndVersionStillExit0() throws {
+      let dir = try TestDirectory()
+      let help = try runToEnd(try Binaries.tokenBrokerd, ["--help"], in: dir)
+      #expect(help.status == 0)
+      #expect(help.stdout.contains("--check-config"))
+      let version = try runToEnd(try Binaries.tokenBrokerd, ["--version"], in: dir)
+      #expect(version.status == 0)
+      #expect(!version.stdout.isEmpty)
+    }
+
+    @Test func logLevelMessageNamesTheChoices() throws {
+      let dir = try TestDirectory()
+      let result = try runToEnd(
+        try Binaries.tokenBrokerd, ["--check-config", "--log-level", "bogus"], in: dir)
+      #expect(result.status == 78)
+      #expect(result.stderr.contains("--log-level must be one of trace, debug, info, notice, warning, error"))
+    }
+  }
+}
