@@ -60,16 +60,43 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
+    // The engine: per-provider actors over the core's refresh state machine, the token cache,
+    // state store, secrets, access resolution, clock, metrics. No socket, no systemd.
     .target(
-      name: "TokenBroker",
+      name: "TokenBrokerEngine",
       dependencies: [
         "TokenBrokerCore",
-        "TokenBrokerUpstream",
-        "TokenBrokerServer",
-        "TokenBrokerSystemd",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ]
+    ),
+    // The socket API (routes, authorisation, answers) and the one composition function
+    // that the daemon, the test harness and the fuzz harness all call.
+    .target(
+      name: "TokenBrokerAPI",
+      dependencies: [
+        "TokenBrokerCore",
+        "TokenBrokerEngine",
+        "TokenBrokerServer",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ]
+    ),
+    // The process: life cycle, signals, systemd status and watchdog, log setup, demo issuer.
+    .target(
+      name: "TokenBrokerDaemon",
+      dependencies: [
+        "TokenBrokerCore",
+        "TokenBrokerEngine",
+        "TokenBrokerAPI",
+        "TokenBrokerServer",
+        "TokenBrokerSystemd",
+        "TokenBrokerUpstream",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
       ]
@@ -78,7 +105,12 @@ let package = Package(
     .executableTarget(
       name: "token-brokerd",
       dependencies: [
-        "TokenBroker",
+        "TokenBrokerDaemon",
+        "TokenBrokerEngine",
+        "TokenBrokerCore",
+        "TokenBrokerServer",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       // The Swift runtime and Foundation are linked in statically (only the pages the daemon
@@ -110,7 +142,9 @@ let package = Package(
     .executableTarget(
       name: "token-broker-bench",
       dependencies: [
-        "TokenBroker",
+        "TokenBrokerEngine",
+        "TokenBrokerAPI",
+        "TokenBrokerServer",
         "TokenBrokerCore",
         "TokenBrokerClient",
         "TokenBrokerTestSupport",
@@ -120,7 +154,9 @@ let package = Package(
     .target(
       name: "TokenBrokerFuzzTargets",
       dependencies: [
-        "TokenBroker",
+        "TokenBrokerEngine",
+        "TokenBrokerAPI",
+        .product(name: "Logging", package: "swift-log"),
         "TokenBrokerCore",
         "TokenBrokerServer",
         .product(name: "NIOCore", package: "swift-nio"),
@@ -134,7 +170,8 @@ let package = Package(
     .executableTarget(
       name: "token-broker-reliability",
       dependencies: [
-        "TokenBroker",
+        "TokenBrokerEngine",
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         "TokenBrokerCore",
         "TokenBrokerClient",
         "TokenBrokerTestSupport",
@@ -144,7 +181,9 @@ let package = Package(
     .target(
       name: "TokenBrokerTestSupport",
       dependencies: [
-        "TokenBroker",
+        "TokenBrokerEngine",
+        "TokenBrokerAPI",
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         "TokenBrokerClient",
         "TokenBrokerUpstream",
         "TokenBrokerServer",
@@ -186,7 +225,8 @@ let package = Package(
     .testTarget(
       name: "TokenBrokerTests",
       dependencies: [
-        "TokenBroker",
+        "TokenBrokerEngine",
+        "TokenBrokerAPI",
         "TokenBrokerCore",
         "TokenBrokerTestSupport",
         "TokenBrokerClient",

@@ -1,5 +1,5 @@
 /// A tiny JSON reader for tokenctl (Foundation's JSON costs ~5 ms of start-up).
-public indirect enum MiniJSON: Equatable, Sendable {
+package indirect enum MiniJSON: Equatable, Sendable {
   case null
   case bool(Bool)
   case number(Double)
@@ -7,7 +7,7 @@ public indirect enum MiniJSON: Equatable, Sendable {
   case array([MiniJSON])
   case object([(String, MiniJSON)])
 
-  public static func == (a: MiniJSON, b: MiniJSON) -> Bool {
+  package static func == (a: MiniJSON, b: MiniJSON) -> Bool {
     switch (a, b) {
     case (.null, .null): return true
     case (.bool(let x), .bool(let y)): return x == y
@@ -19,16 +19,16 @@ public indirect enum MiniJSON: Equatable, Sendable {
     }
   }
 
-  public subscript(key: String) -> MiniJSON? {
+  package subscript(key: String) -> MiniJSON? {
     if case .object(let pairs) = self { return pairs.first { $0.0 == key }?.1 }
     return nil
   }
 
-  public var string: String? { if case .string(let s) = self { return s } else { return nil } }
-  public var number: Double? { if case .number(let n) = self { return n } else { return nil } }
-  public var array: [MiniJSON]? { if case .array(let a) = self { return a } else { return nil } }
+  package var string: String? { if case .string(let s) = self { return s } else { return nil } }
+  package var number: Double? { if case .number(let n) = self { return n } else { return nil } }
+  package var array: [MiniJSON]? { if case .array(let a) = self { return a } else { return nil } }
 
-  public static func parse(_ bytes: [UInt8]) -> MiniJSON? {
+  package static func parse(_ bytes: [UInt8]) -> MiniJSON? {
     var p = Parser(bytes: bytes)
     guard let v = p.value() else { return nil }
     p.skip()

@@ -4,27 +4,27 @@
 
 /// A small blocking HTTP/1.1 client over a Unix socket, for `tokenctl`: no
 /// event loop and no Foundation, so the command starts in a few milliseconds.
-public struct UnixHTTPClient: Sendable {
-  public var socketPath: String
+package struct UnixHTTPClient: Sendable {
+  package var socketPath: String
   /// Seconds to wait for an answer (a cold token may need an upstream round trip).
-  public var timeout: Int = 40
+  package var timeout: Int = 40
 
-  public init(socketPath: String) { self.socketPath = socketPath }
+  package init(socketPath: String) { self.socketPath = socketPath }
 
-  public struct Response: Sendable {
-    public var status: Int
-    public var headers: [String: String]
-    public var body: [UInt8]
-    public var text: String { String(decoding: body, as: UTF8.self) }
+  package struct Response: Sendable {
+    package var status: Int
+    package var headers: [String: String]
+    package var body: [UInt8]
+    package var text: String { String(decoding: body, as: UTF8.self) }
   }
 
-  public enum Failure: Error, Sendable {
+  package enum Failure: Error, Sendable {
     /// Could not connect, or the daemon closed the connection mid-answer; errno and a sentence for people.
     case unreachable(errno: Int32, message: String)
     case protocolError(String)
   }
 
-  public func request(_ method: String, _ path: String, accept: String = "application/json") throws(Failure)
+  package func request(_ method: String, _ path: String, accept: String = "application/json") throws(Failure)
     -> Response
   {
     let fd = try connectSocket()

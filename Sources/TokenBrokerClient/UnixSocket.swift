@@ -3,10 +3,10 @@
 #endif
 
 /// Connecting a blocking Unix stream socket: the one place that fills a `sockaddr_un`.
-public enum UnixSocket {
+package enum UnixSocket {
   /// A connected descriptor (close-on-exec, receive timeout `timeout` seconds), or
   /// the errno of what failed. Paths over 107 bytes fail with ENAMETOOLONG.
-  public static func connect(path: String, timeout: Int) -> Result<Int32, Errno> {
+  package static func connect(path: String, timeout: Int) -> Result<Int32, Errno> {
     guard path.utf8.count <= 107 else { return .failure(Errno(code: ENAMETOOLONG)) }
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return .failure(Errno(code: errno)) }
@@ -30,8 +30,8 @@ public enum UnixSocket {
     return .success(fd)
   }
 
-  public struct Errno: Error, Sendable, CustomStringConvertible {
-    public var code: Int32
-    public var description: String { String(cString: strerror(code)) }
+  package struct Errno: Error, Sendable, CustomStringConvertible {
+    package var code: Int32
+    package var description: String { String(cString: strerror(code)) }
   }
 }

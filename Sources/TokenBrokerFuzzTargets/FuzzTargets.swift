@@ -1,6 +1,7 @@
 import Foundation
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 
 /// One entry point per fuzz target. Each takes any bytes and must never crash:
 /// a crash, a sanitizer report or a `FuzzCheck.violated` (a real invariant
@@ -8,12 +9,12 @@ import TokenBrokerCore
 ///
 /// `token-broker-fuzz TARGET` runs them under libFuzzer; `ReliabilityTests`
 /// replays the committed corpus (`Tests/ReliabilityTests/Corpus/TARGET/`) through them.
-public enum FuzzTargets {
+package enum FuzzTargets {
   /// Target names, as used on the command line and as corpus directory names.
-  public static let names = ["http-request", "config", "token-response", "error-response", "state-file"]
+  package static let names = ["http-request", "config", "token-response", "error-response", "state-file"]
 
   /// The entry point of a target, or nil for an unknown name.
-  public static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? {
+  package static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? {
     switch name {
     case "http-request": return httpRequest
     case "config": return config
@@ -31,26 +32,26 @@ public enum FuzzTargets {
   /// as a uid no provider allows, then the request deadline and the idle timeout
   /// pass. Every answer must be well-formed HTTP with a status below 500 and no
   /// secret outside a token answer.
-  @Sendable public static func httpRequest(_ bytes: [UInt8]) {
+  @Sendable package static func httpRequest(_ bytes: [UInt8]) {
     HTTPFuzzHarness.shared.run(bytes)
   }
 
   /// `broker.toml` text through `ConfigParser`, as a file of mode 0600 (literal
   /// secrets allowed) and of mode 0644 (refused). Problems carry sane lines, come
   /// sorted, and never quote a literal secret; an accepted config obeys the rules.
-  @Sendable public static func config(_ bytes: [UInt8]) {
+  @Sendable package static func config(_ bytes: [UInt8]) {
     ConfigFuzzing.run(bytes)
   }
 
   /// A 200 token endpoint body through `TokenResponseParser`.
-  @Sendable public static func tokenResponse(_ bytes: [UInt8]) {
+  @Sendable package static func tokenResponse(_ bytes: [UInt8]) {
     ResponseFuzzing.tokenResponse(bytes)
   }
 
   /// A non-2xx answer through `TokenExchange.interpret` (so `ErrorResponseClassifier`
   /// and `RetryAfter`). Input: a first line `STATUS [refresh] [Retry-After: VALUE]`,
   /// then the body.
-  @Sendable public static func errorResponse(_ bytes: [UInt8]) {
+  @Sendable package static func errorResponse(_ bytes: [UInt8]) {
     ResponseFuzzing.errorResponse(bytes)
   }
 
@@ -58,7 +59,7 @@ public enum FuzzTargets {
   /// `tbk!`, compared byte by byte, so only a coverage-guided fuzzer finds it fast. A
   /// sanitizer build that finds it within seconds has working coverage counters (without
   /// `--disable-dead-strip` it would run blind); the tests use it to see a replay fail.
-  @Sendable public static func planted(_ bytes: [UInt8]) {
+  @Sendable package static func planted(_ bytes: [UInt8]) {
     guard bytes.count >= 4, bytes[0] == UInt8(ascii: "t") else { return }
     guard bytes[1] == UInt8(ascii: "b") else { return }
     guard bytes[2] == UInt8(ascii: "k") else { return }
@@ -68,7 +69,7 @@ public enum FuzzTargets {
 
   /// A `NAME.state` file through `StateStore.decode`; a decoded record survives
   /// `StateStore.save` and `load` unchanged.
-  @Sendable public static func stateFile(_ bytes: [UInt8]) {
+  @Sendable package static func stateFile(_ bytes: [UInt8]) {
     StateFuzzing.run(bytes)
   }
 }

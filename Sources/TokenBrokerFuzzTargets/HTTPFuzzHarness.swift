@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerServer
 
 /// The real request handling of the broker's socket on an `EmbeddedChannel`: the
@@ -57,13 +58,16 @@ final class HTTPFuzzHarness: Sendable {
       transport: InMemoryUpstream(), clock: FrozenClock(), store: StateStore(directory: stateDir),
       logger: logger, random: { 0.5 })
     let (access, _) = AccessResolver.resolve(config)
-    let broker = Broker(config: config, secrets: secrets, access: access, environment: environment)
+    let app = BrokerApp.compose(
+      LoadedConfig(config: config, secrets: secrets, access: access, warnings: []), environment: environment,
+      logger: logger)
+    let broker = app.broker
     Blocking.wait {
       await broker.start()
       _ = await broker.awaitFirstAttempts(timeout: 10)
     }
     self.broker = broker
-    self.handler = BlockingRequestHandler(inner: SocketAPI(broker: broker, logger: logger))
+    self.handler = BlockingRequestHandler(inner: app.api)
   }
 
   func run(_ bytes: [UInt8]) {

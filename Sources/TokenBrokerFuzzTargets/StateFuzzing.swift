@@ -1,5 +1,6 @@
 import Foundation
-import TokenBroker
+import TokenBrokerAPI
+import TokenBrokerEngine
 
 /// The state-file loader on arbitrary bytes.
 enum StateFuzzing {

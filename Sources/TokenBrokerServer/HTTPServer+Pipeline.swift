@@ -10,7 +10,7 @@ extension HTTPServer {
   ///
   /// - Parameter peer: the credentials the connection is treated as coming from
   ///   (what `start` reads with SO_PEERCRED at accept).
-  public static func installConnectionPipeline(
+  package static func installConnectionPipeline(
     on channel: any Channel, handler: any ServerRequestHandler, limits: ServerLimits = ServerLimits(),
     peer: PeerCredentials?,
     logger: Logger = Logger(label: "token-broker.server", factory: { _ in SwiftLogNoOpLogHandler() })

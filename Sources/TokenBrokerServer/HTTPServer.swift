@@ -10,8 +10,8 @@ import NIOPosix
 
 /// HTTP/1.1 server for the broker's socket (and, over TCP, the demo issuer and
 /// the test upstream). Peer credentials are read once per connection at accept.
-public final class HTTPServer: Sendable {
-  public enum Binding: Sendable, Equatable {
+package final class HTTPServer: Sendable {
+  package enum Binding: Sendable, Equatable {
     /// Bind a path: a stale socket is removed, mode and group applied.
     case unix(path: String, mode: UInt32 = 0o660, group: UInt32? = nil)
     /// A listening descriptor inherited from systemd.
@@ -19,23 +19,23 @@ public final class HTTPServer: Sendable {
     case tcp(host: String, port: Int)
   }
 
-  public struct BindError: Error, CustomStringConvertible {
-    public var description: String
-    public init(description: String) { self.description = description }
+  package struct BindError: Error, CustomStringConvertible {
+    package var description: String
+    package init(description: String) { self.description = description }
   }
 
   private let channel: any Channel
-  public let binding: Binding
+  package let binding: Binding
 
   /// TCP port actually bound (for `.tcp(port: 0)`).
-  public var port: Int? { channel.localAddress?.port }
+  package var port: Int? { channel.localAddress?.port }
 
   private init(channel: any Channel, binding: Binding) {
     self.channel = channel
     self.binding = binding
   }
 
-  public static func start(
+  package static func start(
     _ binding: Binding, group: any EventLoopGroup, handler: any ServerRequestHandler,
     limits: ServerLimits = ServerLimits(), logger: Logger
   ) async throws -> HTTPServer {
@@ -117,7 +117,7 @@ public final class HTTPServer: Sendable {
   }
 
   /// Stops accepting; open connections finish on their own.
-  public func close() async {
+  package func close() async {
     try? await channel.close()
     if case .unix(let path, _, _) = binding { unlink(path) }
   }

@@ -3,21 +3,21 @@
 #endif
 
 /// The kernel's word on who is at the other end of a Unix socket.
-public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
-  public var pid: Int32
-  public var uid: UInt32
-  public var gid: UInt32
+package struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
+  package var pid: Int32
+  package var uid: UInt32
+  package var gid: UInt32
   /// Supplementary groups (SO_PEERGROUPS), primary gid not necessarily included.
-  public var groups: [UInt32]
+  package var groups: [UInt32]
 
-  public init(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32]) {
+  package init(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32]) {
     self.pid = pid
     self.uid = uid
     self.gid = gid
     self.groups = groups
   }
 
-  public var description: String { "uid=\(uid) gid=\(gid) pid=\(pid)" }
+  package var description: String { "uid=\(uid) gid=\(gid) pid=\(pid)" }
 
   /// `struct ucred` (needs _GNU_SOURCE in C, so mirrored here).
   private struct UCred {
@@ -28,7 +28,7 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
 
   /// Reads SO_PEERCRED and SO_PEERGROUPS of a connected Unix socket; nil when
   /// the descriptor is not one (e.g. TCP in the test issuer).
-  public static func read(fd: Int32) -> PeerCredentials? {
+  package static func read(fd: Int32) -> PeerCredentials? {
     var cred = UCred()
     var len = socklen_t(MemoryLayout<UCred>.size)
     guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0, len == MemoryLayout<UCred>.size else {

@@ -3,33 +3,33 @@
 #endif
 
 /// Input caps and deadlines of the socket server (ssh-agent style: everything bounded).
-public struct ServerLimits: Sendable, Equatable {
+package struct ServerLimits: Sendable, Equatable {
   /// Largest request body accepted (413 above).
-  public var maxBodyBytes: Int = 16 * 1024
+  package var maxBodyBytes: Int = 16 * 1024
   /// Longest request target (path and query) accepted (431 above).
-  public var maxRequestLineBytes: Int = 8 * 1024
+  package var maxRequestLineBytes: Int = 8 * 1024
   /// Largest total of header names and values (431 above).
-  public var maxHeaderBytes: Int = 16 * 1024
-  public var maxHeaderCount: Int = 64
+  package var maxHeaderBytes: Int = 16 * 1024
+  package var maxHeaderCount: Int = 64
   /// Seconds a client has to send a whole request once it started one (408 after).
-  public var requestDeadline: Double = 10
+  package var requestDeadline: Double = 10
   /// Seconds an open connection may sit without a request before it is closed.
-  public var idleTimeout: Double = 60
+  package var idleTimeout: Double = 60
   /// Connections served at once; excess ones get a 503 and are closed. The daemon raises
   /// its open-file limit to fit them.
-  public var maxConnections: Int = 4096
+  package var maxConnections: Int = 4096
   /// Connections one uid may hold at once, so that one client cannot take every slot;
   /// excess ones get the same 503. Uids in `exemptUIDs` are not counted per uid.
-  public var maxConnectionsPerUID: Int = 64
+  package var maxConnectionsPerUID: Int = 64
   /// Uids without a per-uid cap: root and the daemon's own effective uid.
-  public var exemptUIDs: Set<UInt32> = [0, UInt32(geteuid())]
+  package var exemptUIDs: Set<UInt32> = [0, UInt32(geteuid())]
 
-  public init() {}
+  package init() {}
 }
 
 /// The broker's error body: `{"error":{"code","message"}}`.
-public enum ErrorBody {
-  public static func json(code: String, message: String) -> [UInt8] {
+package enum ErrorBody {
+  package static func json(code: String, message: String) -> [UInt8] {
     var out = Array(#"{"error":{"code":"#.utf8)
     appendJSONString(code, to: &out)
     out += Array(#","message":"#.utf8)
@@ -40,7 +40,7 @@ public enum ErrorBody {
 
   /// A whole HTTP/1.1 error response that closes the connection, for answers
   /// written below the HTTP codec (timeouts, connection limit).
-  public static func rawResponse(
+  package static func rawResponse(
     status: Int, reason: String, code: String, message: String, extraHeaders: String = ""
   ) -> [UInt8] {
     let body = json(code: code, message: message)

@@ -1,20 +1,20 @@
 import NIOHTTP1
 
 /// One complete HTTP request as the broker's handlers see it.
-public struct ServerRequest: Sendable {
-  public var method: HTTPMethod
+package struct ServerRequest: Sendable {
+  package var method: HTTPMethod
   /// The path without the query.
-  public var path: Substring
+  package var path: Substring
   /// Decoded query parameters (last one wins).
-  public var query: [String: String]
-  public var headers: HTTPHeaders
-  public var body: [UInt8]
+  package var query: [String: String]
+  package var headers: HTTPHeaders
+  package var body: [UInt8]
   /// nil for TCP connections.
-  public var peer: PeerCredentials?
+  package var peer: PeerCredentials?
   /// The query held a malformed escape or invalid UTF-8 (such parameters are left out).
-  public var queryMalformed = false
+  package var queryMalformed = false
 
-  public init(
+  package init(
     method: HTTPMethod, uri: String, headers: HTTPHeaders = [:], body: [UInt8] = [],
     peer: PeerCredentials? = nil
   ) {
@@ -46,7 +46,7 @@ public struct ServerRequest: Sendable {
   }
 
   /// `%XX` and `+` decoding; nil on malformed escapes or invalid UTF-8.
-  public static func percentDecode(_ s: Substring) -> String? {
+  package static func percentDecode(_ s: Substring) -> String? {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(s.utf8.count)
     var it = s.utf8.makeIterator()
@@ -65,16 +65,16 @@ public struct ServerRequest: Sendable {
   }
 
   /// First value of a header, case-insensitive.
-  public func header(_ name: String) -> String? { headers.first(name: name) }
+  package func header(_ name: String) -> String? { headers.first(name: name) }
 }
 
 /// The answer to a `ServerRequest`.
-public struct ServerResponse: Sendable {
-  public var status: HTTPResponseStatus
-  public var headers: [(String, String)]
-  public var body: [UInt8]
+package struct ServerResponse: Sendable {
+  package var status: HTTPResponseStatus
+  package var headers: [(String, String)]
+  package var body: [UInt8]
 
-  public init(
+  package init(
     status: HTTPResponseStatus, contentType: String = "application/json", headers: [(String, String)] = [],
     body: [UInt8]
   ) {
@@ -85,7 +85,7 @@ public struct ServerResponse: Sendable {
 }
 
 /// What the server calls for every request.
-public protocol ServerRequestHandler: Sendable {
+package protocol ServerRequestHandler: Sendable {
   /// Answers without suspending when it can (a cached token): called on the
   /// event loop, so it must not block. Return nil to go through `handle`.
   func respondImmediately(to request: ServerRequest) -> ServerResponse?
@@ -93,5 +93,5 @@ public protocol ServerRequestHandler: Sendable {
 }
 
 extension ServerRequestHandler {
-  public func respondImmediately(to request: ServerRequest) -> ServerResponse? { nil }
+  package func respondImmediately(to request: ServerRequest) -> ServerResponse? { nil }
 }

@@ -5,17 +5,17 @@ import Logging
 ///
 /// `<N>` is the sd-daemon(3) priority prefix, which journald's stdout/stderr stream reader turns
 /// into `PRIORITY=N`; on a terminal it is a compact level marker.
-public struct ConsoleLogHandler: LogHandler {
-  public var logLevel: Logger.Level
-  public var metadata: Logger.Metadata = [:]
-  public var metadataProvider: Logger.MetadataProvider?
-  public let label: String
+package struct ConsoleLogHandler: LogHandler {
+  package var logLevel: Logger.Level
+  package var metadata: Logger.Metadata = [:]
+  package var metadataProvider: Logger.MetadataProvider?
+  package let label: String
   /// Where lines go (stderr unless told otherwise).
-  public let fileDescriptor: Int32
+  package let fileDescriptor: Int32
   /// Whether each line starts with `<N>`.
-  public let priorityPrefix: Bool
+  package let priorityPrefix: Bool
 
-  public init(
+  package init(
     label: String,
     logLevel: Logger.Level = .info,
     metadataProvider: Logger.MetadataProvider? = nil,
@@ -29,12 +29,12 @@ public struct ConsoleLogHandler: LogHandler {
     self.priorityPrefix = priorityPrefix
   }
 
-  public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+  package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
     get { metadata[key] }
     set { metadata[key] = newValue }
   }
 
-  public func log(event: LogEvent) {
+  package func log(event: LogEvent) {
     let merged = LogEventMetadata.merge(handler: metadata, provider: metadataProvider, event: event)
     let line = ConsoleFormat.line(
       level: event.level, message: event.message.description, metadata: merged,
@@ -44,11 +44,11 @@ public struct ConsoleLogHandler: LogHandler {
 }
 
 /// The console line format, exposed for tests and for the journal handler's fallback.
-public enum ConsoleFormat {
+package enum ConsoleFormat {
   /// `<N>message k1=v1 k2="v 2"`: metadata sorted by key; a value is quoted when it is empty or
   /// holds a blank, `"`, `\`, `=` or a control character; line breaks are escaped so that one
   /// message is always one line. No trailing newline.
-  public static func line(
+  package static func line(
     level: Logger.Level, message: String, metadata: Logger.Metadata, priorityPrefix: Bool = true
   ) -> String {
     var out = priorityPrefix ? "<\(SyslogPriority.of(level))>" : ""
@@ -60,7 +60,7 @@ public enum ConsoleFormat {
   }
 
   /// `value` as it is, or in double quotes with `\`, `"` and control characters escaped.
-  public static func quoteIfNeeded(_ value: String) -> String {
+  package static func quoteIfNeeded(_ value: String) -> String {
     let needsQuotes =
       value.isEmpty
       || value.unicodeScalars.contains { scalar in
@@ -80,7 +80,7 @@ public enum ConsoleFormat {
 
   /// Writes `line` and a newline with a single write(2) (retried only for a partial write), so
   /// lines from concurrent threads never interleave.
-  public static func writeLine(_ line: String, to fd: Int32) {
+  package static func writeLine(_ line: String, to fd: Int32) {
     var bytes = Array(line.utf8)
     bytes.append(UInt8(ascii: "\n"))
     bytes.withUnsafeBytes { buffer in

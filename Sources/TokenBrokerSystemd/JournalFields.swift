@@ -1,10 +1,10 @@
 import Logging
 
 /// syslog priorities (`PRIORITY=` in the journal, the `<N>` prefix on stderr).
-public enum SyslogPriority {
+package enum SyslogPriority {
   /// swift-log level to syslog priority: trace 7, debug 7, info 6, notice 5, warning 4,
   /// error 3, critical 2.
-  public static func of(_ level: Logger.Level) -> Int {
+  package static func of(_ level: Logger.Level) -> Int {
     switch level {
     case .trace, .debug: return 7
     case .info: return 6
@@ -18,9 +18,9 @@ public enum SyslogPriority {
 
 /// The fixed `MESSAGE_ID=` of each kind of event the broker logs (metadata key `event`), so
 /// that `journalctl MESSAGE_ID=...` finds every occurrence whatever the wording of the message.
-public enum JournalMessageID {
+package enum JournalMessageID {
   /// Every known event with its 128-bit id (32 lowercase hex digits), in a stable order.
-  public static let all: [(event: String, id: String)] = [
+  package static let all: [(event: String, id: String)] = [
     ("started", "4b85d885c4ab4497b4948985601f0137"),
     ("stopping", "0e6564a05ac94836ba2af9e3f4b53c6b"),
     ("refreshed", "acfc5bac1cf04087b04d131567e37984"),
@@ -37,23 +37,23 @@ public enum JournalMessageID {
     uniqueKeysWithValues: all.map { ($0.event, $0.id) })
 
   /// The id of `event`, or nil for an event not in the table (such entries get no MESSAGE_ID).
-  public static func `for`(event: String) -> String? {
+  package static func `for`(event: String) -> String? {
     table[event]
   }
 }
 
 /// How logger metadata keys become journal field names.
-public enum JournalFieldName {
+package enum JournalFieldName {
   /// Prefix of every field the broker adds.
-  public static let prefix = "TOKEN_BROKER_"
+  package static let prefix = "TOKEN_BROKER_"
 
   /// Journal field names are at most 64 characters.
-  public static let maximumLength = 64
+  package static let maximumLength = 64
 
   /// `provider` -> `TOKEN_BROKER_PROVIDER`, `request_id` -> `TOKEN_BROKER_REQUEST_ID`, any other
   /// key `k` -> `TOKEN_BROKER_` + `k` uppercased, with every character outside `[A-Z0-9_]`
   /// turned into `_`; cut to 64 characters.
-  public static func forMetadataKey(_ key: String) -> String {
+  package static func forMetadataKey(_ key: String) -> String {
     var name = prefix
     for scalar in key.unicodeScalars {
       switch scalar {
@@ -70,14 +70,14 @@ public enum JournalFieldName {
 }
 
 /// One `NAME=value` pair of a journal entry.
-public struct JournalField: Sendable, Equatable, CustomStringConvertible {
-  public var name: String
-  public var value: String
+package struct JournalField: Sendable, Equatable, CustomStringConvertible {
+  package var name: String
+  package var value: String
 
-  public init(_ name: String, _ value: String) {
+  package init(_ name: String, _ value: String) {
     self.name = name
     self.value = value
   }
 
-  public var description: String { "\(name)=\(value)" }
+  package var description: String { "\(name)=\(value)" }
 }

@@ -11,19 +11,19 @@ import Logging
 /// - `MESSAGE_ID=` for a known `event` (see ``JournalMessageID``).
 ///
 /// When journald cannot be reached the message goes to stderr in the console format instead.
-public struct JournalLogHandler: LogHandler {
-  public var logLevel: Logger.Level
-  public var metadata: Logger.Metadata = [:]
-  public var metadataProvider: Logger.MetadataProvider?
-  public let label: String
+package struct JournalLogHandler: LogHandler {
+  package var logLevel: Logger.Level
+  package var metadata: Logger.Metadata = [:]
+  package var metadataProvider: Logger.MetadataProvider?
+  package let label: String
   /// `SYSLOG_IDENTIFIER=` of every entry.
-  public let syslogIdentifier: String
+  package let syslogIdentifier: String
   /// Where a message goes when `sd_journal_sendv` fails.
-  public let fallbackFileDescriptor: Int32
+  package let fallbackFileDescriptor: Int32
   /// ``send(_:)``, replaceable in tests.
   var sender: @Sendable ([JournalField]) -> Int32 = { JournalLogHandler.send($0) }
 
-  public init(
+  package init(
     label: String,
     syslogIdentifier: String = "token-brokerd",
     logLevel: Logger.Level = .info,
@@ -37,12 +37,12 @@ public struct JournalLogHandler: LogHandler {
     self.fallbackFileDescriptor = fallbackFileDescriptor
   }
 
-  public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+  package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
     get { metadata[key] }
     set { metadata[key] = newValue }
   }
 
-  public func log(event: LogEvent) {
+  package func log(event: LogEvent) {
     let merged = LogEventMetadata.merge(handler: metadata, provider: metadataProvider, event: event)
     let result = sender(fields(for: event, metadata: merged))
     if result < 0 {
@@ -53,7 +53,7 @@ public struct JournalLogHandler: LogHandler {
   }
 
   /// The fields of the entry `event` becomes, in the order they are sent.
-  public func fields(for event: LogEvent) -> [JournalField] {
+  package func fields(for event: LogEvent) -> [JournalField] {
     fields(
       for: event,
       metadata: LogEventMetadata.merge(handler: metadata, provider: metadataProvider, event: event))
@@ -80,7 +80,7 @@ public struct JournalLogHandler: LogHandler {
   /// Sends one entry with `sd_journal_sendv`; returns its result (0, or a negative errno such as
   /// `-ECONNREFUSED` / `-ENOENT` when no journald listens on `/run/systemd/journal/socket`).
   @discardableResult
-  public static func send(_ fields: [JournalField]) -> Int32 {
+  package static func send(_ fields: [JournalField]) -> Int32 {
     var buffer: [UInt8] = []
     var lengths: [Int] = []
     lengths.reserveCapacity(fields.count)

@@ -3,21 +3,21 @@ import Logging
 
 /// `$JOURNAL_STREAM` detection (systemd.exec(5)): systemd sets it to `DEV:INODE` of the stream
 /// it connected to stdout/stderr; stderr "is the journal" only while fd 2 still is that stream.
-public enum JournalStream {
+package enum JournalStream {
   /// True when `environment["JOURNAL_STREAM"]` is `DEV:INODE` and equals fstat(2) of fd 2.
-  public static func stderrIsJournal(environment: [String: String]) -> Bool {
+  package static func stderrIsJournal(environment: [String: String]) -> Bool {
     guard let value = environment["JOURNAL_STREAM"] else { return false }
     return matches(value, fileDescriptor: STDERR_FILENO)
   }
 
   /// ``stderrIsJournal(environment:)`` with the process's own `$JOURNAL_STREAM`.
-  public static func stderrIsJournal() -> Bool {
+  package static func stderrIsJournal() -> Bool {
     guard let raw = getenv("JOURNAL_STREAM") else { return false }
     return matches(String(cString: raw), fileDescriptor: STDERR_FILENO)
   }
 
   /// True when `journalStream` (`DEV:INODE`, decimal) names the file open on `fileDescriptor`.
-  public static func matches(_ journalStream: String, fileDescriptor: Int32) -> Bool {
+  package static func matches(_ journalStream: String, fileDescriptor: Int32) -> Bool {
     let parts = journalStream.split(separator: ":", omittingEmptySubsequences: false)
     guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else {
       return false
@@ -29,12 +29,12 @@ public enum JournalStream {
 }
 
 /// Where log messages actually go.
-public enum LogDestination: String, Sendable, Equatable {
+package enum LogDestination: String, Sendable, Equatable {
   case journal
   case console
 
   /// A handler for this destination (for `LoggingSystem.bootstrap`).
-  public func makeHandler(
+  package func makeHandler(
     label: String,
     logLevel: Logger.Level = .info,
     syslogIdentifier: String = "token-brokerd",
@@ -52,18 +52,18 @@ public enum LogDestination: String, Sendable, Equatable {
 }
 
 /// Why a `log_target` value was refused.
-public struct LogTargetError: Error, Equatable, CustomStringConvertible {
-  public let value: String
-  public var description: String {
+package struct LogTargetError: Error, Equatable, CustomStringConvertible {
+  package let value: String
+  package var description: String {
     "unknown log target \"\(value)\" (expected auto, journal or console)"
   }
 }
 
 /// Decides between journal and console.
-public enum LogTargetChoice {
+package enum LogTargetChoice {
   /// `[broker] log_target` / `--log-target`. (Nested so as not to clash with the configuration
   /// model's own `LogTarget` in modules that import both.)
-  public enum Target: String, Sendable, CaseIterable {
+  package enum Target: String, Sendable, CaseIterable {
     /// The journal when stderr is the journal, otherwise the console.
     case auto
     case journal
@@ -72,7 +72,7 @@ public enum LogTargetChoice {
 
   /// `.journal` and `.console` as they are; `.auto` is `.journal` exactly when stderr is the
   /// journal (``JournalStream/stderrIsJournal(environment:)``).
-  public static func resolve(_ target: Target, environment: [String: String]) -> LogDestination {
+  package static func resolve(_ target: Target, environment: [String: String]) -> LogDestination {
     switch target {
     case .journal: return .journal
     case .console: return .console
@@ -81,7 +81,7 @@ public enum LogTargetChoice {
   }
 
   /// The same for a configuration string (`auto`, `journal`, `console`; case-insensitive).
-  public static func resolve(
+  package static func resolve(
     _ value: String, environment: [String: String]
   ) throws(LogTargetError) -> LogDestination {
     guard let target = Target(rawValue: value.lowercased()) else {

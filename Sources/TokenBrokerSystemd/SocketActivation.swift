@@ -2,7 +2,7 @@ import CSystemd
 import Glibc
 
 /// Why an inherited descriptor cannot be used as the broker's listening socket.
-public enum SocketActivationError: Error, Equatable, CustomStringConvertible {
+package enum SocketActivationError: Error, Equatable, CustomStringConvertible {
   /// `sd_listen_fds` rejected `$LISTEN_FDS` / `$LISTEN_PID` (negative errno from libsystemd).
   case invalidEnvironment(errno: Int32)
   /// The descriptor systemd passed is not a listening `SOCK_STREAM` socket of `AF_UNIX`.
@@ -10,7 +10,7 @@ public enum SocketActivationError: Error, Equatable, CustomStringConvertible {
   /// The socket unit passed more descriptors than the broker listens on.
   case unexpectedCount(Int)
 
-  public var description: String {
+  package var description: String {
     switch self {
     case .invalidEnvironment(let errno):
       return "socket activation: LISTEN_FDS/LISTEN_PID are invalid (\(String(cString: strerror(errno))))"
@@ -25,38 +25,38 @@ public enum SocketActivationError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Socket activation (`sd_listen_fds(3)`).
-public enum SocketActivation {
+package enum SocketActivation {
   /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
-  public static let firstFileDescriptor: Int32 = 3
+  package static let firstFileDescriptor: Int32 = 3
 
   /// The descriptors passed by systemd: `[3, 4, ...]`, or `[]` when the process was not socket
   /// activated (no `$LISTEN_FDS`, or `$LISTEN_PID` names another process) or the variables are
   /// malformed. libsystemd sets `FD_CLOEXEC` on each; the environment is left as it is.
-  public static func listenFileDescriptors() -> [Int32] {
+  package static func listenFileDescriptors() -> [Int32] {
     (try? checkedListenFileDescriptors()) ?? []
   }
 
   /// Like ``listenFileDescriptors()`` but reports malformed `$LISTEN_FDS` instead of ignoring it.
-  public static func checkedListenFileDescriptors() throws(SocketActivationError) -> [Int32] {
+  package static func checkedListenFileDescriptors() throws(SocketActivationError) -> [Int32] {
     let count = sd_listen_fds(0)
     if count < 0 { throw .invalidEnvironment(errno: -count) }
     return (0..<count).map { firstFileDescriptor + $0 }
   }
 
   /// True when `fd` is an `AF_UNIX` `SOCK_STREAM` socket in the listening state.
-  public static func isListeningUnixStreamSocket(_ fd: Int32) -> Bool {
+  package static func isListeningUnixStreamSocket(_ fd: Int32) -> Bool {
     sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0
   }
 
   /// Throws ``SocketActivationError/notAListeningUnixStreamSocket(fd:)`` unless `fd` is a
   /// listening Unix stream socket.
-  public static func validateListeningUnixStreamSocket(_ fd: Int32) throws(SocketActivationError) {
+  package static func validateListeningUnixStreamSocket(_ fd: Int32) throws(SocketActivationError) {
     guard isListeningUnixStreamSocket(fd) else { throw .notAListeningUnixStreamSocket(fd: fd) }
   }
 
   /// The broker's inherited listening socket: nil when not socket activated, the descriptor when
   /// exactly one valid one was passed; throws when there are several or it is not usable.
-  public static func inheritedListeningSocket() throws(SocketActivationError) -> Int32? {
+  package static func inheritedListeningSocket() throws(SocketActivationError) -> Int32? {
     let fds = try checkedListenFileDescriptors()
     guard let fd = fds.first else { return nil }
     guard fds.count == 1 else { throw .unexpectedCount(fds.count) }

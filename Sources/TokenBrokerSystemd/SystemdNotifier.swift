@@ -7,9 +7,9 @@ import Glibc
 /// systemd with `Type=notify` (no `NOTIFY_SOCKET`), so callers need not check ``isEnabled`` first.
 /// The environment is left untouched (`unset_environment = 0`): children started later would
 /// inherit `NOTIFY_SOCKET`, which is why the daemon never forks helpers with its environment.
-public struct SystemdNotifier: Sendable {
+package struct SystemdNotifier: Sendable {
   /// What became of one notification.
-  public enum Outcome: Sendable, Equatable {
+  package enum Outcome: Sendable, Equatable {
     /// The datagram was handed to the service manager's socket.
     case sent
     /// `NOTIFY_SOCKET` is not set: not running under systemd `Type=notify`.
@@ -18,54 +18,54 @@ public struct SystemdNotifier: Sendable {
     case failed(errno: Int32)
   }
 
-  public init() {}
+  package init() {}
 
   /// True when `$NOTIFY_SOCKET` is set and non-empty.
-  public var isEnabled: Bool {
+  package var isEnabled: Bool {
     guard let value = getenv("NOTIFY_SOCKET") else { return false }
     return value.pointee != 0
   }
 
   /// `READY=1`: start-up finished (or a reload completed).
   @discardableResult
-  public func ready() -> Outcome {
+  package func ready() -> Outcome {
     notify("READY=1")
   }
 
   /// `STATUS=<line>`: a one-line human readable status; line breaks become spaces.
   @discardableResult
-  public func status(_ line: String) -> Outcome {
+  package func status(_ line: String) -> Outcome {
     notify("STATUS=" + Self.singleLine(line))
   }
 
   /// `RELOADING=1` with `MONOTONIC_USEC=` (CLOCK_MONOTONIC, as systemd ≥ 253 requires for
   /// `Type=notify-reload`; harmless for `Type=notify`). Follow with ``ready()`` when done.
   @discardableResult
-  public func reloading() -> Outcome {
+  package func reloading() -> Outcome {
     notify("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())")
   }
 
   /// `STOPPING=1`: a graceful stop has begun.
   @discardableResult
-  public func stopping() -> Outcome {
+  package func stopping() -> Outcome {
     notify("STOPPING=1")
   }
 
   /// `WATCHDOG=1`: keep-alive ping; send at half of ``watchdogInterval()``.
   @discardableResult
-  public func watchdog() -> Outcome {
+  package func watchdog() -> Outcome {
     notify("WATCHDOG=1")
   }
 
   /// `EXTEND_TIMEOUT_USEC=`: ask for more time for the current start-up, reload or stop.
   @discardableResult
-  public func extendTimeout(by duration: Duration) -> Outcome {
+  package func extendTimeout(by duration: Duration) -> Outcome {
     notify("EXTEND_TIMEOUT_USEC=\(Self.microseconds(duration))")
   }
 
   /// Sends `raw` as it is (newline separated `KEY=VALUE` assignments).
   @discardableResult
-  public func notify(_ raw: String) -> Outcome {
+  package func notify(_ raw: String) -> Outcome {
     let result = sd_notify(0, raw)
     if result > 0 { return .sent }
     if result == 0 { return .notConfigured }
@@ -74,14 +74,14 @@ public struct SystemdNotifier: Sendable {
 
   /// The service's `WatchdogSec=` as systemd passed it (`$WATCHDOG_USEC`, honouring
   /// `$WATCHDOG_PID`), or nil when the watchdog is off. Ping at half of this.
-  public func watchdogInterval() -> Duration? {
+  package func watchdogInterval() -> Duration? {
     var usec: UInt64 = 0
     guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
     return .microseconds(Int64(clamping: usec))
   }
 
   /// `text` on one line: line breaks (and the blanks around them) become a single space.
-  public static func singleLine(_ text: String) -> String {
+  package static func singleLine(_ text: String) -> String {
     text.split(whereSeparator: \.isNewline)
       .map { trimBlanks($0) }
       .filter { !$0.isEmpty }
@@ -97,7 +97,7 @@ public struct SystemdNotifier: Sendable {
   }
 
   /// CLOCK_MONOTONIC in microseconds, the clock `MONOTONIC_USEC=` is defined on.
-  public static func monotonicMicroseconds() -> UInt64 {
+  package static func monotonicMicroseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1_000

@@ -1,29 +1,30 @@
 import Foundation
 import Logging
 import NIOPosix
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerClient
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerServer
 import TokenBrokerUpstream
 
 /// A whole broker in the test process: the real engines, the real upstream
 /// client and socket server, a manual clock, captured logs, a fresh state dir.
-public final class BrokerHarness: Sendable {
-  public let clock: ManualClock
-  public let logs: LogCapture
-  public let stateDir: String
-  public let socketPath: String
-  public let broker: Broker
-  public let server: HTTPServer
-  public let transport: HTTPTokenTransport
-  public let config: BrokerConfig
+package final class BrokerHarness: Sendable {
+  package let clock: ManualClock
+  package let logs: LogCapture
+  package let stateDir: String
+  package let socketPath: String
+  package let broker: Broker
+  package let server: HTTPServer
+  package let transport: HTTPTokenTransport
+  package let config: BrokerConfig
   let secretValues: [String]
 
   /// - Parameters:
   ///   - random: jitter source; 0.5 means "exactly refresh_at".
   ///   - wrapTransport: what the engines talk to, around the real upstream client.
-  public static func start(
+  package static func start(
     providers: [ProviderConfig], secrets: [String: ResolvedSecrets], settings: BrokerSettings = .testDefaults,
     clock: ManualClock = ManualClock(), stateDir: String? = nil, random: Double = 0.5,
     limits: ServerLimits = ServerLimits(),
@@ -44,8 +45,11 @@ public final class BrokerHarness: Sendable {
       transport: wrapTransport(transport), clock: clock, store: StateStore(directory: dir), logger: logger,
       random: { random })
     let (access, _) = AccessResolver.resolve(config)
-    let broker = Broker(config: config, secrets: secrets, access: access, environment: env)
-    let api = SocketAPI(broker: broker, logger: logger)
+    let app = BrokerApp.compose(
+      LoadedConfig(config: config, secrets: secrets, access: access, warnings: []), environment: env,
+      logger: logger)
+    let broker = app.broker
+    let api = app.handler
     let server = try await HTTPServer.start(
       .unix(path: settings.socket, mode: 0o666), group: MultiThreadedEventLoopGroup.singleton, handler: api,
       limits: limits, logger: logger)
@@ -72,7 +76,7 @@ public final class BrokerHarness: Sendable {
   }
 
   /// Waits for every provider's first fetch.
-  public func firstAttempts() async {
+  package func firstAttempts() async {
     for name in broker.providerNames { await broker.engine(named: name)?.awaitFirstAttempt() }
     await broker.settle()
   }
@@ -81,7 +85,7 @@ public final class BrokerHarness: Sendable {
   /// blocking client runs on a thread of its own: on Linux the cooperative pool
   /// and `DispatchQueue.global()` share ncpu threads, so blocking either would
   /// starve the broker under test.
-  public func request(_ method: String, _ path: String, accept: String = "application/json") async throws
+  package func request(_ method: String, _ path: String, accept: String = "application/json") async throws
     -> UnixHTTPClient.Response
   {
     let socket = socketPath
@@ -94,26 +98,27 @@ public final class BrokerHarness: Sendable {
     }
   }
 
-  public func get(_ path: String, accept: String = "application/json") async throws -> UnixHTTPClient.Response
+  package func get(_ path: String, accept: String = "application/json") async throws
+    -> UnixHTTPClient.Response
   {
     try await request("GET", path, accept: accept)
   }
 
-  public func post(_ path: String) async throws -> UnixHTTPClient.Response {
+  package func post(_ path: String) async throws -> UnixHTTPClient.Response {
     try await request("POST", path)
   }
 
-  public func status(_ name: String) async -> ProviderStatus? {
+  package func status(_ name: String) async -> ProviderStatus? {
     await broker.engine(named: name)?.status()
   }
 
   /// Every secret value and every token the upstream issued that shows up in a log line.
-  public func leakedSecrets(upstreams: [FakeUpstream]) -> [String] {
+  package func leakedSecrets(upstreams: [FakeUpstream]) -> [String] {
     let needles = secretValues + upstreams.flatMap { $0.issuedAccessTokens + $0.issuedRefreshTokens }
     return logs.leaks(of: needles)
   }
 
-  public func shutdown() async {
+  package func shutdown() async {
     await server.close()
     await broker.stop()
     await transport.shutdown()
@@ -122,7 +127,7 @@ public final class BrokerHarness: Sendable {
 
 extension BrokerSettings {
   /// Test defaults: no jitter, 30 s min_valid, 5 s upstream deadline.
-  public static var testDefaults: BrokerSettings {
+  package static var testDefaults: BrokerSettings {
     var s = BrokerSettings()
     s.refreshJitter = 0
     s.requestTimeout = 5
@@ -131,14 +136,14 @@ extension BrokerSettings {
   }
 }
 
-public func makeTempDir(_ prefix: String) throws -> String {
+package func makeTempDir(_ prefix: String) throws -> String {
   var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
   guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
   return String(cString: p)
 }
 
 extension UnixHTTPClient.Response {
-  public var json: [String: Any] {
+  package var json: [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
   }
 }

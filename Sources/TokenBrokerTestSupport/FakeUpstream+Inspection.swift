@@ -6,27 +6,27 @@ import NIOPosix
 /// which refresh tokens the fake upstream would still accept right now.
 extension FakeUpstream {
   /// Refresh tokens the server would accept now (empty once the family is revoked).
-  public var validRefreshTokens: Set<String> { state.withLockedValue { $0.validRefresh } }
+  package var validRefreshTokens: Set<String> { state.withLockedValue { $0.validRefresh } }
 
   /// Whether `token` would be accepted by the next refresh request.
-  public func acceptsRefreshToken(_ token: String) -> Bool {
+  package func acceptsRefreshToken(_ token: String) -> Bool {
     state.withLockedValue { $0.validRefresh.contains(token) }
   }
 
   /// The last refresh token the server issued (or seeded), if any.
-  public var lastIssuedRefreshToken: String? { state.withLockedValue { $0.issuedRefresh.last } }
+  package var lastIssuedRefreshToken: String? { state.withLockedValue { $0.issuedRefresh.last } }
 
   /// Refresh tokens revoked by reuse detection.
-  public var revokedRefreshTokens: Set<String> { state.withLockedValue { $0.revokedRefresh } }
+  package var revokedRefreshTokens: Set<String> { state.withLockedValue { $0.revokedRefresh } }
 }
 
 /// The fake upstream served on its own listener that counts connections, so a
 /// crash test can wait until every request a killed client had sent is processed
 /// (the kernel still delivers what a dead process wrote).
-public final class TrackedUpstreamServer: Sendable {
+package final class TrackedUpstreamServer: Sendable {
   let channel: any Channel
   let counts: NIOLockedValueBox<(open: Int, accepted: Int)>
-  public let upstream: FakeUpstream
+  package let upstream: FakeUpstream
 
   init(channel: any Channel, counts: NIOLockedValueBox<(open: Int, accepted: Int)>, upstream: FakeUpstream) {
     self.channel = channel
@@ -34,14 +34,14 @@ public final class TrackedUpstreamServer: Sendable {
     self.upstream = upstream
   }
 
-  public var port: Int { channel.localAddress?.port ?? 0 }
-  public var tokenURL: String { "http://127.0.0.1:\(port)\(upstream.dialect.path)" }
-  public var openConnections: Int { counts.withLockedValue { $0.open } }
-  public var acceptedConnections: Int { counts.withLockedValue { $0.accepted } }
+  package var port: Int { channel.localAddress?.port ?? 0 }
+  package var tokenURL: String { "http://127.0.0.1:\(port)\(upstream.dialect.path)" }
+  package var openConnections: Int { counts.withLockedValue { $0.open } }
+  package var acceptedConnections: Int { counts.withLockedValue { $0.accepted } }
 
   /// Returns true once no connection is open and the listener's event loop went
   /// round twice with none, or false after `timeout` seconds.
-  public func quiesce(timeout: Double) async -> Bool {
+  package func quiesce(timeout: Double) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
     var quietRounds = 0
     while ContinuousClock.now < deadline {
@@ -57,7 +57,7 @@ public final class TrackedUpstreamServer: Sendable {
     return false
   }
 
-  public func close() async {
+  package func close() async {
     try? await channel.close()
   }
 }
@@ -65,7 +65,7 @@ public final class TrackedUpstreamServer: Sendable {
 extension FakeUpstream {
   /// Serves this upstream on a new listener on 127.0.0.1 (a free port) that counts
   /// connections; the same handler as `start`.
-  public func startTracked(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws
+  package func startTracked(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws
     -> TrackedUpstreamServer
   {
     let counts = NIOLockedValueBox((open: 0, accepted: 0))

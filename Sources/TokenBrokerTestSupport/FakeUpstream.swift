@@ -7,8 +7,8 @@ import NIOSSL
 
 /// A real HTTP token endpoint on 127.0.0.1 that speaks one seed provider's
 /// dialect exactly (anything else gets 400) and misbehaves on command.
-public final class FakeUpstream: Sendable {
-  public enum Dialect: String, Sendable, CaseIterable {
+package final class FakeUpstream: Sendable {
+  package enum Dialect: String, Sendable, CaseIterable {
     /// Seed 001: `POST /oauth/v2/token`, HTTP Basic, form `grant_type=client_credentials`.
     case energy
     /// Seed 000: `POST /auth/token`, JSON body; password, client_credentials (secret in body),
@@ -22,7 +22,7 @@ public final class FakeUpstream: Sendable {
     /// RFC 6749 password grant with a form body and Basic client auth.
     case formPassword
 
-    public var path: String {
+    package var path: String {
       switch self {
       case .energy: return "/oauth/v2/token"
       case .powerverse: return "/auth/token"
@@ -34,7 +34,7 @@ public final class FakeUpstream: Sendable {
   }
 
   /// Ways to misbehave, queued with `failNext` or set with `failAlways`.
-  public enum Fault: Sendable, Equatable {
+  package enum Fault: Sendable, Equatable {
     case status(Int, body: String = "", headers: [String: String] = [:])
     /// Accept the request and never answer.
     case stall
@@ -50,18 +50,18 @@ public final class FakeUpstream: Sendable {
     case delayed(Double)
   }
 
-  public struct Recorded: Sendable {
-    public var method: String
-    public var path: String
-    public var headers: [String: String]
-    public var body: String
-    public var json: [String: String] {
+  package struct Recorded: Sendable {
+    package var method: String
+    package var path: String
+    package var headers: [String: String]
+    package var body: String
+    package var json: [String: String] {
       guard let o = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else {
         return [:]
       }
       return o.compactMapValues { $0 as? String }
     }
-    public var form: [String: String] {
+    package var form: [String: String] {
       var out: [String: String] = [:]
       for pair in body.split(separator: "&") {
         let kv = pair.split(separator: "=", maxSplits: 1).map {
@@ -73,22 +73,22 @@ public final class FakeUpstream: Sendable {
     }
   }
 
-  public struct Settings: Sendable {
-    public var clientID = "client-1"
-    public var clientSecret = "s3cret-client"
-    public var username = "operator@example.com"
-    public var password = "pa55word"
+  package struct Settings: Sendable {
+    package var clientID = "client-1"
+    package var clientSecret = "s3cret-client"
+    package var username = "operator@example.com"
+    package var password = "pa55word"
     /// Seconds; tokens say `expires_in` this.
-    public var lifetime: Int = 3600
+    package var lifetime: Int = 3600
     /// Issue a new refresh token with every grant and invalidate the old one.
-    public var rotateRefreshTokens = true
+    package var rotateRefreshTokens = true
     /// Reusing a rotated-out refresh token revokes the whole family (`invalid_grant`).
-    public var reuseDetection = true
+    package var reuseDetection = true
     /// `expires_in` as a string (`"3600"`).
-    public var expiresInAsString = false
+    package var expiresInAsString = false
     /// No `expires_in`: only the JWT `exp` claim says when the token expires.
-    public var jwtExpiryOnly = false
-    public init() {}
+    package var jwtExpiryOnly = false
+    package init() {}
   }
 
   struct State {
@@ -103,19 +103,19 @@ public final class FakeUpstream: Sendable {
     var counter = 0
   }
 
-  public let dialect: Dialect
+  package let dialect: Dialect
   let state: NIOLockedValueBox<State>
   let now: @Sendable () -> Double
   private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
 
-  public init(_ dialect: Dialect, settings: Settings = Settings(), now: @escaping @Sendable () -> Double) {
+  package init(_ dialect: Dialect, settings: Settings = Settings(), now: @escaping @Sendable () -> Double) {
     self.dialect = dialect
     self.state = NIOLockedValueBox(State(settings: settings))
     self.now = now
   }
 
   /// Binds 127.0.0.1 on a free port; with `tls`, speaks HTTPS with that certificate.
-  public func start(
+  package func start(
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, tls: TestCertificate? = nil
   ) async throws {
     let sslContext = try tls.map { cert in
@@ -140,37 +140,37 @@ public final class FakeUpstream: Sendable {
     channel.withLockedValue { $0 = ch }
   }
 
-  public func stop() async {
+  package func stop() async {
     let ch = channel.withLockedValue { $0 }
     try? await ch?.close()
   }
 
-  public var port: Int { channel.withLockedValue { $0?.localAddress?.port ?? 0 } }
-  public var tokenURL: String { "\(scheme.withLockedValue { $0 })://127.0.0.1:\(port)\(dialect.path)" }
+  package var port: Int { channel.withLockedValue { $0?.localAddress?.port ?? 0 } }
+  package var tokenURL: String { "\(scheme.withLockedValue { $0 })://127.0.0.1:\(port)\(dialect.path)" }
   private let scheme = NIOLockedValueBox("http")
 
   // MARK: Control and inspection
 
-  public func failNext(_ fault: Fault, times: Int = 1) {
+  package func failNext(_ fault: Fault, times: Int = 1) {
     state.withLockedValue { $0.faults += Array(repeating: fault, count: times) }
   }
 
-  public func failAlways(_ fault: Fault?) {
+  package func failAlways(_ fault: Fault?) {
     state.withLockedValue { $0.persistentFault = fault }
   }
 
-  public func update(_ change: @Sendable (inout Settings) -> Void) {
+  package func update(_ change: @Sendable (inout Settings) -> Void) {
     state.withLockedValue { change(&$0.settings) }
   }
 
-  public var requests: [Recorded] { state.withLockedValue { $0.requests } }
-  public var requestCount: Int { state.withLockedValue { $0.requests.count } }
-  public var issuedAccessTokens: [String] { state.withLockedValue { $0.issuedAccess } }
-  public var issuedRefreshTokens: [String] { state.withLockedValue { $0.issuedRefresh } }
-  public var settings: Settings { state.withLockedValue { $0.settings } }
+  package var requests: [Recorded] { state.withLockedValue { $0.requests } }
+  package var requestCount: Int { state.withLockedValue { $0.requests.count } }
+  package var issuedAccessTokens: [String] { state.withLockedValue { $0.issuedAccess } }
+  package var issuedRefreshTokens: [String] { state.withLockedValue { $0.issuedRefresh } }
+  package var settings: Settings { state.withLockedValue { $0.settings } }
 
   /// Registers a refresh token as valid (the "first refresh token" an operator configures).
-  public func seedRefreshToken(_ token: String) {
+  package func seedRefreshToken(_ token: String) {
     state.withLockedValue {
       $0.validRefresh.insert(token)
       $0.issuedRefresh.append(token)
@@ -178,7 +178,7 @@ public final class FakeUpstream: Sendable {
   }
 
   /// Whether the grant family was revoked by reuse detection.
-  public var familyRevoked: Bool {
+  package var familyRevoked: Bool {
     state.withLockedValue { !$0.revokedRefresh.isEmpty && $0.validRefresh.isEmpty }
   }
 

@@ -4,7 +4,7 @@ import TokenBrokerCore
 /// Wraps a transport so a test holds requests on the wire for as long as it likes
 /// (`close`, then `open`) and can rewrite answers on their way back: a refresh "in
 /// flight" during a reload or a stop, or a 200 the broker must refuse, without sleeps.
-public final class GatedTransport: TokenTransport {
+package final class GatedTransport: TokenTransport {
   struct State {
     var closed = false
     var held: [CheckedContinuation<Void, Never>] = []
@@ -16,13 +16,13 @@ public final class GatedTransport: TokenTransport {
   let inner: any TokenTransport
   private let state = NIOLockedValueBox(State())
 
-  public init(_ inner: any TokenTransport) { self.inner = inner }
+  package init(_ inner: any TokenTransport) { self.inner = inner }
 
   /// Requests sent from now on wait until `open()`.
-  public func close() { state.withLockedValue { $0.closed = true } }
+  package func close() { state.withLockedValue { $0.closed = true } }
 
   /// Lets every held request (and every later one) through.
-  public func open() {
+  package func open() {
     let held = state.withLockedValue { s -> [CheckedContinuation<Void, Never>] in
       s.closed = false
       defer { s.held.removeAll() }
@@ -32,10 +32,10 @@ public final class GatedTransport: TokenTransport {
   }
 
   /// Requests that reached this transport so far.
-  public var arrivals: Int { state.withLockedValue { $0.arrivals } }
+  package var arrivals: Int { state.withLockedValue { $0.arrivals } }
 
   /// Returns once `count` requests have reached this transport.
-  public func awaitArrivals(_ count: Int) async {
+  package func awaitArrivals(_ count: Int) async {
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
       let now = state.withLockedValue { s -> Bool in
         if s.arrivals >= count { return true }
@@ -47,11 +47,11 @@ public final class GatedTransport: TokenTransport {
   }
 
   /// The next answer that comes back is passed through `change` first.
-  public func rewriteNext(_ change: @escaping @Sendable (UpstreamResponse) -> UpstreamResponse) {
+  package func rewriteNext(_ change: @escaping @Sendable (UpstreamResponse) -> UpstreamResponse) {
     state.withLockedValue { $0.rewrites.append(change) }
   }
 
-  public func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+  package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
     -> UpstreamResponse
   {
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

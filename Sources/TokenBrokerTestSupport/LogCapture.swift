@@ -3,12 +3,12 @@ import NIOConcurrencyHelpers
 
 /// Collects every log line of a test (message and metadata), so tests can
 /// assert events and that no token or secret was ever logged.
-public final class LogCapture: Sendable {
-  public struct Line: Sendable, CustomStringConvertible {
-    public var level: Logger.Level
-    public var message: String
-    public var metadata: [String: String]
-    public var description: String {
+package final class LogCapture: Sendable {
+  package struct Line: Sendable, CustomStringConvertible {
+    package var level: Logger.Level
+    package var message: String
+    package var metadata: [String: String]
+    package var description: String {
       "[\(level)] \(message) "
         + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
     }
@@ -16,21 +16,21 @@ public final class LogCapture: Sendable {
 
   private let box = NIOLockedValueBox<[Line]>([])
 
-  public init() {}
+  package init() {}
 
-  public var lines: [Line] { box.withLockedValue { $0 } }
+  package var lines: [Line] { box.withLockedValue { $0 } }
 
-  public func logger(label: String = "test") -> Logger {
+  package func logger(label: String = "test") -> Logger {
     var l = Logger(label: label) { _ in Handler(capture: self) }
     l.logLevel = .trace
     return l
   }
 
   /// Lines whose `event` metadata is `event`.
-  public func events(_ event: String) -> [Line] { lines.filter { $0.metadata["event"] == event } }
+  package func events(_ event: String) -> [Line] { lines.filter { $0.metadata["event"] == event } }
 
   /// Every needle found in any line, for "nothing secret was logged" checks.
-  public func leaks(of needles: [String]) -> [String] {
+  package func leaks(of needles: [String]) -> [String] {
     let all = lines.map(\.description)
     return needles.filter { n in !n.isEmpty && all.contains { $0.contains(n) } }
   }

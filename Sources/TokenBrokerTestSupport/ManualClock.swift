@@ -3,7 +3,7 @@ import TokenBrokerCore
 
 /// A clock that moves only when a test says so. `advance(by:)` runs every
 /// timer that falls due, in deadline order, and awaits what each one started.
-public final class ManualClock: BrokerClock, Sendable {
+package final class ManualClock: BrokerClock, Sendable {
   struct Timer {
     var id: Int
     var deadline: Double
@@ -18,13 +18,14 @@ public final class ManualClock: BrokerClock, Sendable {
 
   private let state: NIOLockedValueBox<State>
 
-  public init(now: Double = 1_800_000_000) {
+  package init(now: Double = 1_800_000_000) {
     state = NIOLockedValueBox(State(now: now))
   }
 
-  public func now() -> Double { state.withLockedValue { $0.now } }
+  package func now() -> Double { state.withLockedValue { $0.now } }
 
-  public func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void) -> any TimerHandle
+  package func schedule(at deadline: Double, _ action: @escaping @Sendable () async -> Void)
+    -> any TimerHandle
   {
     let id = state.withLockedValue { s -> Int in
       s.nextID += 1
@@ -35,12 +36,12 @@ public final class ManualClock: BrokerClock, Sendable {
   }
 
   /// Deadlines of the armed timers, soonest first.
-  public var pendingDeadlines: [Double] {
+  package var pendingDeadlines: [Double] {
     state.withLockedValue { $0.timers.map(\.deadline).sorted() }
   }
 
   /// Moves time forward by `seconds`, firing due timers one by one at their own deadlines.
-  public func advance(by seconds: Double) async {
+  package func advance(by seconds: Double) async {
     let target = now() + seconds
     while let timer = popDue(until: target) {
       await timer.action()
@@ -50,7 +51,7 @@ public final class ManualClock: BrokerClock, Sendable {
 
   /// Moves to just past the next armed timer, firing it; false when none is armed.
   @discardableResult
-  public func advanceToNextTimer() async -> Bool {
+  package func advanceToNextTimer() async -> Bool {
     guard let next = pendingDeadlines.first else { return false }
     await advance(by: max(0, next - now()))
     return true

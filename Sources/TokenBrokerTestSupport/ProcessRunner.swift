@@ -1,16 +1,17 @@
 import Foundation
 
 /// Runs a command to completion without blocking the concurrency pool.
-public enum ProcessRunner {
-  public struct Result: Sendable {
-    public var status: Int32
-    public var stdout: String
-    public var stderr: String
+package enum ProcessRunner {
+  package struct Result: Sendable {
+    package var status: Int32
+    package var stdout: String
+    package var stderr: String
   }
 
   /// Output goes to files (a pipe read only at exit would stall a child that writes more
   /// than a pipe holds); the exit is awaited on a thread of its own.
-  public static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Result {
+  package static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Result
+  {
     var template = Array("/tmp/tb-run-XXXXXX".utf8CString)
     guard let made = mkdtemp(&template) else { throw Spawn.Failure(description: "mkdtemp failed") }
     let dir = String(cString: made)
@@ -29,7 +30,7 @@ public enum ProcessRunner {
   }
 
   /// `setpriv` wrapper: run as another uid/gid with exactly these supplementary groups.
-  public static func runAs(
+  package static func runAs(
     uid: UInt32, gid: UInt32, groups: [UInt32] = [], _ arguments: [String],
     environment: [String: String]? = nil
   ) async throws -> Result {
@@ -41,8 +42,8 @@ public enum ProcessRunner {
 }
 
 /// The package's own executables, next to the test bundle in the build directory.
-public enum BuiltBinaries {
-  public static var directory: String {
+package enum BuiltBinaries {
+  package static var directory: String {
     let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var dir = me.deletingLastPathComponent()
     // `swift test` runs `<dir>/token-brokerPackageTests.xctest`.
@@ -51,7 +52,7 @@ public enum BuiltBinaries {
   }
 
   /// Path of `name`; fails clearly when the product was not built.
-  public static func path(_ name: String) throws -> String {
+  package static func path(_ name: String) throws -> String {
     let p = directory + "/" + name
     guard FileManager.default.isExecutableFile(atPath: p) else {
       throw BinaryMissing(description: "\(p) is not built; run `swift build` (or `make test`) first")
@@ -59,7 +60,7 @@ public enum BuiltBinaries {
     return p
   }
 
-  public struct BinaryMissing: Error, CustomStringConvertible {
-    public var description: String
+  package struct BinaryMissing: Error, CustomStringConvertible {
+    package var description: String
   }
 }

@@ -7,14 +7,14 @@ import TokenBrokerClient
 
 /// A raw Unix stream connection for tests that send exactly the bytes they
 /// mean (pipelining, garbage, oversized or half-sent requests).
-public final class RawSocket: @unchecked Sendable {
-  public let fd: Int32
+package final class RawSocket: @unchecked Sendable {
+  package let fd: Int32
 
-  public struct Failure: Error, CustomStringConvertible {
-    public var description: String
+  package struct Failure: Error, CustomStringConvertible {
+    package var description: String
   }
 
-  public init(path: String, receiveTimeout: Int = 10) throws {
+  package init(path: String, receiveTimeout: Int = 10) throws {
     switch UnixSocket.connect(path: path, timeout: receiveTimeout) {
     case .success(let fd): self.fd = fd
     case .failure(let e): throw Failure(description: "connect \(path): \(e)")
@@ -23,7 +23,7 @@ public final class RawSocket: @unchecked Sendable {
 
   deinit { close(fd) }
 
-  public func send(_ text: String) throws {
+  package func send(_ text: String) throws {
     let bytes = Array(text.utf8)
     var sent = 0
     while sent < bytes.count {
@@ -38,7 +38,7 @@ public final class RawSocket: @unchecked Sendable {
   /// Reads until `done` holds for what arrived, the peer closes, or the timeout
   /// passes. The blocking reads run on a thread of their own: blocking the
   /// cooperative pool (ncpu threads) would starve the broker under test.
-  public func receive(until done: @escaping @Sendable (String) -> Bool) async -> String {
+  package func receive(until done: @escaping @Sendable (String) -> Bool) async -> String {
     let fd = self.fd
     return await withCheckedContinuation { c in
       Thread { c.resume(returning: Self.blockingReceive(fd: fd, until: done)) }.start()
@@ -46,7 +46,7 @@ public final class RawSocket: @unchecked Sendable {
   }
 
   /// True when the peer has closed the connection (reads EOF before the timeout).
-  public func isClosedByPeer() async -> Bool {
+  package func isClosedByPeer() async -> Bool {
     let fd = self.fd
     return await withCheckedContinuation { c in
       Thread {

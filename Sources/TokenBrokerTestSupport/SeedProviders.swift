@@ -1,8 +1,8 @@
 import TokenBrokerCore
 
 /// Provider configurations matching each fake upstream dialect (the seeds).
-public enum SeedProviders {
-  public static func config(
+package enum SeedProviders {
+  package static func config(
     _ name: String, for upstream: FakeUpstream, grant: Grant? = nil, scopes: [String] = []
   ) -> (ProviderConfig, ResolvedSecrets) {
     let s = upstream.settings

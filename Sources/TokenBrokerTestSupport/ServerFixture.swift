@@ -8,8 +8,8 @@ import TokenBrokerServer
 /// thread: every connection and timer of the server is on that one loop, so a test can
 /// order events across connections (a timer due earlier fires first, an event posted
 /// before another one's is handled first).
-public final class ServerFixture: Sendable {
-  public let path: String
+package final class ServerFixture: Sendable {
+  package let path: String
   private let server: HTTPServer
   private let group: MultiThreadedEventLoopGroup
 
@@ -19,7 +19,7 @@ public final class ServerFixture: Sendable {
     self.group = group
   }
 
-  public static func start(handler: any ServerRequestHandler, limits: ServerLimits = ServerLimits())
+  package static func start(handler: any ServerRequestHandler, limits: ServerLimits = ServerLimits())
     async throws -> ServerFixture
   {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -36,7 +36,7 @@ public final class ServerFixture: Sendable {
   }
 
   /// Closes the listening socket and every connection.
-  public func stop() async {
+  package func stop() async {
     await server.close()
     try? await group.shutdownGracefully()
   }

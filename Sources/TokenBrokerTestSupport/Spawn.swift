@@ -8,13 +8,13 @@ import Glibc
 /// race) hides that exit, and the monitor then waits, blocking, for whichever child it
 /// heard of: a test run hung that way, a `tokenctl` left a zombie while the monitor waited
 /// for the `--dev` daemon.
-public enum Spawn {
-  public struct Failure: Error, CustomStringConvertible {
-    public var description: String
+package enum Spawn {
+  package struct Failure: Error, CustomStringConvertible {
+    package var description: String
   }
 
   /// Starts `executable` with exactly `environment`; returns its pid.
-  public static func start(
+  package static func start(
     _ executable: String, _ arguments: [String], environment: [String: String], stdout: String,
     stderr: String
   ) throws(Failure) -> pid_t {
@@ -54,13 +54,13 @@ public enum Spawn {
   }
 
   /// A `waitpid` status as an exit status, or 128 + the signal that ended the process.
-  public static func exitStatus(_ status: Int32) -> Int32 {
+  package static func exitStatus(_ status: Int32) -> Int32 {
     // WIFEXITED / WEXITSTATUS / WTERMSIG spelled out: the macros do not import.
     status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
   }
 
   /// Blocks until `pid` (a child of this process) exits; its `waitpid` status.
-  public static func waitBlocking(_ pid: pid_t) -> Int32 {
+  package static func waitBlocking(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     return status

@@ -1,8 +1,9 @@
 import Foundation
 import NIOConcurrencyHelpers
 import NIOPosix
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerServer
 import TokenBrokerUpstream
 
@@ -10,12 +11,12 @@ import TokenBrokerUpstream
 /// another URL instead (a closed port, a name that does not resolve, a TLS
 /// endpoint whose certificate is not trusted), so transport-level faults can be
 /// switched on and healed mid-test. Records when (by `now`) each request left.
-public final class SwitchableTransport: TokenTransport {
+package final class SwitchableTransport: TokenTransport {
   /// One request as sent: manual-clock time and whether it was diverted.
-  public struct Attempt: Sendable, Equatable {
-    public var at: Double
-    public var url: String
-    public var diverted: Bool
+  package struct Attempt: Sendable, Equatable {
+    package var at: Double
+    package var url: String
+    package var diverted: Bool
   }
 
   struct State {
@@ -27,20 +28,20 @@ public final class SwitchableTransport: TokenTransport {
   let now: @Sendable () -> Double
   private let state = NIOLockedValueBox(State())
 
-  public init(_ inner: any TokenTransport, now: @escaping @Sendable () -> Double) {
+  package init(_ inner: any TokenTransport, now: @escaping @Sendable () -> Double) {
     self.inner = inner
     self.now = now
   }
 
   /// Sends every following request to `url`; nil heals (requests go where they were meant to).
-  public func divert(to url: String?) {
+  package func divert(to url: String?) {
     state.withLockedValue { $0.divert = url }
   }
 
   /// Every request sent so far, in order.
-  public var attempts: [Attempt] { state.withLockedValue { $0.attempts } }
+  package var attempts: [Attempt] { state.withLockedValue { $0.attempts } }
 
-  public func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+  package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
     -> UpstreamResponse
   {
     let at = now()
@@ -56,7 +57,7 @@ public final class SwitchableTransport: TokenTransport {
 
 extension BrokerHarness {
   /// `start`, with the real upstream client wrapped in a `SwitchableTransport`.
-  public static func startSwitchable(
+  package static func startSwitchable(
     providers: [ProviderConfig], secrets: [String: ResolvedSecrets], settings: BrokerSettings = .testDefaults,
     clock: ManualClock = ManualClock(), random: Double = 0.5
   ) async throws -> (BrokerHarness, SwitchableTransport) {

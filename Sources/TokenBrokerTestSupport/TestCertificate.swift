@@ -1,15 +1,15 @@
 import Foundation
 
 /// A throwaway self-signed certificate for 127.0.0.1, made with openssl(1).
-public struct TestCertificate: Sendable {
-  public var certificatePath: String
-  public var keyPath: String
+package struct TestCertificate: Sendable {
+  package var certificatePath: String
+  package var keyPath: String
 
-  public struct Failure: Error, CustomStringConvertible {
-    public var description: String
+  package struct Failure: Error, CustomStringConvertible {
+    package var description: String
   }
 
-  public static func make() async throws -> TestCertificate {
+  package static func make() async throws -> TestCertificate {
     let dir = try makeTempDir("tb-tls")
     let cert = TestCertificate(certificatePath: dir + "/cert.pem", keyPath: dir + "/key.pem")
     let r = try await ProcessRunner.run([

@@ -13,11 +13,11 @@ import TokenBrokerCore
 /// The upstream token client over AsyncHTTPClient: certificate verification
 /// always on (an optional per-provider CA bundle), no redirects followed, a
 /// 64 KiB body cap, and one hard deadline that covers the body too.
-public final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
+package final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
   private let lock = NIOLockedValueBox<[String: HTTPClient]>([:])
   private let eventLoopGroup: any EventLoopGroup
 
-  public init(eventLoopGroup: any EventLoopGroup) {
+  package init(eventLoopGroup: any EventLoopGroup) {
     self.eventLoopGroup = eventLoopGroup
   }
 
@@ -51,7 +51,7 @@ public final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
     }
   }
 
-  public func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+  package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
     -> UpstreamResponse
   {
     let client = try client(caFile: caFile)
@@ -128,7 +128,7 @@ public final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
     }
   }
 
-  public func shutdown() async {
+  package func shutdown() async {
     let clients = lock.withLockedValue { c -> [HTTPClient] in
       let all = Array(c.values)
       c.removeAll()

@@ -1,6 +1,7 @@
 import Foundation
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerServer
 import TokenBrokerTestSupport
 

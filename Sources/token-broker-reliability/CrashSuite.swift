@@ -1,6 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
-import TokenBroker
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 #if canImport(Glibc)

@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOPosix
-import TokenBroker
 import TokenBrokerCore
+import TokenBrokerDaemon
+import TokenBrokerEngine
 import TokenBrokerServer
 
 #if canImport(Glibc)
@@ -45,7 +46,7 @@ struct TokenBrokerd: AsyncParsableCommand {
   static func exitOnUsageError(_ error: any Error) -> Never {
     if exitCode(for: error) == .validationFailure {
       FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-      Glibc.exit(TokenBroker.ExitCode.config)
+      Glibc.exit(DaemonExit.config)
     }
     exit(withError: error)
   }
@@ -86,7 +87,7 @@ struct TokenBrokerd: AsyncParsableCommand {
       loaded = try loader.load()
     } catch {
       reportProblems(error.problems)
-      throw ExitCode(TokenBroker.ExitCode.config)
+      throw ExitCode(DaemonExit.config)
     }
     if checkConfig {
       for w in loaded.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
@@ -123,7 +124,7 @@ struct TokenBrokerd: AsyncParsableCommand {
         logger: logger)
     } catch {
       logger.critical("cannot start the demo issuer: \(error)")
-      return TokenBroker.ExitCode.failure
+      return DaemonExit.failure
     }
     let cwd = FileManager.default.currentDirectoryPath
     let socketPath = socket ?? "./token-broker-dev.sock"

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// A credential is used by one engine at a time and only under the identity it was issued

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// Every dialect of the seeds, end to end: fake upstream → engine → socket → client.

@@ -1,6 +1,7 @@
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// One upstream fault of the measurement matrix, held until the test heals it.

@@ -1,6 +1,7 @@
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// Upstream misbehaviour through the real HTTP client: every fault is

@@ -1,6 +1,7 @@
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// One fake upstream and a broker with one provider against it.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerServer
 import TokenBrokerTestSupport
 

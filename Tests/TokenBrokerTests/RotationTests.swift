@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// Rotating refresh tokens: persisted durably before use, surviving restarts,

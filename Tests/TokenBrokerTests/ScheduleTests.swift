@@ -1,6 +1,7 @@
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// The refresh schedule on a manual clock: refresh_at, backoff, Retry-After, failed states.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// API keys are served verbatim as a header line: anything but visible ASCII is refused at

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerClient
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerServer
 import TokenBrokerTestSupport
 

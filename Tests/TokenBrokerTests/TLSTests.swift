@@ -1,6 +1,7 @@
 import Testing
-import TokenBroker
+import TokenBrokerAPI
 import TokenBrokerCore
+import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// Certificate verification is always on; a provider's `ca_file` is the only way to trust more.

@@ -1,12 +1,12 @@
 /// An entry of an `allow` or `admins` list.
-public enum Principal: Sendable, Equatable, Hashable, CustomStringConvertible {
+package enum Principal: Sendable, Equatable, Hashable, CustomStringConvertible {
   case user(String)
   case group(String)
   case uid(UInt32)
   case gid(UInt32)
 
   /// Parses `user:NAME`, `group:NAME`, `uid:N`, `gid:N`.
-  public init?(parsing text: String) {
+  package init?(parsing text: String) {
     guard let colon = text.firstIndex(of: ":") else { return nil }
     let kind = text[..<colon]
     let value = String(text[text.index(after: colon)...])
@@ -24,7 +24,7 @@ public enum Principal: Sendable, Equatable, Hashable, CustomStringConvertible {
     }
   }
 
-  public var description: String {
+  package var description: String {
     switch self {
     case .user(let n): return "user:\(n)"
     case .group(let n): return "group:\(n)"

@@ -4,7 +4,7 @@
 /// the text. Every problem is collected, each with the line of the offending key or
 /// of its table's header, before one ``ConfigError`` is thrown. No message ever
 /// holds the value of a secret.
-public enum ConfigParser {
+package enum ConfigParser {
   /// Parses and validates a configuration.
   ///
   /// - Parameters:
@@ -13,7 +13,7 @@ public enum ConfigParser {
   ///   - fileMode: the file's `st_mode` permission bits if known; when group or others
   ///     may read the file (`fileMode & 0o077 != 0`), literal secrets are refused.
   /// - Throws: ``ConfigError`` with every problem found, sorted by line.
-  public static func parse(
+  package static func parse(
     _ text: String, path: String, fileMode: UInt32? = nil
   ) throws(ConfigError) -> BrokerConfig {
     // Checked here too so that the message stays the one users know (no column).

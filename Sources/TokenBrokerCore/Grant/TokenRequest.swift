@@ -1,13 +1,13 @@
 /// Secret values of one provider, read by the daemon from their `SecretSource`s.
 /// `description` shows which are present, never their values.
-public struct ResolvedSecrets: Sendable, Equatable, CustomStringConvertible {
-  public var clientSecret: String?
-  public var password: String?
+package struct ResolvedSecrets: Sendable, Equatable, CustomStringConvertible {
+  package var clientSecret: String?
+  package var password: String?
   /// The configured first refresh token (rotated ones come from the state directory).
-  public var refreshToken: String?
-  public var apiKey: String?
+  package var refreshToken: String?
+  package var apiKey: String?
 
-  public init(
+  package init(
     clientSecret: String? = nil, password: String? = nil, refreshToken: String? = nil, apiKey: String? = nil
   ) {
     self.clientSecret = clientSecret
@@ -17,9 +17,9 @@ public struct ResolvedSecrets: Sendable, Equatable, CustomStringConvertible {
   }
 
   /// Every secret value, for redaction of upstream text.
-  public var values: [String] { [clientSecret, password, refreshToken, apiKey].compactMap { $0 } }
+  package var values: [String] { [clientSecret, password, refreshToken, apiKey].compactMap { $0 } }
 
-  public var description: String {
+  package var description: String {
     let present = [
       clientSecret.map { _ in "client_secret" }, password.map { _ in "password" },
       refreshToken.map { _ in "refresh_token" }, apiKey.map { _ in "api_key" },
@@ -29,41 +29,41 @@ public struct ResolvedSecrets: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Which grant a single token request uses.
-public enum RequestGrant: Sendable, Equatable {
+package enum RequestGrant: Sendable, Equatable {
   /// The provider's own grant (client_credentials or password).
   case primary
   /// `grant_type=refresh_token` with this token.
   case refresh(String)
 
-  public var usesRefreshToken: Bool {
+  package var usesRefreshToken: Bool {
     if case .refresh = self { return true }
     return false
   }
 }
 
 /// A token request ready for the wire. `description` never shows headers or body.
-public struct TokenRequest: Sendable, Equatable, CustomStringConvertible {
-  public var url: String
-  public var method: String = "POST"
-  public var headers: [(name: String, value: String)]
-  public var body: [UInt8]
-  public var usesRefreshToken: Bool
+package struct TokenRequest: Sendable, Equatable, CustomStringConvertible {
+  package var url: String
+  package var method: String = "POST"
+  package var headers: [(name: String, value: String)]
+  package var body: [UInt8]
+  package var usesRefreshToken: Bool
 
-  public init(url: String, headers: [(name: String, value: String)], body: [UInt8], usesRefreshToken: Bool) {
+  package init(url: String, headers: [(name: String, value: String)], body: [UInt8], usesRefreshToken: Bool) {
     self.url = url
     self.headers = headers
     self.body = body
     self.usesRefreshToken = usesRefreshToken
   }
 
-  public func header(_ name: String) -> String? {
+  package func header(_ name: String) -> String? {
     headers.first { $0.name.lowercased() == name.lowercased() }?.value
   }
 
-  public static func == (a: TokenRequest, b: TokenRequest) -> Bool {
+  package static func == (a: TokenRequest, b: TokenRequest) -> Bool {
     a.url == b.url && a.method == b.method && a.body == b.body && a.usesRefreshToken == b.usesRefreshToken
       && a.headers.map { "\($0.name): \($0.value)" } == b.headers.map { "\($0.name): \($0.value)" }
   }
 
-  public var description: String { "TokenRequest(\(method) \(url), \(body.count) body bytes)" }
+  package var description: String { "TokenRequest(\(method) \(url), \(body.count) body bytes)" }
 }

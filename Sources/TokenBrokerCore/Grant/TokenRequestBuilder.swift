@@ -2,8 +2,8 @@ import Foundation
 
 /// Builds the token request for each dialect in the seeds: form or JSON bodies,
 /// Basic or in-body client authentication, and Basic with no body at all.
-public enum TokenRequestBuilder {
-  public static func build(
+package enum TokenRequestBuilder {
+  package static func build(
     provider p: ProviderConfig, secrets: ResolvedSecrets, grant: RequestGrant, scopes: [String],
     requestID: String, userAgent: String
   ) -> TokenRequest {
@@ -67,7 +67,7 @@ public enum TokenRequestBuilder {
   }
 
   /// `application/x-www-form-urlencoded` (WHATWG): unreserved bytes kept, the rest %XX.
-  public static func formEncode(_ fields: [(String, String)]) -> String {
+  package static func formEncode(_ fields: [(String, String)]) -> String {
     fields.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&")
   }
 

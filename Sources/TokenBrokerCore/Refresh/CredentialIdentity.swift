@@ -3,25 +3,25 @@
 /// is only ever presented under the identity it was issued to, so a provider whose
 /// `token_url`, `client_id`, `username` or `grant` changed never sends another issuer,
 /// client or account the old one (README "State and rotation").
-public struct CredentialIdentity: Sendable, Equatable, CustomStringConvertible {
+package struct CredentialIdentity: Sendable, Equatable, CustomStringConvertible {
   /// Fingerprint of `token_url`, `client_id`, `username` and `grant`.
-  public let fingerprint: String
+  package let fingerprint: String
   /// Fingerprint of the configured seed refresh token, if any.
-  public let seed: String?
+  package let seed: String?
   /// Fingerprint of an `api_key` (a new key is a new credential).
-  public let key: String?
+  package let key: String?
 
-  public init(_ p: ProviderConfig, secrets: ResolvedSecrets) {
+  package init(_ p: ProviderConfig, secrets: ResolvedSecrets) {
     fingerprint = Self.fnv1a(
       [p.tokenURL, p.clientID ?? "", p.username ?? "", p.grant.rawValue].joined(separator: "\u{0}"))
     seed = secrets.refreshToken.map(Self.fnv1a)
     key = secrets.apiKey.map(Self.fnv1a)
   }
 
-  public var description: String { "CredentialIdentity(\(fingerprint), seed: \(seed ?? "none"))" }
+  package var description: String { "CredentialIdentity(\(fingerprint), seed: \(seed ?? "none"))" }
 
   /// FNV-1a 64, hex: identifies a value without storing it.
-  public static func fnv1a(_ text: String) -> String {
+  package static func fnv1a(_ text: String) -> String {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in text.utf8 {
       h ^= UInt64(b)

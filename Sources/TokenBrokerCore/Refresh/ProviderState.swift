@@ -1,5 +1,5 @@
 /// A provider's state as `GET /v1/status` and `tokenctl status` show it.
-public enum ProviderState: String, Sendable, Equatable, CaseIterable {
+package enum ProviderState: String, Sendable, Equatable, CaseIterable {
   /// No attempt has finished yet.
   case pending
   case ok

@@ -2,31 +2,31 @@
 ///
 /// Pure: the caller supplies `now` and a uniform random number in `0..<1`, so
 /// tests pin every decision.
-public struct RefreshPolicy: Sendable, Equatable {
-  public var refreshAt: Double
-  public var jitter: Double
-  public var minValid: Double
+package struct RefreshPolicy: Sendable, Equatable {
+  package var refreshAt: Double
+  package var jitter: Double
+  package var minValid: Double
   /// First backoff step, seconds.
-  public var backoffBase: Double = 1
+  package var backoffBase: Double = 1
   /// Backoff cap, seconds; rejected credentials retry only at this interval.
-  public var backoffCap: Double = 300
+  package var backoffCap: Double = 300
   /// Never schedule closer than this, seconds: no tight loops.
-  public var minimumDelay: Double = 1
+  package var minimumDelay: Double = 1
 
-  public init(refreshAt: Double, jitter: Double, minValid: Double) {
+  package init(refreshAt: Double, jitter: Double, minValid: Double) {
     self.refreshAt = refreshAt
     self.jitter = jitter
     self.minValid = minValid
   }
 
-  public init(_ settings: BrokerSettings) {
+  package init(_ settings: BrokerSettings) {
     self.init(refreshAt: settings.refreshAt, jitter: settings.refreshJitter, minValid: settings.minValid)
   }
 
   /// The moment to refresh `token`: once `refreshAt ± jitter` of its lifetime has
   /// passed, but early enough that it is never held with less than `minValid` left.
   /// nil for tokens that never expire.
-  public func nextRefresh(for token: Token, now: Double, random: Double) -> Double? {
+  package func nextRefresh(for token: Token, now: Double, random: Double) -> Double? {
     guard let expiresAt = token.expiresAt else { return nil }
     let lifetime = max(0, expiresAt - token.issuedAt)
     let fraction = refreshAt + jitter * (2 * random - 1)
@@ -40,7 +40,7 @@ public struct RefreshPolicy: Sendable, Equatable {
   /// Seconds to wait before retry number `attempt` (1 = after the first failure):
   /// full jitter over `base * 2^(attempt-1)` capped at `backoffCap`, never below
   /// `minimumDelay`, never earlier than the server's `Retry-After`.
-  public func backoff(attempt: Int, retryAfter: Double?, random: Double) -> Double {
+  package func backoff(attempt: Int, retryAfter: Double?, random: Double) -> Double {
     let exponent = Double(max(0, min(attempt - 1, 30)))
     let ceiling = min(backoffCap, backoffBase * pow2(exponent))
     var delay = max(minimumDelay, ceiling * random)
@@ -49,7 +49,7 @@ public struct RefreshPolicy: Sendable, Equatable {
   }
 
   /// Delay after a failure of `kind`.
-  public func delay(after kind: FailureKind, attempt: Int, retryAfter: Double?, random: Double) -> Double {
+  package func delay(after kind: FailureKind, attempt: Int, retryAfter: Double?, random: Double) -> Double {
     switch kind {
     case .retryLater: return backoff(attempt: attempt, retryAfter: retryAfter, random: random)
     case .credentialsRejected, .configurationWrong, .refreshTokenRejected:
@@ -58,14 +58,14 @@ public struct RefreshPolicy: Sendable, Equatable {
   }
 
   /// Whether `token` may be served at `now` to a caller asking for `requestedMinValid` seconds.
-  public func isServable(_ token: Token, now: Double, requestedMinValid: Double?) -> Bool {
+  package func isServable(_ token: Token, now: Double, requestedMinValid: Double?) -> Bool {
     Self.isServable(token, now: now, minValid: max(minValid, requestedMinValid ?? 0))
   }
 
   /// The one servability rule, used by the engine, the fast-path cache and status: a token
   /// is served only with at least `minValid` seconds left.
   @inline(__always)
-  public static func isServable(_ token: Token, now: Double, minValid: Double) -> Bool {
+  package static func isServable(_ token: Token, now: Double, minValid: Double) -> Bool {
     token.remaining(at: now) >= minValid
   }
 

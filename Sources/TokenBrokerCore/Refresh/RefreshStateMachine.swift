@@ -10,20 +10,20 @@
 /// It owns the credential (the refresh token in force) and sends at most one upstream
 /// request at a time for it: a rotating refresh token is never presented twice, and a
 /// rotated one is persisted before any token of that answer is published or served.
-public struct RefreshStateMachine: Sendable {
-  public struct Settings: Sendable, Equatable {
-    public var name: String
-    public var grant: Grant
+package struct RefreshStateMachine: Sendable {
+  package struct Settings: Sendable, Equatable {
+    package var name: String
+    package var grant: Grant
     /// refresh_at, jitter and the provider's effective min_valid.
-    public var policy: RefreshPolicy
+    package var policy: RefreshPolicy
     /// Where the effective min_valid comes from, for messages: `providers.NAME.min_valid`.
-    public var minValidKey: String
-    public var scopeIdleTimeout: Double
+    package var minValidKey: String
+    package var scopeIdleTimeout: Double
     /// Scope sets one provider keeps at once (the default set always fits).
-    public var maxScopeSets: Int = 32
-    public var defaultScopes: ScopeSet
+    package var maxScopeSets: Int = 32
+    package var defaultScopes: ScopeSet
 
-    public init(
+    package init(
       name: String, grant: Grant, policy: RefreshPolicy, minValidKey: String, scopeIdleTimeout: Double,
       defaultScopes: ScopeSet
     ) {
@@ -40,7 +40,7 @@ public struct RefreshStateMachine: Sendable {
   }
 
   /// What the engine does for the machine.
-  public enum Action: Sendable, Equatable {
+  package enum Action: Sendable, Equatable {
     /// One upstream token request; report its outcome with `upstreamAnswered`.
     case send(ScopeSet, RequestGrant)
     /// Write the credential durably; report with `persisted`.
@@ -57,52 +57,52 @@ public struct RefreshStateMachine: Sendable {
   }
 
   /// What is persisted: the refresh token in force and whether a login is needed.
-  public struct Credential: Sendable, Equatable, CustomStringConvertible {
-    public var refreshToken: String?
-    public var needsLogin: Bool
-    public init(refreshToken: String?, needsLogin: Bool) {
+  package struct Credential: Sendable, Equatable, CustomStringConvertible {
+    package var refreshToken: String?
+    package var needsLogin: Bool
+    package init(refreshToken: String?, needsLogin: Bool) {
       self.refreshToken = refreshToken
       self.needsLogin = needsLogin
     }
-    public var description: String {
+    package var description: String {
       "Credential(refresh_token: \(refreshToken == nil ? "none" : "<redacted>"), needsLogin: \(needsLogin))"
     }
   }
 
   /// What came back from one `send`.
-  public enum Outcome: Sendable, Equatable {
+  package enum Outcome: Sendable, Equatable {
     case token(Token)
     case failure(UpstreamFailure)
   }
 
   /// A scope set's token and schedule.
-  public struct Slot: Sendable, Equatable {
-    public var token: Token?
-    public var failures = 0
-    public var lastError: String?
-    public var lastRefresh: Double?
-    public var nextRefresh: Double?
-    public var lastUsed: Double
+  package struct Slot: Sendable, Equatable {
+    package var token: Token?
+    package var failures = 0
+    package var lastError: String?
+    package var lastRefresh: Double?
+    package var nextRefresh: Double?
+    package var lastUsed: Double
     /// Set when the provider's tokens can never meet its min_valid: the message says which key.
-    public var unservable: String?
+    package var unservable: String?
     /// Waiting callers: id and the min_valid each asked for.
     var waiters: [(id: Int, minValid: Double)] = []
     var queued = false
 
     init(lastUsed: Double) { self.lastUsed = lastUsed }
 
-    public static func == (a: Slot, b: Slot) -> Bool {
+    package static func == (a: Slot, b: Slot) -> Bool {
       a.token == b.token && a.failures == b.failures && a.lastError == b.lastError
         && a.lastRefresh == b.lastRefresh && a.nextRefresh == b.nextRefresh && a.lastUsed == b.lastUsed
         && a.unservable == b.unservable && a.waiters.map(\.id) == b.waiters.map(\.id) && a.queued == b.queued
     }
   }
 
-  public private(set) var settings: Settings
-  public private(set) var credential: Credential
-  public private(set) var slots: [ScopeSet: Slot] = [:]
+  package private(set) var settings: Settings
+  package private(set) var credential: Credential
+  package private(set) var slots: [ScopeSet: Slot] = [:]
   /// The scope set whose request is on the wire, and whether it presented the refresh token.
-  public private(set) var inFlight: (scopes: ScopeSet, usedRefreshToken: Bool)?
+  package private(set) var inFlight: (scopes: ScopeSet, usedRefreshToken: Bool)?
   /// An answer held back until its rotated refresh token is on disk.
   private var awaitingPersist: (scopes: ScopeSet, outcome: Outcome)?
   private var persistsPending = 0
@@ -110,29 +110,29 @@ public struct RefreshStateMachine: Sendable {
   private var queue: [ScopeSet] = []
   /// Scope sets whose request on the wire was made with settings a reload has replaced.
   private var refetch: Set<ScopeSet> = []
-  public private(set) var stopped = false
+  package private(set) var stopped = false
   /// The last durable write failed: the credential lives in memory only (status `degraded`).
-  public private(set) var persistFailed = false
+  package private(set) var persistFailed = false
   /// The default token's first attempt has ended, either way (start-up waits for it).
-  public private(set) var firstAttemptDone = false
+  package private(set) var firstAttemptDone = false
 
-  public init(settings: Settings, credential: Credential) {
+  package init(settings: Settings, credential: Credential) {
     self.settings = settings
     self.credential = credential
   }
 
   /// Nothing on the wire, queued, or waiting for a write.
-  public var isIdle: Bool {
+  package var isIdle: Bool {
     inFlight == nil && queue.isEmpty && awaitingPersist == nil && persistsPending == 0
   }
 
-  public var defaultSlot: Slot? { slots[settings.defaultScopes] }
+  package var defaultSlot: Slot? { slots[settings.defaultScopes] }
 
   // MARK: Events
 
   /// Start: an api_key provider publishes its key; others fetch the default token
   /// unless a login is needed.
-  public mutating func start(now: Double, apiKey: Token? = nil) -> [Action] {
+  package mutating func start(now: Double, apiKey: Token? = nil) -> [Action] {
     let key = settings.defaultScopes
     var slot = Slot(lastUsed: now)
     if let apiKey {
@@ -154,7 +154,7 @@ public struct RefreshStateMachine: Sendable {
   /// A caller wants a token for `scopes` with at least `requested` seconds left
   /// (and never less than the provider's min_valid). Either answered at once, or the
   /// caller is parked as `waiter` and answered by a later `.answer` action.
-  public mutating func tokenWanted(
+  package mutating func tokenWanted(
     _ scopes: ScopeSet, requested: Double?, waiter: Int, now: Double
   ) -> (answer: Result<Token, ServeFailure>?, actions: [Action]) {
     let wanted = effectiveMinValid(requested)
@@ -211,7 +211,7 @@ public struct RefreshStateMachine: Sendable {
   }
 
   /// A scope set's timer fired; `cacheLastUsed` is when the fast path last served it.
-  public mutating func timerFired(_ scopes: ScopeSet, now: Double, cacheLastUsed: Double?) -> [Action] {
+  package mutating func timerFired(_ scopes: ScopeSet, now: Double, cacheLastUsed: Double?) -> [Action] {
     guard !stopped, let slot = slots[scopes] else { return [] }
     if slot.queued || inFlight?.scopes == scopes || awaitingPersist?.scopes == scopes { return [] }
     if scopes != settings.defaultScopes {
@@ -226,7 +226,7 @@ public struct RefreshStateMachine: Sendable {
   }
 
   /// Admin: refresh the default token now (joins one already queued or on the wire).
-  public mutating func refreshWanted(now: Double) -> [Action] {
+  package mutating func refreshWanted(now: Double) -> [Action] {
     let key = settings.defaultScopes
     guard !stopped, slots[key] != nil, !credential.needsLogin else { return [] }
     if slots[key]!.queued || inFlight?.scopes == key || awaitingPersist?.scopes == key { return [] }
@@ -236,7 +236,7 @@ public struct RefreshStateMachine: Sendable {
   /// The request sent for `scopes` came back. `rotated` is a refresh token found in a
   /// 2xx answer, even one whose other fields were refused: the provider has already
   /// retired the one presented, so it is kept either way.
-  public mutating func upstreamAnswered(
+  package mutating func upstreamAnswered(
     _ scopes: ScopeSet, _ outcome: Outcome, rotated: String?, now: Double, random: Double
   ) -> [Action] {
     let usedRefreshToken = inFlight?.usedRefreshToken ?? false
@@ -251,7 +251,7 @@ public struct RefreshStateMachine: Sendable {
   }
 
   /// A `.persist` finished (`ok` false: the write failed and the credential is in memory only).
-  public mutating func persisted(ok: Bool, now: Double, random: Double) -> [Action] {
+  package mutating func persisted(ok: Bool, now: Double, random: Double) -> [Action] {
     persistsPending = max(0, persistsPending - 1)
     persistFailed = !ok
     guard persistsPending == 0, let held = awaitingPersist else { return [] }
@@ -262,7 +262,7 @@ public struct RefreshStateMachine: Sendable {
   /// A reload kept this credential with new settings: reschedule under the new policy.
   /// `tokensStale`: what shapes a token changed (request `params`, `headers`): the tokens
   /// held were issued for the old request and are fetched again, the credential kept.
-  public mutating func reconfigure(
+  package mutating func reconfigure(
     _ new: Settings, tokensStale: Bool = false, now: Double, random: Double
   ) -> [Action] {
     let old = settings
@@ -311,7 +311,7 @@ public struct RefreshStateMachine: Sendable {
 
   /// Stop: no new request is sent; the one on the wire still has its rotated refresh
   /// token persisted when it answers. Waiting callers get a 503.
-  public mutating func stop() -> [Action] {
+  package mutating func stop() -> [Action] {
     guard !stopped else { return [] }
     stopped = true
     firstAttemptDone = true
@@ -329,7 +329,7 @@ public struct RefreshStateMachine: Sendable {
   // MARK: Status
 
   /// The provider's state, read from the default slot and the credential.
-  public func state(now: Double) -> ProviderState {
+  package func state(now: Double) -> ProviderState {
     guard let slot = defaultSlot else { return .pending }
     let servable =
       slot.token.map { RefreshPolicy.isServable($0, now: now, minValid: settings.policy.minValid) } ?? false
@@ -342,13 +342,13 @@ public struct RefreshStateMachine: Sendable {
   }
 
   /// The default slot's last error, or why it needs a login or cannot be served.
-  public var lastError: String? {
+  package var lastError: String? {
     let slot = defaultSlot
     if credential.needsLogin && slot?.lastError == nil { return needsLoginMessage }
     return slot?.unservable ?? slot?.lastError
   }
 
-  public var needsLoginMessage: String {
+  package var needsLoginMessage: String {
     "\(settings.name) needs a new refresh token: put one in providers.\(settings.name).refresh_token and reload"
   }
 

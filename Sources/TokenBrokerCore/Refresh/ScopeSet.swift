@@ -1,9 +1,9 @@
 /// A normalised set of scopes: the key of one cached token.
-public struct ScopeSet: Sendable, Hashable, CustomStringConvertible {
+package struct ScopeSet: Sendable, Hashable, CustomStringConvertible {
   /// Sorted, unique.
-  public let scopes: [String]
+  package let scopes: [String]
 
-  public init<S: Sequence>(_ scopes: S) where S.Element == String {
+  package init<S: Sequence>(_ scopes: S) where S.Element == String {
     let list = Array(scopes)
     // Already normalised (a provider's configured scopes, on every request): no Set, no sort.
     var normalised = true
@@ -15,14 +15,14 @@ public struct ScopeSet: Sendable, Hashable, CustomStringConvertible {
   }
 
   /// Parses a space-separated `scope` query value.
-  public init(parsing text: String) {
+  package init(parsing text: String) {
     self.init(text.split(whereSeparator: { $0 == " " || $0 == "+" }).map(String.init))
   }
 
   /// The scopes of this set that `allowed` does not contain.
-  public func outside(_ allowed: [String]) -> [String] {
+  package func outside(_ allowed: [String]) -> [String] {
     scopes.filter { !allowed.contains($0) }
   }
 
-  public var description: String { scopes.joined(separator: " ") }
+  package var description: String { scopes.joined(separator: " ") }
 }

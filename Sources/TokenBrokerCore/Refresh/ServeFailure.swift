@@ -1,5 +1,5 @@
 /// Why a token request could not be answered with a token.
-public enum ServeFailure: Error, Sendable, Equatable {
+package enum ServeFailure: Error, Sendable, Equatable {
   /// Try again later; `retryAfter` seconds.
   case unavailable(message: String, retryAfter: Int)
   /// The refresh token is gone or was rejected: only a new one helps (README "Troubleshooting").

@@ -1,6 +1,6 @@
 /// RFC 3339 UTC timestamps without Foundation (used on the serving path).
-public enum Timestamp {
-  public static func rfc3339(_ epochSeconds: Double) -> String {
+package enum Timestamp {
+  package static func rfc3339(_ epochSeconds: Double) -> String {
     let secs = Int64(epochSeconds.rounded(.down))
     let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
     let rem = secs - days * 86400

@@ -1,13 +1,13 @@
 /// Classifies a non-2xx token endpoint answer: RFC 6749 `{"error","error_description"}`,
 /// nested `{"error":{"code","message"}}`, empty and non-JSON bodies.
-public enum ErrorResponseClassifier {
+package enum ErrorResponseClassifier {
   static let maxMessageLength = 200
 
   /// - Parameters:
   ///   - usedRefreshToken: the request was a `refresh_token` grant, so `invalid_grant`
   ///     means the refresh token (not the client) was refused.
   ///   - retryAfter: seconds parsed from `Retry-After`, if present.
-  public static func classify(
+  package static func classify(
     status: Int, body: [UInt8], usedRefreshToken: Bool, retryAfter: Double?, location: String? = nil
   ) -> UpstreamFailure {
     let (code, description) = extract(body)

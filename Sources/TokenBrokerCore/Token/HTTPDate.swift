@@ -6,9 +6,9 @@
 /// Foundation's `DateFormatter` was used here first; fuzzing found that it traps (a fatal
 /// range error in Foundation) on some non-ASCII `Retry-After` values, which an upstream
 /// could send at will.
-public enum HTTPDate {
+package enum HTTPDate {
   /// Seconds since 1970-01-01T00:00:00Z, or nil when `text` is not an HTTP date.
-  public static func secondsSince1970(_ text: some StringProtocol) -> Double? {
+  package static func secondsSince1970(_ text: some StringProtocol) -> Double? {
     let b = Array(text.utf8)
     switch b.count {
     case 29: return imfFixdate(b)

@@ -1,7 +1,7 @@
 /// A minimal, allocation-light JSON writer for the broker's own answers and
 /// request bodies (keys in the order given; no Foundation on the hot path).
-public enum JSONWriter {
-  public static func appendString(_ s: String, to out: inout [UInt8]) {
+package enum JSONWriter {
+  package static func appendString(_ s: String, to out: inout [UInt8]) {
     out.append(UInt8(ascii: "\""))
     for byte in s.utf8 {
       switch byte {
@@ -22,11 +22,11 @@ public enum JSONWriter {
   }
 
   /// An object builder: `var w = JSONWriter.Object(); w.field("a", "b"); w.bytes`.
-  public struct Object {
-    public private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
+  package struct Object {
+    package private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
     private var first = true
 
-    public init() { bytes.reserveCapacity(256) }
+    package init() { bytes.reserveCapacity(256) }
 
     mutating func key(_ k: String) {
       if !first { bytes.append(UInt8(ascii: ",")) }
@@ -35,7 +35,7 @@ public enum JSONWriter {
       bytes.append(UInt8(ascii: ":"))
     }
 
-    public mutating func field(_ k: String, _ v: String?) {
+    package mutating func field(_ k: String, _ v: String?) {
       key(k)
       if let v {
         JSONWriter.appendString(v, to: &bytes)
@@ -44,26 +44,26 @@ public enum JSONWriter {
       }
     }
 
-    public mutating func field(_ k: String, _ v: Int?) {
+    package mutating func field(_ k: String, _ v: Int?) {
       key(k)
       bytes.append(contentsOf: Array((v.map { String($0) } ?? "null").utf8))
     }
 
-    public mutating func field(_ k: String, _ v: Bool) {
+    package mutating func field(_ k: String, _ v: Bool) {
       key(k)
       bytes.append(contentsOf: Array((v ? "true" : "false").utf8))
     }
 
     /// Inserts already-encoded JSON (an array or object).
-    public mutating func raw(_ k: String, _ json: [UInt8]) {
+    package mutating func raw(_ k: String, _ json: [UInt8]) {
       key(k)
       bytes.append(contentsOf: json)
     }
 
-    public func finished() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
+    package func finished() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
   }
 
-  public static func array(_ elements: [[UInt8]]) -> [UInt8] {
+  package static func array(_ elements: [[UInt8]]) -> [UInt8] {
     var out: [UInt8] = [UInt8(ascii: "[")]
     for (i, e) in elements.enumerated() {
       if i > 0 { out.append(UInt8(ascii: ",")) }

@@ -2,13 +2,13 @@ import Foundation
 
 /// Reads the time claims of a JWT without verifying it: the broker only needs
 /// to know when the token it was given expires.
-public enum JWT {
-  public struct Claims: Sendable, Equatable {
-    public var exp: Double?
-    public var iat: Double?
+package enum JWT {
+  package struct Claims: Sendable, Equatable {
+    package var exp: Double?
+    package var iat: Double?
   }
 
-  public static func claims(of token: String) -> Claims? {
+  package static func claims(of token: String) -> Claims? {
     let parts = token.split(separator: ".", omittingEmptySubsequences: false)
     guard parts.count == 3, let payload = base64URLDecode(String(parts[1])),
       let object = JSONValue.parseObject(payload)

@@ -1,7 +1,7 @@
 /// `Retry-After`: delta seconds or an HTTP date (RFC 9110 §10.2.3).
-public enum RetryAfter {
+package enum RetryAfter {
   /// Seconds from `now` (never negative), or nil when unparseable.
-  public static func seconds(_ value: String, now: Double) -> Double? {
+  package static func seconds(_ value: String, now: Double) -> Double? {
     var v = Substring(value)
     while let c = v.first, c == " " || c == "\t" { v.removeFirst() }
     while let c = v.last, c == " " || c == "\t" { v.removeLast() }

@@ -1,11 +1,11 @@
 /// The raw answer of a token endpoint.
-public struct UpstreamResponse: Sendable, Equatable {
-  public var status: Int
-  public var headers: [String: String]
-  public var body: [UInt8]
+package struct UpstreamResponse: Sendable, Equatable {
+  package var status: Int
+  package var headers: [String: String]
+  package var body: [UInt8]
 
   /// Header names lower-cased.
-  public init(status: Int, headers: [String: String], body: [UInt8]) {
+  package init(status: Int, headers: [String: String], body: [UInt8]) {
     self.status = status
     self.headers = Dictionary(
       headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
@@ -15,17 +15,17 @@ public struct UpstreamResponse: Sendable, Equatable {
 
 /// Sends token requests. The production one (AsyncHTTPClient) lives in
 /// TokenBrokerUpstream; transport failures come back as `retryLater`.
-public protocol TokenTransport: Sendable {
+package protocol TokenTransport: Sendable {
   func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
     -> UpstreamResponse
 }
 
 /// Turns an upstream answer into a token or a classified failure.
-public enum TokenExchange {
+package enum TokenExchange {
   /// Hard cap on a token response body.
-  public static let maxBodyBytes = 64 * 1024
+  package static let maxBodyBytes = 64 * 1024
 
-  public static func interpret(
+  package static func interpret(
     _ response: UpstreamResponse, request: TokenRequest, requestedScope: [String], now: Double
   ) throws(UpstreamFailure) -> TokenResponse {
     guard (200..<300).contains(response.status) else {

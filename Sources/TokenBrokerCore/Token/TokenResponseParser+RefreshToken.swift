@@ -2,7 +2,7 @@ extension TokenResponseParser {
   /// The `refresh_token` of a 2xx answer, read before anything else of it is checked: a
   /// rotating provider has retired the refresh token it was shown, so the new one must be
   /// kept even when the rest of the answer is refused (README "Rotation").
-  public static func refreshToken(in body: [UInt8]) -> String? {
+  package static func refreshToken(in body: [UInt8]) -> String? {
     guard let object = JSONValue.parseObject(body), let token = object["refresh_token"] as? String,
       !token.isEmpty, isHeaderSafe(token)
     else { return nil }

@@ -3,14 +3,14 @@ import Foundation
 /// Parses a token endpoint's successful answer in any of the seed dialects:
 /// `token_type` in any case, `expires_in` as number or numeric string, else the
 /// JWT `exp` claim, `created_at` honoured, `scope` kept, `refresh_token` picked up.
-public enum TokenResponseParser {
+package enum TokenResponseParser {
   /// Lifetime assumed when a response carries neither `expires_in` nor a JWT `exp`.
-  public static let assumedLifetime: Double = 3600
+  package static let assumedLifetime: Double = 3600
   /// The longest lifetime taken from an answer (10 years): a larger `expires_in`, or
   /// a JWT `exp`/`iat` further out, is clamped, so no later arithmetic overflows.
-  public static let maxLifetime: Double = 315_360_000
+  package static let maxLifetime: Double = 315_360_000
 
-  public static func parse(
+  package static func parse(
     body: [UInt8], requestedScope: [String], now: Double
   ) throws(UpstreamFailure) -> TokenResponse {
     guard !body.isEmpty else {

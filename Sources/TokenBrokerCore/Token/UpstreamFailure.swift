@@ -1,5 +1,5 @@
 /// What a failed token request means for the broker.
-public enum FailureKind: String, Sendable, Equatable, CaseIterable {
+package enum FailureKind: String, Sendable, Equatable, CaseIterable {
   /// Transient: network, timeout, 5xx, 429, a garbled answer. Back off and retry.
   case retryLater = "retry_later"
   /// The client credentials (or password) were refused. Retry only at the backoff cap.
@@ -12,17 +12,17 @@ public enum FailureKind: String, Sendable, Equatable, CaseIterable {
 
 /// A failed upstream token request, classified. `message` is safe to log: it
 /// never holds a token or a secret (the engine also redacts known secrets).
-public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertible {
-  public var kind: FailureKind
+package struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertible {
+  package var kind: FailureKind
   /// HTTP status, nil for transport failures.
-  public var status: Int?
+  package var status: Int?
   /// The provider's error code (`invalid_grant`, `UNAUTHORIZED`), if any.
-  public var code: String?
-  public var message: String
+  package var code: String?
+  package var message: String
   /// Seconds from now, from a `Retry-After` header.
-  public var retryAfter: Double?
+  package var retryAfter: Double?
 
-  public init(
+  package init(
     _ kind: FailureKind, status: Int? = nil, code: String? = nil, message: String, retryAfter: Double? = nil
   ) {
     self.kind = kind
@@ -33,7 +33,7 @@ public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertib
   }
 
   /// One line for status answers and logs: `upstream 503: service unavailable`.
-  public var description: String {
+  package var description: String {
     var parts: [String] = []
     if let status { parts.append("upstream \(status)") }
     if let code { parts.append(code) }

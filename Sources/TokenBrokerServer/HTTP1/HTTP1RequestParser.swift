@@ -4,21 +4,21 @@
 /// subset a local client needs is refused with a 4xx that says why, never guessed at:
 /// obs-fold, whitespace before a colon, conflicting lengths, transfer codings other
 /// than `chunked`, non-ASCII targets. Lines end in CRLF or a bare LF.
-public struct HTTP1RequestParser: Sendable {
-  public struct Request: Sendable, Equatable {
-    public var method: String
+package struct HTTP1RequestParser: Sendable {
+  package struct Request: Sendable, Equatable {
+    package var method: String
     /// The request target as sent (origin form: path and query).
-    public var target: String
+    package var target: String
     /// 0 or 1 (HTTP/1.0 or HTTP/1.1).
-    public var minorVersion: Int
+    package var minorVersion: Int
     /// Header fields in order, names as sent, values without surrounding whitespace.
-    public var headers: [(String, String)]
-    public var body: [UInt8]
+    package var headers: [(String, String)]
+    package var body: [UInt8]
     /// The connection stays open after the answer (HTTP/1.1 unless `Connection: close`;
     /// HTTP/1.0 only with `Connection: keep-alive`).
-    public var keepAlive: Bool
+    package var keepAlive: Bool
 
-    public static func == (a: Request, b: Request) -> Bool {
+    package static func == (a: Request, b: Request) -> Bool {
       a.method == b.method && a.target == b.target && a.minorVersion == b.minorVersion
         && a.headers.elementsEqual(b.headers, by: { $0.0 == $1.0 && $0.1 == $1.1 })
         && a.body == b.body && a.keepAlive == b.keepAlive
@@ -27,8 +27,8 @@ public struct HTTP1RequestParser: Sendable {
 
   /// Why a request was refused: the status to answer, an error code and a message for
   /// people. After an error the connection must be closed (the byte stream is lost).
-  public struct Failure: Error, Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
+  package struct Failure: Error, Sendable, Equatable {
+    package enum Kind: Sendable, Equatable {
       /// 400: not HTTP/1.x as this server reads it.
       case malformed
       /// 413: a body over the cap.
@@ -36,17 +36,17 @@ public struct HTTP1RequestParser: Sendable {
       /// 431: a request line or header fields over the caps.
       case headTooLarge
     }
-    public var kind: Kind
-    public var message: String
+    package var kind: Kind
+    package var message: String
 
-    public var status: Int {
+    package var status: Int {
       switch kind {
       case .malformed: return 400
       case .bodyTooLarge: return 413
       case .headTooLarge: return 431
       }
     }
-    public var code: String {
+    package var code: String {
       switch kind {
       case .malformed: return "bad_request"
       case .bodyTooLarge: return "payload_too_large"
@@ -55,7 +55,7 @@ public struct HTTP1RequestParser: Sendable {
     }
   }
 
-  public let limits: ServerLimits
+  package let limits: ServerLimits
   private var state = State.head(scanned: 0)
   private var pending: Request?
   /// CR and LF bytes consumed before the request line now awaited.
@@ -63,7 +63,7 @@ public struct HTTP1RequestParser: Sendable {
 
   /// The CR and LF bytes allowed before a request line (RFC 9112 2.2 asks to ignore "at
   /// least one" empty line): four CRLF pairs. More is not a client, and is refused.
-  public static let maxEmptyLineBytes = 8
+  package static let maxEmptyLineBytes = 8
 
   private enum State: Sendable {
     /// Waiting for the end of a head; `scanned` bytes hold no blank line yet.
@@ -77,7 +77,7 @@ public struct HTTP1RequestParser: Sendable {
     case trailer(fields: Int, bytes: Int)
   }
 
-  public init(limits: ServerLimits) {
+  package init(limits: ServerLimits) {
     self.limits = limits
   }
 
@@ -88,7 +88,7 @@ public struct HTTP1RequestParser: Sendable {
   }
 
   /// No request has started: the buffer holds nothing but what follows a whole request.
-  public var isIdle: Bool {
+  package var isIdle: Bool {
     if case .head(let scanned) = state { return scanned == 0 && pending == nil }
     return false
   }
@@ -96,7 +96,7 @@ public struct HTTP1RequestParser: Sendable {
   /// Reads the next request from `bytes` (all that is buffered and not yet consumed),
   /// returning it and how many bytes it used, or nil and the bytes consumed so far when
   /// more are needed. Consumed bytes must be dropped before the next call.
-  public mutating func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> (Request?, consumed: Int) {
+  package mutating func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> (Request?, consumed: Int) {
     var offset = 0
     while true {
       switch state {

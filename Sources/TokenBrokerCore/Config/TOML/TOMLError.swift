@@ -2,21 +2,21 @@
 ///
 /// The message names keys but never quotes a value, so it is safe to show for a file
 /// that holds secrets.
-public struct TOMLError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct TOMLError: Error, Sendable, Equatable, CustomStringConvertible {
   /// 1-based line.
-  public var line: Int
+  package var line: Int
   /// 1-based column, counted in Unicode scalars.
-  public var column: Int
-  public var message: String
+  package var column: Int
+  package var message: String
 
-  public init(line: Int, column: Int, message: String) {
+  package init(line: Int, column: Int, message: String) {
     self.line = line
     self.column = column
     self.message = message
   }
 
   /// `line 3, column 12: expected '=' after key 'token_url'`.
-  public var description: String { "line \(line), column \(column): \(message)" }
+  package var description: String { "line \(line), column \(column): \(message)" }
 }
 
 extension TOMLError {

@@ -4,18 +4,18 @@
 /// included, ends in a ``TOMLError`` with a line and a column. Nesting of tables and
 /// arrays is capped at ``maxDepth`` levels, so no input can exhaust the stack. Every
 /// value and every key records the line where it is written.
-public struct TOMLParser {
+package struct TOMLParser {
   /// The deepest nesting of tables and arrays accepted: `a.b.c = 1` is 3 levels,
   /// `a = [[1]]` is 3 too.
-  public static let maxDepth = 64
+  package static let maxDepth = 64
 
   /// Parses a whole document.
-  public static func parse(_ text: String) throws(TOMLError) -> TOMLTable {
+  package static func parse(_ text: String) throws(TOMLError) -> TOMLTable {
     try parse(bytes: Array(text.utf8))
   }
 
   /// Parses a whole document given as UTF-8; a leading byte order mark is skipped.
-  public static func parse(bytes: [UInt8]) throws(TOMLError) -> TOMLTable {
+  package static func parse(bytes: [UInt8]) throws(TOMLError) -> TOMLTable {
     var parser = TOMLParser(bytes: bytes)
     try parser.validateEncoding()
     return try parser.parseDocument()

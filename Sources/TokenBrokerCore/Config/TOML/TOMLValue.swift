@@ -2,8 +2,8 @@
 ///
 /// Date and time values keep their text as written: the configuration never uses them
 /// except to say that a key has the wrong type.
-public struct TOMLValue: Sendable, Equatable {
-  public enum Kind: Sendable, Equatable {
+package struct TOMLValue: Sendable, Equatable {
+  package enum Kind: Sendable, Equatable {
     case string(String)
     case integer(Int64)
     case float(Double)
@@ -22,58 +22,58 @@ public struct TOMLValue: Sendable, Equatable {
     case table(TOMLTable)
   }
 
-  public var kind: Kind
+  package var kind: Kind
   /// 1-based line where the value begins (for a table: where it is first mentioned).
-  public var line: Int
+  package var line: Int
 
-  public init(_ kind: Kind, line: Int) {
+  package init(_ kind: Kind, line: Int) {
     self.kind = kind
     self.line = line
   }
 
-  public var string: String? {
+  package var string: String? {
     if case .string(let s) = kind { return s }
     return nil
   }
 
-  public var int: Int64? {
+  package var int: Int64? {
     if case .integer(let i) = kind { return i }
     return nil
   }
 
-  public var double: Double? {
+  package var double: Double? {
     if case .float(let d) = kind { return d }
     return nil
   }
 
-  public var bool: Bool? {
+  package var bool: Bool? {
     if case .boolean(let b) = kind { return b }
     return nil
   }
 
-  public var array: [TOMLValue]? {
+  package var array: [TOMLValue]? {
     if case .array(let a) = kind { return a }
     return nil
   }
 
-  public var table: TOMLTable? {
+  package var table: TOMLTable? {
     if case .table(let t) = kind { return t }
     return nil
   }
 }
 
 /// A TOML table: keys in document order, each with its value and the line of its definition.
-public struct TOMLTable: Sendable, Equatable {
+package struct TOMLTable: Sendable, Equatable {
   /// One key of a table.
-  public struct Entry: Sendable, Equatable {
-    public var value: TOMLValue
+  package struct Entry: Sendable, Equatable {
+    package var value: TOMLValue
     /// 1-based line where the key is defined: its `key = value` line, its `[table]` header,
     /// the first `[[array]]` header, or where a dotted key or header first named it.
-    public var line: Int
+    package var line: Int
     /// Whether the value is an array of tables made by `[[name]]` headers.
-    public var isArrayOfTables: Bool
+    package var isArrayOfTables: Bool
 
-    public init(value: TOMLValue, line: Int, isArrayOfTables: Bool = false) {
+    package init(value: TOMLValue, line: Int, isArrayOfTables: Bool = false) {
       self.value = value
       self.line = line
       self.isArrayOfTables = isArrayOfTables
@@ -81,18 +81,18 @@ public struct TOMLTable: Sendable, Equatable {
   }
 
   /// The keys in the order they were first defined.
-  public private(set) var keys: [String] = []
-  public private(set) var entries: [String: Entry] = [:]
+  package private(set) var keys: [String] = []
+  package private(set) var entries: [String: Entry] = [:]
 
-  public init() {}
+  package init() {}
 
-  public subscript(key: String) -> TOMLValue? { entries[key]?.value }
+  package subscript(key: String) -> TOMLValue? { entries[key]?.value }
 
   /// Adds `key`, or replaces its entry while keeping its place in `keys`.
-  public mutating func set(_ key: String, _ entry: Entry) {
+  package mutating func set(_ key: String, _ entry: Entry) {
     if entries.updateValue(entry, forKey: key) == nil { keys.append(key) }
   }
 
-  public var isEmpty: Bool { keys.isEmpty }
-  public var count: Int { keys.count }
+  package var isEmpty: Bool { keys.isEmpty }
+  package var count: Int { keys.count }
 }

@@ -1,0 +1,89 @@
+import Foundation
+import TokenBrokerCore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A configuration ready to run: validated, secrets read, names resolved.
+package struct LoadedConfig: Sendable {
+  package var config: BrokerConfig
+  package var secrets: [String: ResolvedSecrets]
+  package var access: AccessPolicy
+  /// Not fatal (e.g. an allow entry naming a user that does not exist).
+  package var warnings: [String]
+
+  package init(
+    config: BrokerConfig, secrets: [String: ResolvedSecrets], access: AccessPolicy, warnings: [String]
+  ) {
+    self.config = config
+    self.secrets = secrets
+    self.access = access
+    self.warnings = warnings
+  }
+}
+
+/// Reads `broker.toml` and everything it points at. `--check-config`, start-up
+/// and reload all go through here, so they report the same problems.
+package struct ConfigLoader: Sendable {
+  package var path: String
+  package var resolver: SecretResolver
+  /// `[broker]` overrides from the command line.
+  package var socketOverride: String?
+  package var logLevelOverride: LogLevel?
+  package var logTargetOverride: LogTarget?
+  package var stateDirOverride: String?
+
+  package init(path: String, resolver: SecretResolver = SecretResolver()) {
+    self.path = path
+    self.resolver = resolver
+  }
+
+  package func load() throws(ConfigError) -> LoadedConfig {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      let reason = String(cString: strerror(errno))
+      throw ConfigError(problems: [
+        ConfigProblem(
+          path: path, line: 0, message: "cannot read the configuration: \(reason); pass --config PATH")
+      ])
+    }
+    var st = stat()
+    fstat(fd, &st)
+    let data = FileHandle(fileDescriptor: fd, closeOnDealloc: true).readDataToEndOfFile()
+    guard let text = String(data: data, encoding: .utf8) else {
+      throw ConfigError(problems: [ConfigProblem(path: path, line: 0, message: "the file is not UTF-8 text")])
+    }
+    var config = try ConfigParser.parse(text, path: path, fileMode: UInt32(st.st_mode & 0o777))
+    return try finish(&config, text: text)
+  }
+
+  /// Applies overrides, reads secrets and resolves names of an already parsed config.
+  package func finish(_ config: inout BrokerConfig, text: String?) throws(ConfigError) -> LoadedConfig {
+    if let socketOverride { config.broker.socket = socketOverride }
+    if let logLevelOverride { config.broker.logLevel = logLevelOverride }
+    if let logTargetOverride { config.broker.logTarget = logTargetOverride }
+    if let stateDirOverride { config.broker.stateDir = stateDirOverride }
+    var problems: [ConfigProblem] = []
+    var secrets: [String: ResolvedSecrets] = [:]
+    for p in config.providers {
+      let (resolved, failures) = resolver.resolve(provider: p)
+      secrets[p.name] = resolved
+      for f in failures {
+        let line = text.flatMap { ConfigParser.line(of: ["providers", p.name, f.key], in: $0) } ?? p.line
+        problems.append(
+          ConfigProblem(path: path, line: line, message: "providers.\(p.name).\(f.key): \(f.message)"))
+      }
+    }
+    if let group = config.broker.socketGroup, AccessResolver.groupID(group) == nil {
+      let line = text.flatMap { ConfigParser.line(of: ["broker", "socket_group"], in: $0) } ?? 0
+      problems.append(
+        ConfigProblem(
+          path: path, line: line,
+          message: "broker.socket_group: no group named \(group) (create it, e.g. with systemd-sysusers)"))
+    }
+    guard problems.isEmpty else { throw ConfigError(problems: problems) }
+    let (access, warnings) = AccessResolver.resolve(config)
+    return LoadedConfig(config: config, secrets: secrets, access: access, warnings: warnings)
+  }
+}

@@ -1,0 +1,257 @@
+import Logging
+import NIOConcurrencyHelpers
+import TokenBrokerCore
+
+/// Executes one provider's `RefreshStateMachine`: it feeds the machine events (a caller
+/// wants a token, a timer fired, the upstream answered, a write finished, reload, stop)
+/// and carries out the actions it returns. Every decision is the machine's; this actor
+/// only talks to the edges (transport, state store, token cache, timers, callers).
+package actor ProviderEngine {
+  package nonisolated let name: String
+  /// Who the credential belongs to (`token_url`, `client_id`, `username`, grant, seed): a
+  /// reload that keeps it keeps this engine and its refresh token; one that changes it
+  /// gets a new engine that never sees the old refresh token.
+  package nonisolated let identity: CredentialIdentity
+  let env: EngineEnvironment
+  var logger: Logger
+
+  /// What a reload may change without a new engine; read without an actor hop.
+  struct Current: Sendable {
+    var config: ProviderConfig
+    var secrets: ResolvedSecrets
+    var settings: BrokerSettings
+    var defaultScopes: ScopeSet
+  }
+  private nonisolated let current: NIOLockedValueBox<Current>
+
+  var machine: RefreshStateMachine
+  private var timers: [ScopeSet: any TimerHandle] = [:]
+  private var waiters: [Int: CheckedContinuation<Result<Token, ServeFailure>, Never>] = [:]
+  private var nextWaiter = 0
+  private var started = false
+  private var startWaiters: [CheckedContinuation<Void, Never>] = []
+  private var firstAttemptWaiters: [CheckedContinuation<Void, Never>] = []
+  private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+  /// Writes of the credential, one after another in the order the machine asked for them.
+  private var persistTail: Task<Void, Never>?
+  private var sendsRunning = 0
+
+  package init(
+    config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets, environment: EngineEnvironment
+  ) {
+    self.name = config.name
+    self.identity = CredentialIdentity(config, secrets: secrets)
+    self.env = environment
+    let scopes = ScopeSet(config.scopes)
+    self.current = NIOLockedValueBox(
+      Current(config: config, secrets: secrets, settings: settings, defaultScopes: scopes))
+    self.machine = RefreshStateMachine(
+      settings: Self.machineSettings(config, settings),
+      credential: .init(refreshToken: secrets.refreshToken, needsLogin: false))
+    var logger = environment.logger
+    logger[metadataKey: "provider"] = "\(config.name)"
+    self.logger = logger
+  }
+
+  static func machineSettings(_ p: ProviderConfig, _ s: BrokerSettings) -> RefreshStateMachine.Settings {
+    var policy = RefreshPolicy(s)
+    policy.minValid = p.minValid ?? s.minValid
+    return RefreshStateMachine.Settings(
+      name: p.name, grant: p.grant, policy: policy,
+      minValidKey: p.minValid == nil
+        ? "[broker] min_valid (or set providers.\(p.name).min_valid)"
+        : "providers.\(p.name).min_valid",
+      scopeIdleTimeout: s.scopeIdleTimeout, defaultScopes: ScopeSet(p.scopes))
+  }
+
+  package nonisolated var config: ProviderConfig { current.withLockedValue { $0.config } }
+  package nonisolated var defaultScopes: ScopeSet { current.withLockedValue { $0.defaultScopes } }
+  var secrets: ResolvedSecrets { current.withLockedValue { $0.secrets } }
+  var requestTimeout: Double { current.withLockedValue { $0.settings.requestTimeout } }
+  nonisolated var currentValue: Current { current.withLockedValue { $0 } }
+  /// The provider's effective min_valid: its own, else `[broker] min_valid`.
+  nonisolated var minValid: Double {
+    current.withLockedValue { $0.config.minValid ?? $0.settings.minValid }
+  }
+
+  // MARK: Life cycle
+
+  /// Loads the persisted credential (off the cooperative pool) and starts the first fetch.
+  package func start() async {
+    guard !started else { return }
+    let now = env.clock.now()
+    if config.grant == .apiKey, let key = secrets.apiKey {
+      let token = Token(accessToken: key, tokenType: "", issuedAt: now, expiresAt: nil, scope: [])
+      execute(machine.start(now: now, apiKey: token))
+    } else {
+      let credential = await loadCredential()
+      machine = RefreshStateMachine(settings: machine.settings, credential: credential)
+      execute(machine.start(now: env.clock.now()))
+    }
+    started = true
+    for w in startWaiters { w.resume() }
+    startWaiters.removeAll()
+  }
+
+  private func awaitStarted() async {
+    if started { return }
+    await withCheckedContinuation { startWaiters.append($0) }
+  }
+
+  /// Returns once the first fetch of the default token has finished, either way.
+  package func awaitFirstAttempt() async {
+    if machine.firstAttemptDone { return }
+    await withCheckedContinuation { firstAttemptWaiters.append($0) }
+  }
+
+  /// New settings for the same credential (a reload that changed `allow`, scopes, timing,
+  /// a client secret): the refresh token and any request in flight carry on.
+  package func reconfigure(config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets) {
+    let old = current.withLockedValue { c -> ProviderConfig in
+      let old = c.config
+      c = Current(
+        config: config, secrets: secrets, settings: settings, defaultScopes: ScopeSet(config.scopes))
+      return old
+    }
+    // Extra request parameters and headers shape the token (an audience, a resource).
+    let stale = old.params != config.params || old.headers != config.headers
+    execute(
+      machine.reconfigure(
+        Self.machineSettings(config, settings), tokensStale: stale, now: env.clock.now(), random: env.random()
+      ))
+    // Answers are rendered with the provider's settings (its api_key_header, name).
+    for (scopes, slot) in machine.slots {
+      if let token = slot.token, slot.unservable == nil {
+        env.cache.set(provider: config, scopes: scopes, token: token, now: env.clock.now())
+      }
+    }
+  }
+
+  /// Sends nothing more; callers get a 503; a request on the wire still has its rotated
+  /// refresh token persisted when it answers (`settle` waits for that).
+  package func stop() {
+    execute(machine.stop())
+    for (_, t) in timers { t.cancel() }
+    timers.removeAll()
+  }
+
+  /// Waits until no request is on the wire or queued and every write has finished.
+  package func settle() async {
+    if machine.isIdle && sendsRunning == 0 { return }
+    await withCheckedContinuation { idleWaiters.append($0) }
+  }
+
+  // MARK: Serving
+
+  /// A token for `scopes` with at least `max(minValid, min_valid)` left, refreshing first
+  /// when the cache cannot satisfy the request.
+  package func token(scopes: ScopeSet, minValid: Double?) async -> Result<Token, ServeFailure> {
+    await awaitStarted()
+    let id = nextWaiter
+    nextWaiter += 1
+    let (answer, actions) = machine.tokenWanted(scopes, requested: minValid, waiter: id, now: env.clock.now())
+    if let answer {
+      execute(actions)
+      return answer
+    }
+    return await withCheckedContinuation { continuation in
+      waiters[id] = continuation
+      execute(actions)
+    }
+  }
+
+  /// Admin: fetch a new default token now (joins one already in flight).
+  package func refreshNow() async -> ProviderStatus {
+    await awaitStarted()
+    execute(machine.refreshWanted(now: env.clock.now()))
+    await settle()
+    return status()
+  }
+
+  func timerFired(_ key: ScopeSet) async {
+    timers[key] = nil
+    let now = env.clock.now()
+    execute(machine.timerFired(key, now: now, cacheLastUsed: env.cache.lastUsed(provider: name, scopes: key)))
+    await settle()
+  }
+
+  // MARK: Status
+
+  package func status() -> ProviderStatus {
+    let now = env.clock.now()
+    let slot = machine.defaultSlot
+    var expiresIn: Int?
+    if let exp = slot?.token?.expiresAt { expiresIn = Int((exp - now).rounded(.down)) }
+    return ProviderStatus(
+      name: name, grant: config.grant, state: machine.state(now: now), expiresIn: expiresIn,
+      lastRefresh: slot?.lastRefresh, nextRefresh: slot?.nextRefresh, failures: slot?.failures ?? 0,
+      lastError: machine.lastError, cachedScopeSets: machine.slots.values.filter { $0.token != nil }.count)
+  }
+
+  // MARK: Actions
+
+  /// Carries out the machine's actions, in order.
+  func execute(_ actions: [RefreshStateMachine.Action]) {
+    for action in actions {
+      switch action {
+      case .send(let scopes, let grant):
+        sendsRunning += 1
+        Task { await self.send(scopes, grant) }
+      case .persist(let credential):
+        enqueuePersist(credential)
+      case .publish(let scopes, let token):
+        env.cache.set(provider: config, scopes: scopes, token: token, now: env.clock.now())
+      case .unpublish(let scopes):
+        if let scopes {
+          env.cache.remove(provider: name, scopes: scopes)
+        } else {
+          env.cache.remove(provider: name)
+        }
+        if let scopes, scopes != defaultScopes {
+          logger.debug("dropped idle scope set", metadata: ["scope": "\(scopes)", "event": "scope_dropped"])
+        }
+      case .schedule(let scopes, let at):
+        timers[scopes]?.cancel()
+        timers[scopes] = env.clock.schedule(at: at) { [weak self] in await self?.timerFired(scopes) }
+      case .cancelTimer(let scopes):
+        timers.removeValue(forKey: scopes)?.cancel()
+      case .answer(let waiter, let result):
+        waiters.removeValue(forKey: waiter)?.resume(returning: result)
+      }
+    }
+    if machine.firstAttemptDone, !firstAttemptWaiters.isEmpty {
+      for w in firstAttemptWaiters { w.resume() }
+      firstAttemptWaiters.removeAll()
+    }
+    if machine.isIdle, sendsRunning == 0, !idleWaiters.isEmpty {
+      for w in idleWaiters { w.resume() }
+      idleWaiters.removeAll()
+    }
+  }
+
+  private func enqueuePersist(_ credential: RefreshStateMachine.Credential) {
+    let previous = persistTail
+    let record = ProviderStateRecord(
+      refreshToken: credential.refreshToken, seed: seedFingerprint, needsLogin: credential.needsLogin,
+      updatedAt: env.clock.now(), identity: identity.fingerprint)
+    persistTail = Task {
+      await previous?.value
+      let ok = await self.write(record)
+      self.persistFinished(ok: ok)
+    }
+  }
+
+  private func persistFinished(ok: Bool) {
+    execute(machine.persisted(ok: ok, now: env.clock.now(), random: env.random()))
+    env.changes.raise()
+  }
+
+  func answered(
+    _ scopes: ScopeSet, _ outcome: RefreshStateMachine.Outcome, rotated: String?
+  ) {
+    sendsRunning -= 1
+    execute(
+      machine.upstreamAnswered(scopes, outcome, rotated: rotated, now: env.clock.now(), random: env.random()))
+    env.changes.raise()
+  }
+}

@@ -1,0 +1,114 @@
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+import TokenBrokerCore
+
+/// The broker's metrics (swift-metrics API over a Prometheus registry that is
+/// rendered on `GET /metrics`; no global bootstrap, so tests get their own).
+package final class BrokerMetrics: Sendable {
+  package let registry: PrometheusCollectorRegistry
+  let factory: PrometheusMetricsFactory
+
+  private struct Cache {
+    var counters: [String: Metrics.Counter] = [:]
+    var timers: [String: Metrics.Timer] = [:]
+    var gauges: [String: Metrics.Gauge] = [:]
+  }
+  private let cache = NIOLockedValueBox(Cache())
+
+  /// Request latency buckets (seconds): the fast path answers in tens of µs.
+  static let latencyBuckets: [Duration] = [
+    .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+    .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10),
+  ]
+
+  package init() {
+    let registry = PrometheusCollectorRegistry()
+    var factory = PrometheusMetricsFactory(registry: registry)
+    factory.defaultDurationHistogramBuckets = Self.latencyBuckets
+    self.registry = registry
+    self.factory = factory
+  }
+
+  /// One metric object per label and dimensions, made once and reused (the
+  /// request path must not build handlers).
+  private func cached<M>(
+    _ path: WritableKeyPath<Cache, [String: M]>, _ label: String, _ dimensions: [(String, String)],
+    make: () -> M
+  ) -> M {
+    let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+    return cache.withLockedValue { c in
+      if let existing = c[keyPath: path][key] { return existing }
+      let made = make()
+      c[keyPath: path][key] = made
+      return made
+    }
+  }
+
+  private func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
+    cached(\.counters, label, dimensions) {
+      Metrics.Counter(label: label, dimensions: dimensions, factory: factory)
+    }
+  }
+
+  private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Gauge {
+    cached(\.gauges, label, dimensions) {
+      Metrics.Gauge(label: label, dimensions: dimensions, factory: factory)
+    }
+  }
+
+  private func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
+    cached(\.timers, label, dimensions) {
+      Metrics.Timer(label: label, dimensions: dimensions, factory: factory)
+    }
+  }
+
+  /// A successful upstream token fetch.
+  package func refreshed(provider: String) {
+    counter("token_broker_refreshes_total", [("provider", provider)]).increment()
+  }
+
+  /// A failed upstream token fetch, by classified reason.
+  package func refreshFailed(provider: String, reason: FailureKind) {
+    counter("token_broker_refresh_failures_total", [("provider", provider), ("reason", reason.rawValue)])
+      .increment()
+  }
+
+  /// One answered socket request.
+  package func request(endpoint: String, status: Int, nanoseconds: Int64) {
+    recorder(endpoint: endpoint, status: status).record(nanoseconds: nanoseconds)
+  }
+
+  /// The request counter and latency timer of one endpoint and status, looked up once:
+  /// the socket's fast path keeps one and records without a lookup.
+  package struct RequestRecorder: Sendable {
+    let count: Metrics.Counter
+    let duration: Metrics.Timer
+
+    package func record(nanoseconds: Int64) {
+      count.increment()
+      duration.recordNanoseconds(nanoseconds)
+    }
+  }
+
+  package func recorder(endpoint: String, status: Int) -> RequestRecorder {
+    RequestRecorder(
+      count: counter("token_broker_requests_total", [("endpoint", endpoint), ("status", String(status))]),
+      duration: timer("token_broker_request_duration_seconds", [("endpoint", endpoint)]))
+  }
+
+  /// Sets the per-provider gauges from current statuses (called at scrape time).
+  package func update(_ statuses: [ProviderStatus], now: Double) {
+    for s in statuses {
+      let dims = [("provider", s.name)]
+      gauge("token_broker_token_expires_in_seconds", dims).record(Double(s.expiresIn ?? 0))
+      gauge("token_broker_token_age_seconds", dims).record(s.lastRefresh.map { now - $0 } ?? 0)
+      gauge("token_broker_provider_up", dims).record(s.state == .ok || s.state == .degraded ? 1 : 0)
+    }
+  }
+
+  /// Prometheus text exposition.
+  package func render() -> [UInt8] {
+    registry.emitToBuffer()
+  }
+}
