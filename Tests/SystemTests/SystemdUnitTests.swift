@@ -52,11 +52,12 @@ extension SystemSuite {
     @Test func reloadAppliesTheNewConfigurationInTheSameProcess() async throws {
       let f = try UnitFixture.current
       try await f.reset()
+      try await f.inside { try $0.systemctl("start", "token-broker.service") }
       let before = try await f.mainPID()
       try await f.writeConfig(withBeta: true)
       try await f.inside { try $0.systemctl("reload", "token-broker.service") }
-      // On systemd 252 (Type=notify, ExecReload=kill -HUP) `systemctl reload` returns once
-      // kill has returned, not when the daemon has reloaded: poll, bounded.
+      // On systemd 252 (Type=notify, ExecReload=kill -HUP, no Type=notify-reload) `systemctl
+      // reload` may return once kill has, before the daemon sent RELOADING=1: poll, bounded.
       try await offload {
         try poll("beta in /v1/status after the reload") { try f.providerNames().contains("beta") }
       }
