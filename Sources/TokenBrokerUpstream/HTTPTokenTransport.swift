@@ -44,6 +44,11 @@ package final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
       // Many providers on one identity provider refresh at once after a start: AHC's default
       // of 8 connections per host would queue them into their deadlines.
       config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+      // A refused connection, a name that does not resolve or a certificate that does not
+      // verify fails the request at once with its own error: the engine's backoff (with
+      // jitter) retries, instead of the client retrying until request_timeout and the
+      // operator reading "no complete answer" for what was a refused connection.
+      config.connectionPool.retryConnectionEstablishment = false
       config.httpVersion = .automatic
       let made = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: config)
       clients[key] = made

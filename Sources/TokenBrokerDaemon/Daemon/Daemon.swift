@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import TokenBrokerAPI
 import TokenBrokerCore
 import TokenBrokerEngine
@@ -52,6 +53,7 @@ package final class Daemon: Sendable {
     /// READY=1 was sent: reloads are announced with RELOADING=1 / READY=1 from now on.
     var ready = false
     var stopping = false
+    var readyWaiters: [CheckedContinuation<Void, Never>] = []
   }
 
   package init(
@@ -66,15 +68,19 @@ package final class Daemon: Sendable {
     self.status = StatusReporter(notifier: notifier)
   }
 
-  enum Event: Sendable {
-    case signal(SignalEvents.Event)
-    case started(allAttempted: Bool)
-  }
-
   /// Runs until SIGTERM/SIGINT; returns the exit status.
   package func run(_ loaded: LoadedConfig) async -> Int32 {
-    let (events, continuation) = AsyncStream<Event>.makeStream()
-    let signals = SignalEvents { continuation.yield(.signal($0)) }
+    // Signals are caught from the first instruction: ServiceGroup installs its own handlers
+    // only once it runs, and a SIGTERM before that would kill the process (or, ignored, be
+    // lost). Stops go to the group as a graceful shutdown, reloads to the reload service.
+    let (reloadRequests, reloadContinuation) = AsyncStream<Void>.makeStream()
+    let stopRequests = StopLatch()
+    let signals = SignalEvents { event in
+      switch event {
+      case .stop: stopRequests.request()
+      case .reload: reloadContinuation.yield()
+      }
+    }
     defer { withExtendedLifetime(signals) {} }
 
     for w in loaded.warnings { logger.warning("\(w)", metadata: ["event": "config_warning"]) }
@@ -105,12 +111,11 @@ package final class Daemon: Sendable {
       await self.reload(broker)
     }
     let broker = app.broker
-    let tracker = app.handler
     let server: HTTPServer
     FileLimit.raise(for: ServerLimits(), logger: logger)
     do {
       server = try await HTTPServer.start(
-        binding(loaded.config.broker), group: group, handler: tracker, logger: logger)
+        binding(loaded.config.broker), group: group, handler: app.handler, logger: logger)
     } catch {
       logger.critical("cannot listen: \(error)", metadata: ["event": "start_failed"])
       await transport.shutdown()
@@ -122,47 +127,39 @@ package final class Daemon: Sendable {
       metadata: ["event": "started"])
     onListening(loaded.config)
     status.starting(providers: loaded.config.providers.count)
-    let watchdog = Watchdog(notifier: notifier, logger: logger).start(broker)
 
-    await broker.start()
-    let timeout = startupTimeout
-    let startup = Task {
-      let all = await withDeadline(seconds: timeout) {
-        for e in broker.engines { await e.awaitFirstAttempt() }
-        return true
-      }
-      continuation.yield(.started(allAttempted: all ?? false))
+    let requestTimeout = loaded.config.broker.requestTimeout
+    // Shut down in reverse order: reloads end, the socket quiesces (STOPPING=1, no new
+    // connections, the requests in flight answered), the engines settle (a refresh on the
+    // wire persists what it brings back), then systemd's status and watchdog end.
+    let services = ServiceGroup(
+      configuration: ServiceGroupConfiguration(
+        services: [
+          SystemdService(daemon: self, broker: broker),
+          EngineService(broker: broker, settleTimeout: requestTimeout + 1, logger: logger),
+          SocketService(
+            server: server, tracker: app.handler, group: group,
+            // A request may wait for a refresh already in flight, then make its own.
+            drainTimeout: 2 * requestTimeout + 1, logger: logger
+          ) { [self] in await self.beginStopping(broker) },
+          ReloadService(daemon: self, broker: broker, requests: reloadRequests),
+        ],
+        logger: logger))
+    await stopRequests.onRequest { await services.triggerGracefulShutdown() }
+    var exit = DaemonExit.ok
+    do {
+      try await services.run()
+    } catch {
+      logger.critical("stopped on an error: \(error)", metadata: ["event": "stopped"])
+      exit = DaemonExit.failure
     }
-
-    var keepCurrent: Task<Void, Never>?
-    var reloadPending = false
-    loop: for await event in events {
-      switch event {
-      case .started(let allAttempted):
-        await becomeReady(broker, allAttempted: allAttempted)
-        keepCurrent = status.keepCurrent(broker)
-        if reloadPending { _ = await reload(broker) }
-      case .signal(.reload):
-        if lifecycle.withLockedValue({ $0.ready }) {
-          _ = await reload(broker)
-        } else {
-          reloadPending = true
-        }
-      case .signal(.stop):
-        break loop
-      }
-    }
-    startup.cancel()
-    await stop(server: server, tracker: tracker, broker: broker, group: group)
-    keepCurrent?.cancel()
-    watchdog?.cancel()
     await transport.shutdown()
     try? await group.shutdownGracefully()
     logger.info("stopped", metadata: ["event": "stopped"])
-    return DaemonExit.ok
+    return exit
   }
 
-  private func becomeReady(_ broker: Broker, allAttempted: Bool) async {
+  func becomeReady(_ broker: Broker, allAttempted: Bool) async {
     if !allAttempted {
       let waiting = await broker.statuses().filter { $0.state == .pending || $0.state == .refreshing }
       logger.warning(
@@ -170,47 +167,37 @@ package final class Daemon: Sendable {
         metadata: ["event": "startup_timeout"])
     }
     status.setPhase(.running)
-    lifecycle.withLockedValue { $0.ready = true }
+    let waiters = lifecycle.withLockedValue { l -> [CheckedContinuation<Void, Never>] in
+      l.ready = true
+      defer { l.readyWaiters.removeAll() }
+      return l.readyWaiters
+    }
     notifier.ready()
     await status.publish(broker)
     let line = await status.line(broker)
     logger.info("ready: \(line)", metadata: ["event": "ready"])
+    for w in waiters { w.resume() }
   }
 
-  /// Stop accepting, let the requests and refreshes in flight finish (bounded), tell systemd.
-  private func stop(
-    server: HTTPServer, tracker: RequestTracker, broker: Broker, group: MultiThreadedEventLoopGroup
-  ) async {
+  /// Returns once READY=1 was sent.
+  func awaitReady() async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      let now = lifecycle.withLockedValue { l -> Bool in
+        if l.ready { return true }
+        l.readyWaiters.append(c)
+        return false
+      }
+      if now { c.resume() }
+    }
+  }
+
+  /// The start of a graceful stop: STOPPING=1 and the status line say so.
+  func beginStopping(_ broker: Broker) async {
     lifecycle.withLockedValue { $0.stopping = true }
     status.setPhase(.stopping)
     logger.notice("stopping", metadata: ["event": "stopping"])
     notifier.stopping()
     await status.publish(broker)
-    await server.close()
-    let requestTimeout = broker.config.broker.requestTimeout
-    // A request may wait for a refresh already in flight, then make its own.
-    let drainTimeout = 2 * requestTimeout + 1
-    if await withDeadline(seconds: drainTimeout, { await tracker.idle() }) == nil {
-      logger.warning(
-        "\(tracker.inFlight) requests still unanswered after \(Int(drainTimeout)) s; closing their connections",
-        metadata: ["event": "stop_timeout"])
-    }
-    await flushEventLoops(group)
-    await broker.stop()
-    // Refreshes in flight persist what they receive (a rotated refresh token) when they end.
-    if await withDeadline(seconds: requestTimeout + 1, { await broker.settle() }) == nil {
-      logger.warning(
-        "token requests still in flight after \(Int(requestTimeout + 1)) s; abandoned",
-        metadata: ["event": "stop_timeout"])
-    }
-  }
-
-  /// Answers are written on the event loops after `handle` returns: one pass over every loop
-  /// lets those writes happen before the loops shut down.
-  private func flushEventLoops(_ group: MultiThreadedEventLoopGroup) async {
-    for loop in group.makeIterator() {
-      try? await loop.submit {}.get()
-    }
   }
 
   func binding(_ settings: BrokerSettings) throws -> HTTPServer.Binding {

@@ -31,12 +31,6 @@ package final class SignalEvents: @unchecked Sendable {
     self.sources = sources
   }
 
-  /// The events as an async sequence.
-  package static func stream() -> (SignalEvents, AsyncStream<Event>) {
-    let (stream, continuation) = AsyncStream<Event>.makeStream()
-    return (SignalEvents { continuation.yield($0) }, stream)
-  }
-
   deinit {
     for s in sources { s.cancel() }
   }
