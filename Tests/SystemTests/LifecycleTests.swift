@@ -151,10 +151,11 @@ extension SystemSuite {
       let atReady = try await offload {
         try notify.waitForStatus(from: ready.index, "after READY") { $0.hasPrefix("1/2 providers ok") }
       }
-      #expect(atReady.status.contains("silent refreshing"), "\(atReady.status)")
+      #expect(atReady.status.contains("1 refreshing"), "\(atReady.status)")
+      #expect(!atReady.status.contains("silent"), "STATUS= names no provider: \(atReady.status)")
       try await offload {
         try notify.waitForStatus(from: ready.index, "with silent failed") {
-          $0.hasPrefix("1/2 providers ok") && $0.contains("silent failed")
+          $0.hasPrefix("1/2 providers ok") && $0.contains("1 failed")
         }
       }
       let mark = notify.all.count

@@ -79,4 +79,17 @@ import TokenBrokerTestSupport
       #expect(try await s.harness.get("/metrics").status == 200)  // root
     }
   }
+
+  @Test func aProviderRemovedByAReloadLeavesNoGauges() async throws {
+    try await Single.with(.energy, name: "energy") { s async throws in
+      _ = try Self.parse(try await s.harness.get("/metrics").text)
+      let config = BrokerConfig(broker: s.harness.config.broker, providers: [])
+      await s.harness.broker.apply(
+        LoadedConfig(config: config, secrets: [:], access: AccessResolver.resolve(config).0, warnings: []))
+      let samples = try Self.parse(try await s.harness.get("/metrics").text)
+      #expect(!samples.keys.contains { $0.contains("provider_up") || $0.contains("expires_in_seconds") })
+      // Counters keep their history.
+      #expect(samples[#"token_broker_refreshes_total{provider="energy"}"#] == 1)
+    }
+  }
 }

@@ -97,8 +97,18 @@ package final class BrokerMetrics: Sendable {
       duration: timer("token_broker_request_duration_seconds", [("endpoint", endpoint)]))
   }
 
-  /// Sets the per-provider gauges from current statuses (called at scrape time).
+  /// Sets the per-provider gauges from current statuses (called at scrape time); the gauges
+  /// of a provider that a reload removed are dropped, not left at their last value.
   package func update(_ statuses: [ProviderStatus], now: Double) {
+    let current = Set(statuses.map { "|provider=\($0.name)" })
+    let stale = cache.withLockedValue { c -> [Metrics.Gauge] in
+      let gone = c.gauges.keys.filter { key in
+        guard let at = key.range(of: "|provider=") else { return false }
+        return !current.contains(String(key[at.lowerBound...]))
+      }
+      return gone.compactMap { c.gauges.removeValue(forKey: $0) }
+    }
+    for gauge in stale { gauge.destroy() }
     for s in statuses {
       let dims = [("provider", s.name)]
       gauge("token_broker_token_expires_in_seconds", dims).record(Double(s.expiresIn ?? 0))
