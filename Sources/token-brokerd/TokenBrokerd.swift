@@ -1,11 +1,16 @@
 import ArgumentParser
-import Foundation
 import Logging
 import NIOPosix
 import TokenBrokerCore
 import TokenBrokerDaemon
 import TokenBrokerEngine
 import TokenBrokerServer
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 #if canImport(Glibc)
   import Glibc
@@ -45,7 +50,7 @@ struct TokenBrokerd: AsyncParsableCommand {
   /// (help, --version, an ExitCode thrown by `run`) for everything else.
   static func exitOnUsageError(_ error: any Error) -> Never {
     if exitCode(for: error) == .validationFailure {
-      FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+      Output.standardError((fullMessage(for: error) + "\n"))
       Glibc.exit(DaemonExit.config)
     }
     exit(withError: error)
@@ -90,7 +95,7 @@ struct TokenBrokerd: AsyncParsableCommand {
       throw ExitCode(DaemonExit.config)
     }
     if checkConfig {
-      for w in loaded.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+      for w in loaded.warnings { Output.standardError("warning: \(w)\n") }
       print("\(config): ok (\(loaded.config.providers.count) providers)")
       return
     }
@@ -111,7 +116,7 @@ struct TokenBrokerd: AsyncParsableCommand {
     let what = "\(n) problem\(n == 1 ? "" : "s") in \(config)"
     text +=
       prefix + (checkConfig ? "token-brokerd: \(what)\n" : "token-brokerd: \(what); nothing was started\n")
-    FileHandle.standardError.write(Data(text.utf8))
+    Output.standardError(text)
   }
 
   func runDev() async -> Int32 {
@@ -131,7 +136,9 @@ struct TokenBrokerd: AsyncParsableCommand {
     let absolute =
       socketPath.hasPrefix("/")
       ? socketPath : cwd + "/" + socketPath.dropFirst(socketPath.hasPrefix("./") ? 2 : 0)
-    let stateDir = NSTemporaryDirectory() + "token-broker-dev-\(getuid())"
+    // Predictable, so a demo's state survives a restart; `StateStore.prepare` refuses it when
+    // another user made it or it is writable by others.
+    let stateDir = (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") + "/token-broker-dev-\(getuid())"
     let (config, secrets) = DemoIssuer.config(port: issuer.port ?? 0, socket: absolute, stateDir: stateDir)
     let (access, _) = AccessResolver.resolve(config)
     let loaded = LoadedConfig(config: config, secrets: ["demo": secrets], access: access, warnings: [])
@@ -149,7 +156,7 @@ struct TokenBrokerd: AsyncParsableCommand {
         Ctrl-C stops.
 
         """
-      FileHandle.standardOutput.write(Data(text.utf8))
+      Output.standardOutput(text)
     }
     let status = await daemon.run(loaded)
     await issuer.close()
@@ -164,5 +171,21 @@ struct TokenBrokerd: AsyncParsableCommand {
     guard access(candidate, X_OK) == 0 else { return "tokenctl" }
     let cwd = FileManager.default.currentDirectoryPath + "/"
     return candidate.hasPrefix(cwd) ? String(candidate.dropFirst(cwd.count)) : candidate
+  }
+}
+
+/// Whole writes to stdout and stderr, without Foundation's FileHandle.
+enum Output {
+  static func standardError(_ text: String) { write(2, text) }
+  static func standardOutput(_ text: String) { write(1, text) }
+
+  private static func write(_ fd: Int32, _ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+      let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else { return }
+      bytes = bytes.dropFirst(n)
+    }
   }
 }

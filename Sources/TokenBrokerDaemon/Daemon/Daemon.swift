@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -10,6 +9,12 @@ import TokenBrokerEngine
 import TokenBrokerServer
 import TokenBrokerSystemd
 import TokenBrokerUpstream
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 #if canImport(Glibc)
   import Glibc

@@ -1,10 +1,15 @@
-import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import TokenBrokerAPI
 import TokenBrokerCore
 import TokenBrokerEngine
 import TokenBrokerSystemd
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 /// Chooses the log handler: journald natively when stderr is the journal (or
 /// `log_target = "journal"`), else `<N>`-prefixed lines on stderr.

@@ -1,10 +1,15 @@
-import Foundation
 import NIOCore
 import NIOHTTP1
 import TokenBrokerAPI
 import TokenBrokerCore
 import TokenBrokerEngine
 import TokenBrokerServer
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 /// The built-in issuer of `token-brokerd --dev`: an OAuth2 client-credentials
 /// endpoint on 127.0.0.1 (Basic auth, form body) issuing short-lived tokens.

@@ -1,5 +1,10 @@
-import Foundation
 import TokenBrokerCore
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 #if canImport(Glibc)
   import Glibc
@@ -50,8 +55,16 @@ package struct ConfigLoader: Sendable {
     }
     var st = stat()
     fstat(fd, &st)
-    let data = FileHandle(fileDescriptor: fd, closeOnDealloc: true).readDataToEndOfFile()
-    guard let text = String(data: data, encoding: .utf8) else {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    while true {
+      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else { break }
+      bytes += chunk[..<n]
+    }
+    close(fd)
+    guard let text = String(validating: bytes, as: UTF8.self) else {
       throw ConfigError(problems: [ConfigProblem(path: path, line: 0, message: "the file is not UTF-8 text")])
     }
     var config = try ConfigParser.parse(text, path: path, fileMode: UInt32(st.st_mode & 0o777))

@@ -1,6 +1,11 @@
-import Foundation
 import Logging
 import TokenBrokerCore
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 extension ProviderEngine {
   /// One upstream request for `scopes`, as the machine asked; its outcome goes back to it.

@@ -1,6 +1,15 @@
 import Dispatch
-import Foundation
 import TokenBrokerCore
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// The production clock: Dispatch timers for the schedule (an idle broker has one armed
 /// timer per token and no polling), and a `now()` that a step of the system clock cannot
