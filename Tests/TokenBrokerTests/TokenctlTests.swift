@@ -186,3 +186,30 @@ final class OneAnswerServer: Sendable {
     }.start()
   }
 }
+
+extension TokenctlTests {
+  /// A provider whose tokens live no longer than its min_valid can never be served: status
+  /// `failed` naming the key, and tokenctl says so with exit 1 and no pointless retry hint.
+  @Test func tokensThatCanNeverMeetMinValidSayWhichKeyToChange() async throws {
+    var up = FakeUpstream.Settings()
+    up.lifetime = 30
+    try await Single.with(.energy, name: "short", upstreamSettings: up) { s async throws in
+      let status = await s.status()
+      #expect(status.state == .failed)
+      #expect(
+        status.lastError?.contains("lower [broker] min_valid (or set providers.short.min_valid)") == true)
+      let r = try await tokenctl(["--socket", s.harness.socketPath, "token", "short"])
+      #expect(r.status == 1)
+      #expect(r.stderr.contains("misconfigured: short issues tokens valid for 30 s"), "\(r.stderr)")
+      #expect(!r.stderr.contains("retry in"), "\(r.stderr)")
+      #expect(r.stdout.isEmpty)
+    }
+    // With providers.NAME.min_valid below the lifetime the same tokens are served.
+    try await Single.with(.energy, name: "short", upstreamSettings: up, tweak: { p, _ in p.minValid = 5 }) {
+      s async throws in
+      #expect(await s.status().state == .ok)
+      let r = try await tokenctl(["--socket", s.harness.socketPath, "token", "short"])
+      #expect(r.status == 0)
+    }
+  }
+}

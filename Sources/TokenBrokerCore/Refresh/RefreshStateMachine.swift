@@ -175,11 +175,12 @@ package struct RefreshStateMachine: Sendable {
     }
     slots[scopes]!.lastUsed = now
     let slot = slots[scopes]!
+    // Tokens that live no longer than min_valid are never served, not even in their first second.
+    if let message = slot.unservable { return (.failure(.misconfigured(message: message)), []) }
     if let t = slot.token, RefreshPolicy.isServable(t, now: now, minValid: wanted) {
       return (.success(t), [])
     }
     if credential.needsLogin { return (.failure(.needsLogin(message: needsLoginMessage)), []) }
-    if let message = slot.unservable { return (.failure(.misconfigured(message: message)), []) }
     if stopped {
       return (.failure(.unavailable(message: "\(settings.name) is restarting", retryAfter: 1)), [])
     }
