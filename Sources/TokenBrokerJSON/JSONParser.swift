@@ -43,7 +43,8 @@ extension JSONValue {
   }
 
   /// Reads a whole JSON text strictly by RFC 8259:
-  /// - any value at the top level, surrounded only by space, tab, CR and LF (no BOM);
+  /// - any value at the top level, surrounded only by space, tab, CR and LF (and a UTF-8
+  ///   byte order mark is ignored as the very first bytes, RFC 8259 §8.1);
   /// - numbers by the RFC's grammar only, and finite as a Double;
   /// - strings of well-formed UTF-8 without raw control bytes (below 0x20), with the RFC's
   ///   escapes only; a `\u` surrogate pair becomes one scalar, a lone surrogate is refused
@@ -67,6 +68,9 @@ struct JSONParser {
   static let backslash = UInt8(ascii: "\\")
 
   mutating func document() throws(JSONParseError) -> JSONValue {
+    // RFC 8259 §8.1: a reader MAY ignore a byte order mark. Foundation did, and some servers
+    // (.NET) send one: skipped once, at the very start only.
+    if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
     let v = try value()
     skipWhitespace()
     guard i == bytes.count else { throw JSONParseError(.trailingData, at: i) }

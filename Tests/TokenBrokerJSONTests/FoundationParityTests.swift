@@ -44,6 +44,21 @@ private func matches(_ v: JSONValue, _ any: Any) -> Bool {
     #expect(matches(ours, theirs), "\(ours) vs \(theirs)")
   }
 
+  /// Where Foundation was more lenient, on purpose: it read UTF-16 and UTF-32 texts and 512
+  /// levels of nesting; the reader takes UTF-8 only (RFC 8259 §8.1) and 64 levels.
+  @Test func deliberateDifferencesFromFoundation() throws {
+    let utf16 = Array(#"{"a":1}"#.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
+    #expect((try? JSONSerialization.jsonObject(with: Data(utf16))) != nil)
+    #expect(JSONValue.parse(utf16) == nil)
+    let deep = Array((String(repeating: "[", count: 100) + String(repeating: "]", count: 100)).utf8)
+    #expect((try? JSONSerialization.jsonObject(with: Data(deep))) != nil)
+    #expect(JSONValue.parse(deep) == nil)
+    // Both read a UTF-8 byte order mark at the start.
+    let bom = [0xEF, 0xBB, 0xBF] + Array(#"{"a":1}"#.utf8)
+    let theirs = try JSONSerialization.jsonObject(with: Data(bom))
+    #expect(matches(try JSONValue.parsing(bom), theirs))
+  }
+
   /// `numberOrNumericString` trims exactly what `trimmingCharacters(in: .whitespaces)` did,
   /// for every character of the Basic Multilingual Plane and a few beyond it.
   @Test func numericStringsTrimLikeFoundation() {

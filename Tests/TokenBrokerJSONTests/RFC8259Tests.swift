@@ -72,13 +72,23 @@ private func refusal(_ text: String) -> JSONParseError.Reason? {
     #expect(parse("{ \"a\" \n:\r 1 }") == .object([("a", .number(1))]))
     // Other spaces Unicode or some readers know are bytes that start no value.
     for space in ["\u{0B}", "\u{0C}", "\u{A0}", "\u{2028}", "\u{FEFF}", "\u{00}"] {
-      #expect(parse("\(space)1") == nil, "leading \(space.unicodeScalars.first!.value)")
+      #expect(parse(" \(space)1") == nil, "leading \(space.unicodeScalars.first!.value)")
+      #expect(parse("1\(space)") == nil, "trailing \(space.unicodeScalars.first!.value)")
       #expect(parse("[1,\(space)2]") == nil, "inner \(space.unicodeScalars.first!.value)")
     }
   }
 
-  @Test func byteOrderMarkIsRefused() {
-    #expect(refusal([0xEF, 0xBB, 0xBF] + Array("{}".utf8)) == .unexpectedByte)
+  /// RFC 8259 §8.1 lets a reader ignore a byte order mark; Foundation did, so one UTF-8 BOM
+  /// as the very first bytes is skipped. Anywhere else it is an unexpected byte.
+  @Test func byteOrderMarkIsIgnoredAtTheStartOnly() throws {
+    let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
+    #expect(try JSONValue.parsing(bom + Array(#"{"a":1}"#.utf8)) == .object([("a", .number(1))]))
+    #expect(refusal(bom + bom + Array("{}".utf8)) == .unexpectedByte)
+    #expect(refusal([0x20] + bom + Array("{}".utf8)) == .unexpectedByte)
+    #expect(refusal(Array("[".utf8) + bom + Array("1]".utf8)) == .unexpectedByte)
+    #expect(refusal(Array("{}".utf8) + bom) == .trailingData)
+    #expect(refusal(bom) == .unexpectedEnd)
+    #expect(refusal([0xEF, 0xBB] + Array("{}".utf8)) == .unexpectedByte)
   }
 
   @Test func emptyTextIsRefused() {
