@@ -31,7 +31,9 @@ let package = Package(
       pkgConfig: "libsystemd",
       providers: [.apt(["libsystemd-dev"])]
     ),
-    .target(name: "TokenBrokerCore"),
+    // RFC 8259 reader and writer, no Foundation: shared by the core, the client and the server.
+    .target(name: "TokenBrokerJSON"),
+    .target(name: "TokenBrokerCore", dependencies: ["TokenBrokerJSON"]),
     .target(
       name: "TokenBrokerUpstream",
       dependencies: [
@@ -47,6 +49,7 @@ let package = Package(
     .target(
       name: "TokenBrokerServer",
       dependencies: [
+        "TokenBrokerJSON",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -103,7 +106,7 @@ let package = Package(
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]
     ),
-    .target(name: "TokenBrokerClient"),
+    .target(name: "TokenBrokerClient", dependencies: ["TokenBrokerJSON"]),
     .executableTarget(
       name: "token-brokerd",
       dependencies: [
@@ -200,6 +203,10 @@ let package = Package(
     .testTarget(
       name: "TokenBrokerCoreTests",
       dependencies: ["TokenBrokerCore", "TokenBrokerClient"]
+    ),
+    .testTarget(
+      name: "TokenBrokerJSONTests",
+      dependencies: ["TokenBrokerJSON"]
     ),
     .testTarget(
       name: "ReliabilityTests",

@@ -1,3 +1,5 @@
+import TokenBrokerJSON
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -50,17 +52,12 @@ package enum ErrorBody {
     return Array(head.utf8) + body
   }
 
+  /// `s` as a JSON string, through the broker's one escaper. Control characters other than
+  /// a line feed become spaces first: a message may carry a client's own bytes (a provider
+  /// name), and a client prints it to a terminal.
   static func appendJSONString(_ s: String, to out: inout [UInt8]) {
-    out.append(UInt8(ascii: "\""))
-    for scalar in s.unicodeScalars {
-      switch scalar {
-      case "\"": out += [0x5C, 0x22]
-      case "\\": out += [0x5C, 0x5C]
-      case "\n": out += [0x5C, UInt8(ascii: "n")]
-      default:
-        if scalar.value < 0x20 { out += Array(" ".utf8) } else { out += Array(String(scalar).utf8) }
-      }
-    }
-    out.append(UInt8(ascii: "\""))
+    let printable = String(
+      String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 && $0 != "\n" ? " " : $0 }))
+    JSONWriter.appendString(printable, to: &out)
   }
 }

@@ -1,8 +1,9 @@
 import TokenBrokerClient
+import TokenBrokerJSON
 
 /// The readable `tokenctl status` table.
 enum StatusTable {
-  static func render(_ providers: [MiniJSON]) -> String {
+  static func render(_ providers: [JSONValue]) -> String {
     var rows: [[String]] = [["PROVIDER", "STATE", "EXPIRES IN", "NEXT REFRESH", "FAILURES", "LAST ERROR"]]
     for p in providers {
       rows.append([

@@ -1,4 +1,5 @@
 import TokenBrokerClient
+import TokenBrokerJSON
 
 #if canImport(Glibc)
   import Glibc
@@ -72,7 +73,7 @@ func call(_ socket: String, _ method: String, _ path: String, accept: String = "
     }
   }
   guard response.status == 200 else {
-    let json = MiniJSON.parse(response.body)
+    let json = JSONValue.parse(response.body)
     let code = json?["error"]?["code"]?.string ?? "error"
     var message = json?["error"]?["message"]?.string ?? "status \(response.status)"
     if let problems = json?["error"]?["problems"]?.array {
@@ -119,7 +120,7 @@ func token(_ socket: String, name: String, scope: String?, minValid: Int?, json:
 func header(_ socket: String, name: String, scope: String?) {
   let query = scope.map { "?scope=" + escapePath($0) } ?? ""
   let r = call(socket, "GET", "/v1/token/" + escapePath(name) + query)
-  guard let header = MiniJSON.parse(r.body)?["header"]?.string else {
+  guard let header = JSONValue.parse(r.body)?["header"]?.string else {
     fail("unexpected answer from the daemon", Exit.failure)
   }
   out(header)
@@ -127,7 +128,7 @@ func header(_ socket: String, name: String, scope: String?) {
 
 func refresh(_ socket: String, name: String) {
   let r = call(socket, "POST", "/v1/providers/\(escapePath(name))/refresh")
-  guard let entry = MiniJSON.parse(r.body) else { fail("unexpected answer from the daemon", Exit.failure) }
+  guard let entry = JSONValue.parse(r.body) else { fail("unexpected answer from the daemon", Exit.failure) }
   out(StatusTable.render([entry]))
   if let state = entry["state"]?.string, state != "ok" { Glibc.exit(Exit.unavailable) }
 }
@@ -143,7 +144,7 @@ func status(_ socket: String, json: Bool) {
     out(r.text)
     return
   }
-  guard let providers = MiniJSON.parse(r.body)?["providers"]?.array else {
+  guard let providers = JSONValue.parse(r.body)?["providers"]?.array else {
     fail("unexpected answer from the daemon", Exit.failure)
   }
   out(StatusTable.render(providers))

@@ -318,6 +318,25 @@ private func jwt(_ payload: String) -> String {
 
   // MARK: bodies that are not a token object
 
+  /// A UTF-8 byte order mark before the object (some .NET servers send one) was read by
+  /// Foundation and still is.
+  @Test func byteOrderMarkBeforeTheObjectIsRead() throws {
+    let body = [0xEF, 0xBB, 0xBF] + Array(#"{"access_token":"tok","expires_in":60}"#.utf8)
+    let r = try TokenResponseParser.parse(body: body, requestedScope: [], now: now)
+    #expect(r.token.accessToken == "tok")
+    #expect(r.token.expiresAt == now + 60)
+  }
+
+  /// The reader is strict (RFC 8259): what is not JSON is refused as not a JSON object.
+  @Test(arguments: [
+    #"{"access_token":"tok",}"#, #"{"access_token":"tok","expires_in":01}"#,
+    #"{"access_token":"tok\ud800"}"#, "{\"access_token\":\"t\u{1}ok\"}", #"{"access_token":"tok"} x"#,
+  ])
+  func malformedJSONIsRefused(_ body: String) throws {
+    let f = try #require(failure(body))
+    #expect(f.message.contains("JSON object"))
+  }
+
   @Test func emptyBodyIsRefused() throws {
     let f = try #require(failure(""))
     #expect(f.kind == .retryLater)

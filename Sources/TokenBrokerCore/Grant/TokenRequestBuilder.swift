@@ -1,5 +1,3 @@
-import Foundation
-
 /// Builds the token request for each dialect in the seeds: form or JSON bodies,
 /// Basic or in-body client authentication, and Basic with no body at all.
 package enum TokenRequestBuilder {
@@ -32,7 +30,7 @@ package enum TokenRequestBuilder {
     switch p.clientAuth {
     case .clientSecretBasic:
       let pair = "\(p.clientID ?? ""):\(secrets.clientSecret ?? "")"
-      headers.append(("Authorization", "Basic " + Data(pair.utf8).base64EncodedString()))
+      headers.append(("Authorization", "Basic " + Base64.encode(pair.utf8)))
     case .clientSecretPost:
       if let id = p.clientID { fields.append(("client_id", id)) }
       if let secret = secrets.clientSecret { fields.append(("client_secret", secret)) }
@@ -72,18 +70,20 @@ package enum TokenRequestBuilder {
   }
 
   static func percentEncode(_ s: String) -> String {
-    var out = ""
+    let hex = Array("0123456789ABCDEF".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(s.utf8.count)
     for byte in s.utf8 {
       switch byte {
       case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
         UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
         UInt8(ascii: "~"):
-        out.unicodeScalars.append(Unicode.Scalar(byte))
+        out.append(byte)
       default:
-        out += String(format: "%%%02X", byte)
+        out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
       }
     }
-    return out
+    return String(decoding: out, as: UTF8.self)
   }
 
   static func jsonEncode(_ fields: [(String, String)]) -> [UInt8] {

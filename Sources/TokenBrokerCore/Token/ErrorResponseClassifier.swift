@@ -41,16 +41,15 @@ package enum ErrorResponseClassifier {
 
   /// `(code, message)` from either error shape; nil when the body says nothing usable.
   static func extract(_ body: [UInt8]) -> (String?, String?) {
-    guard let object = JSONValue.parseObject(body) else { return (nil, nil) }
-    if let nested = object["error"] as? [String: Any] {
-      let code = (nested["code"] as? String) ?? (nested["type"] as? String)
-      let message = (nested["message"] as? String) ?? (nested["description"] as? String)
+    guard let object = JSONValue.parse(body), object.object != nil else { return (nil, nil) }
+    if let nested = object["error"], nested.object != nil {
+      let code = nested["code"]?.string ?? nested["type"]?.string
+      let message = nested["message"]?.string ?? nested["description"]?.string
       return (code.map(clean), message.map(clean))
     }
-    let code = object["error"] as? String
+    let code = object["error"]?.string
     let message =
-      (object["error_description"] as? String) ?? (object["message"] as? String)
-      ?? (object["detail"] as? String)
+      object["error_description"]?.string ?? object["message"]?.string ?? object["detail"]?.string
     return (code.map(clean), message.map(clean))
   }
 

@@ -3,8 +3,7 @@ extension TokenResponseParser {
   /// rotating provider has retired the refresh token it was shown, so the new one must be
   /// kept even when the rest of the answer is refused (README "Rotation").
   package static func refreshToken(in body: [UInt8]) -> String? {
-    guard let object = JSONValue.parseObject(body), let token = object["refresh_token"] as? String,
-      !token.isEmpty, isHeaderSafe(token)
+    guard let token = JSONValue.parse(body)?["refresh_token"]?.string, !token.isEmpty, isHeaderSafe(token)
     else { return nil }
     return token
   }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Parses a token endpoint's successful answer in any of the seed dialects:
 /// `token_type` in any case, `expires_in` as number or numeric string, else the
 /// JWT `exp` claim, `created_at` honoured, `scope` kept, `refresh_token` picked up.
@@ -17,19 +15,19 @@ package enum TokenResponseParser {
       throw UpstreamFailure(
         .retryLater, status: 200, message: "token endpoint answered 200 with an empty body")
     }
-    guard let object = JSONValue.parseObject(body) else {
+    guard let object = JSONValue.parse(body), object.object != nil else {
       throw UpstreamFailure(
         .retryLater, status: 200, message: "token endpoint answered 200 with a body that is not a JSON object"
       )
     }
-    guard let access = object["access_token"] as? String, !access.isEmpty else {
+    guard let access = object["access_token"]?.string, !access.isEmpty else {
       throw UpstreamFailure(.retryLater, status: 200, message: "token response has no access_token")
     }
     guard isHeaderSafe(access) else {
       throw UpstreamFailure(
         .retryLater, status: 200, message: "token response access_token has invalid characters")
     }
-    let rawType = (object["token_type"] as? String) ?? "Bearer"
+    let rawType = object["token_type"]?.string ?? "Bearer"
     let tokenType = rawType.lowercased() == "bearer" ? "Bearer" : rawType
     guard isHeaderSafe(tokenType), !tokenType.contains(" ") else {
       throw UpstreamFailure(
@@ -40,12 +38,12 @@ package enum TokenResponseParser {
     // longer than `expires_in` from the moment it arrives, so a time ahead of this machine's
     // clock (issuer skew) counts as now, never as later.
     var issuedAt = now
-    if let created = JSONValue.number(object["created_at"]), created.isFinite {
+    if let created = object["created_at"]?.numberOrNumericString, created.isFinite {
       issuedAt = min(created, now)
     }
     let expiresAt: Double
-    if let raw = object["expires_in"], !(raw is NSNull) {
-      guard let seconds = JSONValue.number(raw) else {
+    if let raw = object["expires_in"], !raw.isNull {
+      guard let seconds = raw.numberOrNumericString else {
         throw UpstreamFailure(.retryLater, status: 200, message: "token response expires_in is not a number")
       }
       guard seconds > 0, seconds.isFinite else {
@@ -69,12 +67,12 @@ package enum TokenResponseParser {
     }
 
     var scope = requestedScope
-    if let granted = object["scope"] as? String {
+    if let granted = object["scope"]?.string {
       scope = granted.split(separator: " ").map(String.init)
-    } else if let granted = object["scope"] as? [Any] {
-      scope = granted.compactMap { $0 as? String }
+    } else if let granted = object["scope"]?.array {
+      scope = granted.compactMap(\.string)
     }
-    let refresh = (object["refresh_token"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+    let refresh = object["refresh_token"]?.string.flatMap { $0.isEmpty ? nil : $0 }
     return TokenResponse(
       token: Token(
         accessToken: access, tokenType: tokenType, issuedAt: issuedAt, expiresAt: expiresAt, scope: scope),

@@ -1,12 +1,12 @@
 import Testing
 
-@testable import TokenBrokerClient
+@testable import TokenBrokerJSON
 
-private func parse(_ text: String) -> MiniJSON? {
-  MiniJSON.parse(Array(text.utf8))
+private func parse(_ text: String) -> JSONValue? {
+  JSONValue.parse(Array(text.utf8))
 }
 
-@Suite struct MiniJSONTests {
+@Suite struct JSONValueTests {
   @Test func tokenAnswer() throws {
     let text = """
       {"provider":"energy","access_token":"abc.def","token_type":"Bearer","expires_in":3599,
@@ -61,15 +61,15 @@ private func parse(_ text: String) -> MiniJSON? {
     #expect(parse("{}") == .object([]))
     #expect(
       parse(" [ 1 , \"a\" , [ ] , { } ] ") == .array([.number(1), .string("a"), .array([]), .object([])]))
-    let nested = MiniJSON.object([("a", .object([("b", .array([.bool(true), .null]))]))])
+    let nested = JSONValue.object([("a", .object([("b", .array([.bool(true), .null]))]))])
     #expect(parse(#"{"a":{"b":[true,null]}}"#) == nested)
   }
 
-  @Test func objectKeepsKeyOrderAndFirstDuplicateWins() throws {
+  @Test func objectKeepsKeyOrderAndLastDuplicateWins() throws {
     let v = try #require(parse(#"{"b":1,"a":2,"b":3}"#))
     #expect(v == .object([("b", .number(1)), ("a", .number(2)), ("b", .number(3))]))
     #expect(v != .object([("a", .number(2)), ("b", .number(1)), ("b", .number(3))]))
-    #expect(v["b"]?.number == 1)
+    #expect(v["b"]?.number == 3)
   }
 
   @Test func stringEscapes() {
@@ -102,10 +102,25 @@ private func parse(_ text: String) -> MiniJSON? {
   }
 
   @Test func accessorsOnOtherShapes() {
-    #expect(MiniJSON.array([.null]).array == [.null])
-    #expect(MiniJSON.string("x").array == nil)
-    #expect(MiniJSON.array([])["k"] == nil)
-    #expect(MiniJSON.number(1) != .string("1"))
-    #expect(MiniJSON.bool(true) != .bool(false))
+    #expect(JSONValue.array([.null]).array == [.null])
+    #expect(JSONValue.string("x").array == nil)
+    #expect(JSONValue.array([])["k"] == nil)
+    #expect(JSONValue.number(1) != .string("1"))
+    #expect(JSONValue.bool(true) != .bool(false))
+  }
+
+  @Test func everyAccessorAnswersOnlyForItsShape() {
+    let all: [JSONValue] = [.null, .bool(false), .number(0), .string(""), .array([]), .object([])]
+    #expect(all.map { $0.isNull } == [true, false, false, false, false, false])
+    #expect(all.map { $0.bool != nil } == [false, true, false, false, false, false])
+    #expect(all.map { $0.number != nil } == [false, false, true, false, false, false])
+    #expect(all.map { $0.string != nil } == [false, false, false, true, false, false])
+    #expect(all.map { $0.array != nil } == [false, false, false, false, true, false])
+    #expect(all.map { $0.object != nil } == [false, false, false, false, false, true])
+    #expect(JSONValue.bool(true).bool == true)
+    #expect(parse(#"{"a":null}"#)?["a"]?.isNull == true)
+    #expect(parse(#"{"a":null}"#)?["b"] == nil)
+    #expect(parse(#"{"z":1,"a":[2]}"#)?.object?.map(\.0) == ["z", "a"])
+    #expect(JSONValue.string("x")["k"] == nil)
   }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import TokenBrokerCore
+@testable import TokenBrokerJSON
 
 private func encoded(_ s: String) -> String {
   var out: [UInt8] = []

@@ -1,7 +1,10 @@
 /// A minimal, allocation-light JSON writer for the broker's own answers and
 /// request bodies (keys in the order given; no Foundation on the hot path).
-package enum JSONWriter {
-  package static func appendString(_ s: String, to out: inout [UInt8]) {
+public enum JSONWriter {
+  /// `s` as a JSON string: the broker's one string escaper. `"` and `\` escaped, LF, CR and
+  /// tab as `\n` `\r` `\t`, other bytes below 0x20 as `\u00XX`; everything else (DEL,
+  /// non-ASCII) verbatim as UTF-8.
+  public static func appendString(_ s: String, to out: inout [UInt8]) {
     out.append(UInt8(ascii: "\""))
     for byte in s.utf8 {
       switch byte {
@@ -22,11 +25,11 @@ package enum JSONWriter {
   }
 
   /// An object builder: `var w = JSONWriter.Object(); w.field("a", "b"); w.bytes`.
-  package struct Object {
-    package private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
+  public struct Object {
+    public private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
     private var first = true
 
-    package init() { bytes.reserveCapacity(256) }
+    public init() { bytes.reserveCapacity(256) }
 
     mutating func key(_ k: String) {
       if !first { bytes.append(UInt8(ascii: ",")) }
@@ -35,7 +38,7 @@ package enum JSONWriter {
       bytes.append(UInt8(ascii: ":"))
     }
 
-    package mutating func field(_ k: String, _ v: String?) {
+    public mutating func field(_ k: String, _ v: String?) {
       key(k)
       if let v {
         JSONWriter.appendString(v, to: &bytes)
@@ -44,26 +47,26 @@ package enum JSONWriter {
       }
     }
 
-    package mutating func field(_ k: String, _ v: Int?) {
+    public mutating func field(_ k: String, _ v: Int?) {
       key(k)
       bytes.append(contentsOf: Array((v.map { String($0) } ?? "null").utf8))
     }
 
-    package mutating func field(_ k: String, _ v: Bool) {
+    public mutating func field(_ k: String, _ v: Bool) {
       key(k)
       bytes.append(contentsOf: Array((v ? "true" : "false").utf8))
     }
 
     /// Inserts already-encoded JSON (an array or object).
-    package mutating func raw(_ k: String, _ json: [UInt8]) {
+    public mutating func raw(_ k: String, _ json: [UInt8]) {
       key(k)
       bytes.append(contentsOf: json)
     }
 
-    package func finished() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
+    public func finished() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
   }
 
-  package static func array(_ elements: [[UInt8]]) -> [UInt8] {
+  public static func array(_ elements: [[UInt8]]) -> [UInt8] {
     var out: [UInt8] = [UInt8(ascii: "[")]
     for (i, e) in elements.enumerated() {
       if i > 0 { out.append(UInt8(ascii: ",")) }
