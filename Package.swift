@@ -118,19 +118,16 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
-      // The Swift runtime and Foundation are linked in statically (only the pages the daemon
-      // touches become resident, instead of every mapped shared library), and lld packs the
-      // relative relocations (DT_RELR, glibc 2.36) so start-up does not read 2.6 MB of them:
-      // RSS with 100 providers 33.9 → 26.9 MiB (README "Performance"). The module itself is
-      // compiled against the static Foundation so its autolink entries name the static
-      // archives' dependencies (CoreFoundation, ...).
+      // The Swift runtime and FoundationEssentials are linked in statically (nothing in the
+      // daemon imports Foundation itself, so neither it nor ICU's data is in the binary: see
+      // LinkageTests), and lld packs the relative relocations (DT_RELR, glibc 2.36) so start-up
+      // does not read them all (README "Performance").
       swiftSettings: [.unsafeFlags(["-static-stdlib"])],
       linkerSettings: [
         .unsafeFlags([
           "-static-stdlib", "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
           // a debug build's autolink entries name only the Swift modules imported, not what
           // the static archives need in turn (lld resolves archives in any order)
-          "-Xlinker", "-lCoreFoundation", "-Xlinker", "-l_FoundationICU",
           "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections",
         ])
       ]

@@ -1,6 +1,7 @@
 import Foundation
 import TokenBrokerAPI
 import TokenBrokerEngine
+import TokenBrokerJSON
 
 /// The state-file loader on arbitrary bytes.
 enum StateFuzzing {
@@ -64,7 +65,6 @@ enum StateFuzzing {
   }()
 
   private static func refreshToken(in bytes: [UInt8]) -> String? {
-    guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
-    return o["refresh_token"] as? String
+    JSONValue.parse(bytes)?["refresh_token"]?.string
   }
 }

@@ -241,7 +241,7 @@ struct SocketAPIClient {
   /// `state` of one provider in GET /v1/status, or nil when the daemon does not answer.
   func state(of provider: String) -> String? {
     guard let r = try? request("GET", "/v1/status", timeout: 5), r.status == 200,
-      let json = MiniJSON.parse(r.body), let providers = json["providers"]?.array
+      let json = JSONValue.parse(r.body), let providers = json["providers"]?.array
     else { return nil }
     return providers.first { $0["name"]?.string == provider }?["state"]?.string
   }

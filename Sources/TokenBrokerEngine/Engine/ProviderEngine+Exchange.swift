@@ -168,7 +168,7 @@ extension ProviderEngine {
     }
     var out = text
     for form in forms.sorted(by: { $0.count > $1.count }) where out.contains(form) {
-      out = out.replacingOccurrences(of: form, with: "[redacted]")
+      out = out.replacing(form, with: "[redacted]")
     }
     return out
   }

@@ -103,7 +103,7 @@ package final class BrokerMetrics: Sendable {
     let current = Set(statuses.map { "|provider=\($0.name)" })
     let stale = cache.withLockedValue { c -> [Metrics.Gauge] in
       let gone = c.gauges.keys.filter { key in
-        guard let at = key.range(of: "|provider=") else { return false }
+        guard let at = key.firstRange(of: "|provider=") else { return false }
         return !current.contains(String(key[at.lowerBound...]))
       }
       return gone.compactMap { c.gauges.removeValue(forKey: $0) }

@@ -1,4 +1,3 @@
-import Foundation
 import TokenBrokerCore
 
 #if canImport(Glibc)
@@ -148,16 +147,14 @@ package struct StateStore: Sendable {
   /// Parses a state file; a garbled one is an error (the daemon reports it and
   /// keeps the file for inspection rather than silently forgetting a grant).
   package static func decode(_ bytes: [UInt8], file: String) throws(Failure) -> ProviderStateRecord {
-    guard let any = try? JSONSerialization.jsonObject(with: Data(bytes)), let o = any as? [String: Any],
-      (o["version"] as? Int) == 1
-    else {
+    guard let o = JSONValue.parse(bytes), o.object != nil, o["version"]?.number == 1 else {
       throw Failure(
         description: "\(file) is not a token-broker state file (version 1); move it away to start over")
     }
     return ProviderStateRecord(
-      refreshToken: o["refresh_token"] as? String, seed: o["seed"] as? String,
-      needsLogin: (o["needs_login"] as? Bool) ?? false, updatedAt: (o["updated_at"] as? Double) ?? 0,
-      identity: o["identity"] as? String)
+      refreshToken: o["refresh_token"]?.string, seed: o["seed"]?.string,
+      needsLogin: o["needs_login"]?.bool ?? false, updatedAt: o["updated_at"]?.number ?? 0,
+      identity: o["identity"]?.string)
   }
 
   static func encode(_ r: ProviderStateRecord) -> [UInt8] {
