@@ -154,7 +154,9 @@ let package = Package(
         "TokenBrokerClient",
         "TokenBrokerTestSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ]
+      ],
+      // the bench's own load generator, compiled by the bench at run time
+      exclude: ["udsload.c"]
     ),
     .target(
       name: "TokenBrokerFuzzTargets",
@@ -240,18 +242,27 @@ let package = Package(
       name: "TokenBrokerServerTests",
       dependencies: ["TokenBrokerServer", "TokenBrokerTestSupport"]
     ),
+    // One test target per source target; the executables a test runs are built by
+    // `swift build --build-tests` (README "Tests"), and the shared fixtures are in
+    // TokenBrokerTestSupport.
     .testTarget(
-      name: "TokenBrokerTests",
+      name: "TokenBrokerEngineTests",
+      dependencies: ["TokenBrokerEngine", "TokenBrokerAPI", "TokenBrokerCore", "TokenBrokerTestSupport"]
+    ),
+    .testTarget(
+      name: "TokenBrokerAPITests",
       dependencies: [
-        "TokenBrokerEngine",
-        "TokenBrokerAPI",
-        "TokenBrokerCore",
+        "TokenBrokerAPI", "TokenBrokerEngine", "TokenBrokerServer", "TokenBrokerClient", "TokenBrokerCore",
         "TokenBrokerTestSupport",
-        "TokenBrokerClient",
-        "TokenBrokerUpstream",
-        "TokenBrokerServer",
-        .product(name: "Logging", package: "swift-log"),
       ]
+    ),
+    .testTarget(
+      name: "TokenBrokerUpstreamTests",
+      dependencies: ["TokenBrokerUpstream", "TokenBrokerEngine", "TokenBrokerCore", "TokenBrokerTestSupport"]
+    ),
+    .testTarget(
+      name: "TokenBrokerClientTests",
+      dependencies: ["TokenBrokerClient", "TokenBrokerEngine", "TokenBrokerCore", "TokenBrokerTestSupport"]
     ),
   ]
 )
