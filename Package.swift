@@ -214,6 +214,8 @@ let package = Package(
       name: "ReliabilityTests",
       dependencies: [
         "TokenBrokerFuzzTargets", "TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore",
+        // the tools the tests run, so that they are built with the tests
+        "token-broker-fuzz", "token-broker-reliability",
       ],
       exclude: ["Corpus"]
     ),
@@ -242,9 +244,10 @@ let package = Package(
       name: "TokenBrokerServerTests",
       dependencies: ["TokenBrokerServer", "TokenBrokerTestSupport"]
     ),
-    // One test target per source target; the executables a test runs are built by
-    // `swift build --build-tests` (README "Tests"), and the shared fixtures are in
-    // TokenBrokerTestSupport.
+    // One test target per source target; the shared fixtures are in TokenBrokerTestSupport.
+    // The tests that run token-brokerd or tokenctl cannot name them as dependencies (their
+    // static-link flags would apply to the test bundle's link): `swift build --build-tests`
+    // (make test) builds them, and BuiltBinaries says so when one is missing.
     .testTarget(
       name: "TokenBrokerEngineTests",
       dependencies: ["TokenBrokerEngine", "TokenBrokerAPI", "TokenBrokerCore", "TokenBrokerTestSupport"]
