@@ -151,7 +151,9 @@ let package = Package(
         "TokenBrokerClient",
         "TokenBrokerTestSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ]
+      ],
+      // the bench's own load generator, compiled by the bench at run time
+      exclude: ["udsload.c"]
     ),
     .target(
       name: "TokenBrokerFuzzTargets",
@@ -209,6 +211,8 @@ let package = Package(
       name: "ReliabilityTests",
       dependencies: [
         "TokenBrokerFuzzTargets", "TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore",
+        // the tools the tests run, so that they are built with the tests
+        "token-broker-fuzz", "token-broker-reliability",
       ],
       exclude: ["Corpus"]
     ),
@@ -237,18 +241,28 @@ let package = Package(
       name: "TokenBrokerServerTests",
       dependencies: ["TokenBrokerServer", "TokenBrokerTestSupport"]
     ),
+    // One test target per source target; the shared fixtures are in TokenBrokerTestSupport.
+    // The tests that run token-brokerd or tokenctl cannot name them as dependencies (their
+    // static-link flags would apply to the test bundle's link): `swift build --build-tests`
+    // (make test) builds them, and BuiltBinaries says so when one is missing.
     .testTarget(
-      name: "TokenBrokerTests",
+      name: "TokenBrokerEngineTests",
+      dependencies: ["TokenBrokerEngine", "TokenBrokerAPI", "TokenBrokerCore", "TokenBrokerTestSupport"]
+    ),
+    .testTarget(
+      name: "TokenBrokerAPITests",
       dependencies: [
-        "TokenBrokerEngine",
-        "TokenBrokerAPI",
-        "TokenBrokerCore",
+        "TokenBrokerAPI", "TokenBrokerEngine", "TokenBrokerServer", "TokenBrokerClient", "TokenBrokerCore",
         "TokenBrokerTestSupport",
-        "TokenBrokerClient",
-        "TokenBrokerUpstream",
-        "TokenBrokerServer",
-        .product(name: "Logging", package: "swift-log"),
       ]
+    ),
+    .testTarget(
+      name: "TokenBrokerUpstreamTests",
+      dependencies: ["TokenBrokerUpstream", "TokenBrokerEngine", "TokenBrokerCore", "TokenBrokerTestSupport"]
+    ),
+    .testTarget(
+      name: "TokenBrokerClientTests",
+      dependencies: ["TokenBrokerClient", "TokenBrokerEngine", "TokenBrokerCore", "TokenBrokerTestSupport"]
     ),
   ]
 )

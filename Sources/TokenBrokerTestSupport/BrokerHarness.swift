@@ -30,8 +30,8 @@ package final class BrokerHarness: Sendable {
     limits: ServerLimits = ServerLimits(),
     wrapTransport: (HTTPTokenTransport) -> any TokenTransport = { $0 }
   ) async throws -> BrokerHarness {
-    let dir = try stateDir ?? makeTempDir("tb-state")
-    let socketDir = try makeTempDir("tb-sock")
+    let dir = try stateDir ?? TempDirectory.make("tb-state")
+    let socketDir = try TempDirectory.make("tb-sock")
     // Reachable by every uid: access is decided by peer credentials, not file modes.
     chmod(socketDir, 0o755)
     let logs = LogCapture()
@@ -134,12 +134,6 @@ extension BrokerSettings {
     s.minValid = 30
     return s
   }
-}
-
-package func makeTempDir(_ prefix: String) throws -> String {
-  var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
-  guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
-  return String(cString: p)
 }
 
 extension UnixHTTPClient.Response {

@@ -10,14 +10,10 @@ import TokenBrokerClient
 package final class RawSocket: @unchecked Sendable {
   package let fd: Int32
 
-  package struct Failure: Error, CustomStringConvertible {
-    package var description: String
-  }
-
   package init(path: String, receiveTimeout: Int = 10) throws {
     switch UnixSocket.connect(path: path, timeout: receiveTimeout) {
     case .success(let fd): self.fd = fd
-    case .failure(let e): throw Failure(description: "connect \(path): \(e)")
+    case .failure(let e): throw SetupError("connect \(path): \(e)")
     }
   }
 
@@ -30,7 +26,7 @@ package final class RawSocket: @unchecked Sendable {
       let n = bytes.withUnsafeBytes {
         Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
       }
-      guard n > 0 else { throw Failure(description: "send: \(String(cString: strerror(errno)))") }
+      guard n > 0 else { throw SetupError("send: \(String(cString: strerror(errno)))") }
       sent += n
     }
   }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TokenBrokerTestSupport
 
 @main
 struct TokenBrokerBench: AsyncParsableCommand {

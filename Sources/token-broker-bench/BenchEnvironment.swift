@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -17,7 +18,7 @@ final class BenchEnvironment: Sendable {
   let udsloadOverride: String?
   /// How a reproduce line starts (the bench as it was invoked).
   let invocation: String
-  private let scratch: TempDir
+  private let scratch: TempDirectory
   private let udsload = Mutex<String?>(nil)
 
   init(udsload: String?) throws {
@@ -27,7 +28,7 @@ final class BenchEnvironment: Sendable {
     tokenctl = binDirectory + "/tokenctl"
     for (path, product) in [(brokerd, "token-brokerd"), (tokenctl, "tokenctl")] where access(path, X_OK) != 0
     {
-      throw BenchError(
+      throw SetupError(
         "\(path) is missing: build it into the bench's directory, e.g. "
           + "`swift build -c release --scratch-path .build-bench --product \(product)`")
     }
@@ -46,7 +47,7 @@ final class BenchEnvironment: Sendable {
     repository = found
     udsloadOverride = udsload
     invocation = Self.shortPath(CommandLine.arguments[0])
-    scratch = try TempDir("tbb-tools")
+    scratch = try TempDirectory("tbb-tools")
   }
 
   /// The path as typed, or relative to the current directory when it lies below it.
@@ -56,11 +57,14 @@ final class BenchEnvironment: Sendable {
     return absolute.hasPrefix(cwd) ? String(absolute.dropFirst(cwd.count)) : path
   }
 
-  /// The udsload source: `--udsload`, else `<repo>/../shared/bench/udsload.c`.
+  /// The udsload source: `--udsload`, else the project's own `udsload.c` beside the bench's
+  /// sources (`<repo>/Sources/token-broker-bench/udsload.c`, or where this file was compiled).
   var udsloadSource: String? {
     if let o = udsloadOverride { return o }
-    guard let repository else { return nil }
-    return URL(fileURLWithPath: repository + "/../shared/bench/udsload.c").standardized.path
+    var candidates: [String] = []
+    if let repository { candidates.append(repository + "/Sources/token-broker-bench/udsload.c") }
+    candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/udsload.c")
+    return candidates.first { access($0, R_OK) == 0 }
   }
 
   /// A built udsload: compiled once per run into a temporary directory (never into the repo).
@@ -68,20 +72,20 @@ final class BenchEnvironment: Sendable {
     try udsload.withLock { cached in
       if let cached { return cached }
       guard let source = udsloadSource else {
-        throw BenchError(
-          "cannot find udsload.c (looked for <repo>/../shared/bench/udsload.c); pass --udsload PATH")
+        throw SetupError(
+          "cannot find udsload.c (looked for <repo>/Sources/token-broker-bench/udsload.c); pass --udsload PATH"
+        )
       }
       if !source.hasSuffix(".c"), access(source, X_OK) == 0 {
         cached = source
         return source
       }
       guard access(source, R_OK) == 0 else {
-        throw BenchError("\(source) is not readable; pass --udsload PATH")
+        throw SetupError("\(source) is not readable; pass --udsload PATH")
       }
       let output = scratch.file("udsload")
-      let r = try runToEnd(
-        ["/usr/bin/cc", "-O2", "-pthread", "-o", output, source], in: scratch, timeout: 120)
-      guard r.status == 0 else { throw BenchError("cc \(source) failed:\n\(r.stderr)") }
+      let r = try runToEnd("/usr/bin/cc", ["-O2", "-pthread", "-o", output, source], within: 120)
+      guard r.status == 0 else { throw SetupError("cc \(source) failed:\n\(r.stderr)") }
       cached = output
       return output
     }
@@ -94,11 +98,9 @@ final class BenchEnvironment: Sendable {
   func aptInstall(_ packages: [String], reason: String) -> Bool {
     note("\(reason): installing \(packages.joined(separator: " ")) with apt-get")
     guard access("/usr/bin/apt-get", X_OK) == 0 else { return false }
-    let env = childEnvironment(["DEBIAN_FRONTEND": "noninteractive"])
     let r = try? runToEnd(
-      ["/usr/bin/apt-get", "install", "-y", "--no-install-recommends"] + packages, environment: env,
-      in: scratch,
-      timeout: 600)
+      "/usr/bin/apt-get", ["install", "-y", "--no-install-recommends"] + packages,
+      environment: ["DEBIAN_FRONTEND": "noninteractive"], within: 600)
     if r?.status != 0 {
       note("apt-get install \(packages.joined(separator: " ")) failed: \(r?.stderr.suffix(400) ?? "not run")")
       return false

@@ -9,7 +9,7 @@ import TokenBrokerTestSupport
 /// TOML for the daemon under test.
 enum BenchConfig {
   /// `[broker]` with the socket and state directory in `dir`, console logs, and `extra` lines.
-  static func broker(in dir: TempDir, extra: [String] = []) -> String {
+  static func broker(in dir: TempDirectory, extra: [String] = []) -> String {
     ([
       "[broker]", "socket = \"\(dir.file("b.sock"))\"", "state_dir = \"\(dir.file("state"))\"",
       "log_target = \"console\"",
@@ -45,8 +45,8 @@ enum BenchConfig {
 /// A `token-brokerd` process started the way systemd starts it (`Type=notify`): the bench
 /// binds the `$NOTIFY_SOCKET` datagram socket, and start-up time is spawn → `READY=1`.
 final class DaemonUnderTest: Sendable {
-  let dir: TempDir
-  let child: Child
+  let dir: TempDirectory
+  let child: ChildProcess
   let notify: NotifyListener
   let socket: String
   /// Seconds from posix_spawn to the `READY=1` datagram.
@@ -54,35 +54,38 @@ final class DaemonUnderTest: Sendable {
 
   static func start(
     _ bench: BenchEnvironment, startupTimeout: Double = 10, label: String = "brokerd",
-    config: (TempDir) -> String
+    config: (TempDirectory) -> String
   ) throws -> DaemonUnderTest {
-    let dir = try TempDir("tbb")
+    let dir = try TempDirectory("tbb")
     let configPath = try dir.write("broker.toml", config(dir), mode: 0o600)
     _ = try dir.makeDirectory("state")
     let notify = try NotifyListener(path: dir.file("n.sock"))
-    let env = childEnvironment(["NOTIFY_SOCKET": notify.path])
+    let env = ChildProcess.minimalEnvironment(["NOTIFY_SOCKET": notify.path])
     let argv = [bench.brokerd, "--config", configPath, "--startup-timeout", String(startupTimeout)]
     let start = monotonic()
-    let child: Child
+    let child: ChildProcess
     do {
-      child = try Child(argv, environment: env, stderr: dir.file("brokerd.stderr"), name: label)
+      child = try ChildProcess.start(argv, environment: env, stderr: dir.file("brokerd.stderr"), name: label)
     } catch {
       notify.close()
       throw error
     }
-    let ready = notify.wait(for: "READY=1", within: startupTimeout + 60) { !child.isRunning }
+    let ready = (try? notify.wait(for: "READY=1", within: startupTimeout + 60) { !child.isRunning })?.at
     guard let ready else {
       let running = child.isRunning
       child.stop(SIGKILL)
       notify.close()
-      throw BenchError(
-        "\(label) \(running ? "sent no READY=1" : "exited before READY=1"); its stderr:\n\(child.stderrTail)")
+      throw SetupError(
+        "\(label) \(running ? "sent no READY=1" : "exited before READY=1"); its stderr:\n\(child.stderrTail())"
+      )
     }
     return DaemonUnderTest(
       dir: dir, child: child, notify: notify, socket: dir.file("b.sock"), readySeconds: ready - start)
   }
 
-  private init(dir: TempDir, child: Child, notify: NotifyListener, socket: String, readySeconds: Double) {
+  private init(
+    dir: TempDirectory, child: ChildProcess, notify: NotifyListener, socket: String, readySeconds: Double
+  ) {
     self.dir = dir
     self.child = child
     self.notify = notify
@@ -93,7 +96,7 @@ final class DaemonUnderTest: Sendable {
   var pid: pid_t { child.pid }
   /// VmRSS now, KiB.
   func rss() throws -> Int {
-    guard let kib = Proc.rssKiB(child.pid) else { throw BenchError("cannot read VmRSS of pid \(child.pid)") }
+    guard let kib = Proc.rssKiB(child.pid) else { throw SetupError("cannot read VmRSS of pid \(child.pid)") }
     return kib
   }
 
@@ -102,14 +105,14 @@ final class DaemonUnderTest: Sendable {
     var client = UnixHTTPClient(socketPath: socket)
     client.timeout = 30
     do { return try client.request("GET", path) } catch {
-      throw BenchError("GET \(path) on \(socket): \(error)")
+      throw SetupError("GET \(path) on \(socket): \(error)")
     }
   }
 
   /// `GET path` must answer 200; the body.
   func body(_ path: String) throws -> [UInt8] {
     let r = try get(path)
-    guard r.status == 200 else { throw BenchError("GET \(path): \(r.status) \(r.text)") }
+    guard r.status == 200 else { throw SetupError("GET \(path): \(r.status) \(r.text)") }
     return r.body
   }
 
@@ -118,7 +121,7 @@ final class DaemonUnderTest: Sendable {
     let r = try get("/v1/status")
     guard let o = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
       let providers = o["providers"] as? [[String: Any]]
-    else { throw BenchError("GET /v1/status: not the expected JSON: \(r.text.prefix(200))") }
+    else { throw SetupError("GET /v1/status: not the expected JSON: \(r.text.prefix(200))") }
     return providers.reduce(0) { $0 + (($1["scope_sets"] as? Int) ?? 0) }
   }
 
@@ -127,7 +130,7 @@ final class DaemonUnderTest: Sendable {
     let r = try get("/v1/status")
     guard let o = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
       let providers = o["providers"] as? [[String: Any]]
-    else { throw BenchError("GET /v1/status: not the expected JSON") }
+    else { throw SetupError("GET /v1/status: not the expected JSON") }
     return (providers.filter { ($0["state"] as? String) == "ok" }.count, providers.count)
   }
 
@@ -140,7 +143,7 @@ final class DaemonUnderTest: Sendable {
   /// SIGTERM (graceful stop), SIGKILL after 30 s.
   func stop() {
     let code = child.stop(SIGTERM, within: 30)
-    if code != 0 { note("\(child.name) exited \(code) on SIGTERM; stderr:\n\(child.stderrTail)") }
+    if code != 0 { note("\(child.name) exited \(code) on SIGTERM; stderr:\n\(child.stderrTail())") }
     notify.close()
   }
 }

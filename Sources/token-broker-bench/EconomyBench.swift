@@ -36,7 +36,7 @@ struct EconomyBench: Sendable {
     let lifetime = parameters.lifetime
     upstream.update { $0.lifetime = lifetime }
     try await upstream.start()
-    let result = await Result { try await blocking { try measure(bench, upstream) } }
+    let result = await Result { try await offload { try measure(bench, upstream) } }
     await upstream.stop()
     return try result.get()
   }

@@ -1,4 +1,5 @@
 import Foundation
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -7,9 +8,9 @@ import Foundation
 /// nginx (Debian's `nginx-light`) answering fixed bodies on a Unix socket: the reference
 /// the broker's serving path is measured against.
 final class NginxReference: Sendable {
-  let child: Child
+  let child: ChildProcess
   let socket: String
-  let dir: TempDir
+  let dir: TempDirectory
   let version: String
 
   /// The nginx binary, installing `nginx-light` with apt-get when it is missing. Throws
@@ -18,7 +19,7 @@ final class NginxReference: Sendable {
     if let p = BenchEnvironment.which("nginx") { return p }
     _ = bench.aptInstall(["nginx-light"], reason: "nginx is missing (the serving reference)")
     guard let p = BenchEnvironment.which("nginx") else {
-      throw BenchError("nginx is not installed and `apt-get install nginx-light` did not provide it")
+      throw SetupError("nginx is not installed and `apt-get install nginx-light` did not provide it")
     }
     return p
   }
@@ -28,7 +29,7 @@ final class NginxReference: Sendable {
     -> NginxReference
   {
     let binary = try locate(bench)
-    let dir = try TempDir("tbn")
+    let dir = try TempDirectory("tbn")
     let socket = dir.file("n.sock")
     var locations = ""
     for (path, body) in bodies {
@@ -59,10 +60,11 @@ final class NginxReference: Sendable {
       """
     let confPath = try dir.write("nginx.conf", conf, mode: 0o644)
     let version =
-      (try? runToEnd([binary, "-v"], in: dir, timeout: 10))?.stderr
+      (try? runToEnd(binary, ["-v"], within: 10))?.stderr
       .trimmingCharacters(in: .whitespacesAndNewlines) ?? "nginx"
-    let child = try Child(
-      [binary, "-p", dir.path, "-e", dir.file("error.log"), "-c", confPath], environment: childEnvironment(),
+    let child = try ChildProcess.start(
+      [binary, "-p", dir.path, "-e", dir.file("error.log"), "-c", confPath],
+      environment: ChildProcess.minimalEnvironment(),
       stderr: dir.file("nginx.stderr"), name: "nginx")
     let end = monotonic() + 10
     while monotonic() < end {
@@ -75,10 +77,10 @@ final class NginxReference: Sendable {
     }
     child.stop(SIGKILL)
     let log = (try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? ""
-    throw BenchError("nginx did not listen on \(socket): \(child.stderrTail) \(log.suffix(600))")
+    throw SetupError("nginx did not listen on \(socket): \(child.stderrTail()) \(log.suffix(600))")
   }
 
-  private init(child: Child, socket: String, dir: TempDir, version: String) {
+  private init(child: ChildProcess, socket: String, dir: TempDirectory, version: String) {
     self.child = child
     self.socket = socket
     self.dir = dir
@@ -114,7 +116,7 @@ final class NginxReference: Sendable {
     }
     let text = String(decoding: data, as: UTF8.self)
     guard text.hasPrefix("HTTP/1.1 200"), let split = text.range(of: "\r\n\r\n") else {
-      throw BenchError("nginx GET \(path): \(text.prefix(200))")
+      throw SetupError("nginx GET \(path): \(text.prefix(200))")
     }
     return text[split.upperBound...].utf8.count
   }

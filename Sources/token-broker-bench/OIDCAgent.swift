@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -19,7 +20,7 @@ final class MiniOIDCProvider: Sendable {
 
   init() throws {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw SetupError("socket: \(String(cString: strerror(errno)))") }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -32,7 +33,7 @@ final class MiniOIDCProvider: Sendable {
     }
     guard ok else {
       close(fd)
-      throw BenchError("cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
+      throw SetupError("cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
     }
     self.fd = fd
     port = Int(UInt16(bigEndian: addr.sin_port))
@@ -107,9 +108,9 @@ final class MiniOIDCProvider: Sendable {
 /// browser, no real provider): `oidc-token NAME` then asks the agent over its Unix socket
 /// for the cached access token, as `tokenctl token NAME` asks token-brokerd.
 final class OIDCAgentReference: Sendable {
-  let agent: Child
+  let agent: ChildProcess
   let provider: MiniOIDCProvider
-  let dir: TempDir
+  let dir: TempDirectory
   let oidcToken: String
   let environment: [String: String]
   let version: String
@@ -122,16 +123,18 @@ final class OIDCAgentReference: Sendable {
     guard let token = BenchEnvironment.which("oidc-token"),
       let agentBinary = BenchEnvironment.which("oidc-agent"),
       let gen = BenchEnvironment.which("oidc-gen")
-    else { throw BenchError("oidc-agent-cli (oidc-agent, oidc-gen, oidc-token) is not installed") }
-    let dir = try TempDir("tbo")
+    else { throw SetupError("oidc-agent-cli (oidc-agent, oidc-gen, oidc-token) is not installed") }
+    let dir = try TempDirectory("tbo")
     let config = try dir.makeDirectory("config")
     let password = try dir.write("pw", "bench-password\n")
     let socket = dir.file("agent.sock")
-    let env = childEnvironment(["HOME": dir.path, "OIDC_CONFIG_DIR": config, "OIDC_SOCK": socket])
+    let env = ChildProcess.minimalEnvironment([
+      "HOME": dir.path, "OIDC_CONFIG_DIR": config, "OIDC_SOCK": socket,
+    ])
     let provider = try MiniOIDCProvider()
-    let agent: Child
+    let agent: ChildProcess
     do {
-      agent = try Child(
+      agent = try ChildProcess.start(
         [agentBinary, "-d", "--socket-path=\(socket)", "--no-autoload", "--quiet"], environment: env,
         stdout: dir.file("agent.out"), stderr: dir.file("agent.err"), name: "oidc-agent")
     } catch {
@@ -140,7 +143,7 @@ final class OIDCAgentReference: Sendable {
     }
     let reference = OIDCAgentReference(
       agent: agent, provider: provider, dir: dir, oidcToken: token, environment: env,
-      version: (try? runToEnd([token, "--version"], environment: env, in: dir, timeout: 10))?.stdout
+      version: (try? runToEnd(token, ["--version"], environment: env, within: 10))?.stdout
         .split(separator: "\n").first.map(String.init) ?? "oidc-agent")
     do {
       try reference.configure(gen: gen, socket: socket, password: password)
@@ -152,7 +155,8 @@ final class OIDCAgentReference: Sendable {
   }
 
   private init(
-    agent: Child, provider: MiniOIDCProvider, dir: TempDir, oidcToken: String, environment: [String: String],
+    agent: ChildProcess, provider: MiniOIDCProvider, dir: TempDirectory, oidcToken: String,
+    environment: [String: String],
     version: String
   ) {
     self.agent = agent
@@ -167,23 +171,24 @@ final class OIDCAgentReference: Sendable {
     let end = monotonic() + 10
     while access(socket, F_OK) != 0 {
       guard agent.isRunning, monotonic() < end else {
-        throw BenchError("oidc-agent did not create \(socket): \(agent.stderrTail)")
+        throw SetupError("oidc-agent did not create \(socket): \(agent.stderrTail())")
       }
       usleep(10_000)
     }
     let r = try runToEnd(
+      gen,
       [
-        gen, Self.account, "--issuer=\(provider.issuer)", "--client-id=client-1",
+        Self.account, "--issuer=\(provider.issuer)", "--client-id=client-1",
         "--client-secret=s3cret-client",
         "--rt=rt_bench", "--scope=openid offline_access", "--pw-file=\(password)", "--confirm-default",
         "--prompt=none", "--no-save",
-      ], environment: environment, in: dir, timeout: 60)
-    guard r.status == 0 else { throw BenchError("oidc-gen failed (\(r.status)): \(r.stdout) \(r.stderr)") }
-    let check = try runToEnd([oidcToken, Self.account], environment: environment, in: dir, timeout: 10)
+      ], environment: environment, within: 60)
+    guard r.status == 0 else { throw SetupError("oidc-gen failed (\(r.status)): \(r.stdout) \(r.stderr)") }
+    let check = try runToEnd(oidcToken, [Self.account], environment: environment, within: 10)
     guard check.status == 0,
       check.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == provider.accessToken
     else {
-      throw BenchError("oidc-token \(Self.account) did not print the token: \(check.stdout) \(check.stderr)")
+      throw SetupError("oidc-token \(Self.account) did not print the token: \(check.stdout) \(check.stderr)")
     }
   }
 

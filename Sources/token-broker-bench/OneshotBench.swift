@@ -1,4 +1,5 @@
 import Foundation
+import TokenBrokerTestSupport
 
 struct OneshotParameters: Sendable {
   var tokens = ServingSetup.tokens
@@ -27,7 +28,7 @@ struct OneshotBench: Sendable {
 
   func run(_ bench: BenchEnvironment) async throws -> BenchTable {
     let setup = try await ServingSetup.start(bench)
-    let result = await Result { try await blocking { try measure(bench, setup) } }
+    let result = await Result { try await offload { try measure(bench, setup) } }
     await setup.stop()
     return try result.get()
   }
@@ -36,7 +37,6 @@ struct OneshotBench: Sendable {
     var table = BenchTable(Self.title)
     table.notes = setup.notes
     let p = parameters
-    let scratch = try TempDir("tbu")
     for t in p.tokens {
       var broker = RoundSummary()
       var nginx = RoundSummary()
@@ -47,14 +47,14 @@ struct OneshotBench: Sendable {
             try Udsload.run(
               bench, socket: setup.daemon.socket, path: ServingSetup.path(t), connections: 1,
               seconds: p.duration,
-              oneshot: true, in: scratch))
+              oneshot: true))
         }
         let runNginx = {
           guard let n = setup.nginx else { return }
           nginx.rounds.append(
             try Udsload.run(
               bench, socket: n.socket, path: ServingSetup.path(t), connections: 1, seconds: p.duration,
-              oneshot: true, in: scratch))
+              oneshot: true))
         }
         if round % 2 == 0 {
           try runBroker()

@@ -1,4 +1,5 @@
 import Foundation
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -107,7 +108,7 @@ struct IdleSample: Sendable {
   /// Sleeps `seconds` (the calling thread only) and samples `pid` before and after.
   static func measure(_ pid: pid_t, seconds: Double) throws -> IdleSample {
     guard let cpu0 = Proc.cpuTicks(pid), let cs0 = Proc.contextSwitches(pid) else {
-      throw BenchError("cannot read /proc/\(pid)")
+      throw SetupError("cannot read /proc/\(pid)")
     }
     let t0 = monotonic()
     let micros = seconds * 1e6
@@ -118,7 +119,7 @@ struct IdleSample: Sendable {
       slept += step
     }
     guard let cpu1 = Proc.cpuTicks(pid), let cs1 = Proc.contextSwitches(pid) else {
-      throw BenchError("process \(pid) went away during the idle window")
+      throw SetupError("process \(pid) went away during the idle window")
     }
     // Threads alive at the end: what they did since the start (threads that ended during the
     // window are not counted).

@@ -38,12 +38,14 @@ struct ScaleBench: Sendable {
   func run(_ bench: BenchEnvironment) async throws -> BenchTable {
     let upstream = FakeUpstream(.energy, now: { Date().timeIntervalSince1970 })
     try await upstream.start()
-    let result = await Result { try await blocking { try measure(bench, upstream) } }
+    let result = await Result { try await offload { try measure(bench, upstream) } }
     await upstream.stop()
     return try result.get()
   }
 
-  private func config(_ dir: TempDir, _ upstream: FakeUpstream, providers: Int, scopes: [String]) -> String {
+  private func config(_ dir: TempDirectory, _ upstream: FakeUpstream, providers: Int, scopes: [String])
+    -> String
+  {
     var text = BenchConfig.broker(in: dir)
     for i in 0..<providers {
       text += BenchConfig.oauth("p\(i)", upstream, allowedScopes: i < Self.scopedProviders ? scopes : [])
@@ -146,14 +148,14 @@ struct ScaleBench: Sendable {
         let c = try KeepAliveConnection(socket)
         for s in sets {
           let status = try c.get("/v1/token/p\(provider)?scope=\(s)")
-          if status != 200 { throw BenchError("p\(provider) scope \(s): \(status)") }
+          if status != 200 { throw SetupError("p\(provider) scope \(s): \(status)") }
         }
       } catch {
         failures.withLock { $0.append("\(error)") }
       }
     }
     let seconds = monotonic() - start
-    if let first = failures.withLock({ $0.first }) { throw BenchError("filling scope sets: \(first)") }
+    if let first = failures.withLock({ $0.first }) { throw SetupError("filling scope sets: \(first)") }
     return seconds
   }
 }

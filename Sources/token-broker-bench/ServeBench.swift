@@ -18,7 +18,7 @@ final class ServingSetup: Sendable {
     let upstream = FakeUpstream(.energy, now: { Date().timeIntervalSince1970 })
     try await upstream.start()
     do {
-      return try await blocking { try make(bench, upstream) }
+      return try await offload { try make(bench, upstream) }
     } catch {
       await upstream.stop()
       throw error
@@ -46,7 +46,7 @@ final class ServingSetup: Sendable {
         let served = try nginx.bodyLength(p)
         guard served == b.count else {
           nginx.stop()
-          throw BenchError("nginx serves \(served) bytes at \(p), the broker \(b.count)")
+          throw SetupError("nginx serves \(served) bytes at \(p), the broker \(b.count)")
         }
       }
       return ServingSetup(
@@ -115,7 +115,7 @@ struct ServeBench: Sendable {
 
   func run(_ bench: BenchEnvironment) async throws -> BenchTable {
     let setup = try await ServingSetup.start(bench)
-    let result = await Result { try await blocking { try measure(bench, setup) } }
+    let result = await Result { try await offload { try measure(bench, setup) } }
     await setup.stop()
     return try result.get()
   }
@@ -124,7 +124,6 @@ struct ServeBench: Sendable {
     var table = BenchTable(Self.title)
     table.notes = setup.notes
     let p = parameters
-    let scratch = try TempDir("tbu")
     for c in p.connections {
       for t in p.tokens {
         var broker = RoundSummary()
@@ -135,15 +134,13 @@ struct ServeBench: Sendable {
             broker.rounds.append(
               try Udsload.run(
                 bench, socket: setup.daemon.socket, path: ServingSetup.path(t), connections: c,
-                seconds: p.duration,
-                in: scratch))
+                seconds: p.duration))
           }
           let runNginx = {
             guard let n = setup.nginx else { return }
             nginx.rounds.append(
               try Udsload.run(
-                bench, socket: n.socket, path: ServingSetup.path(t), connections: c, seconds: p.duration,
-                in: scratch))
+                bench, socket: n.socket, path: ServingSetup.path(t), connections: c, seconds: p.duration))
           }
           if round % 2 == 0 {
             try runBroker()

@@ -47,7 +47,7 @@ struct SingleFlightBench: Sendable {
     let upstream = FakeUpstream(.energy, now: { Date().timeIntervalSince1970 })
     try await upstream.start()
     let result = await Result {
-      try await blocking { () throws -> Figure in
+      try await offload { () throws -> Figure in
         let daemon = try DaemonUnderTest.start(bench) { dir in
           BenchConfig.broker(in: dir) + BenchConfig.oauth("sf", upstream, allowedScopes: Self.scopes)
         }
@@ -98,7 +98,7 @@ struct SingleFlightBench: Sendable {
     note("singleflight: \(p.requests) connections to an in-process broker")
     let socket = harness.socketPath
     let r = await Result {
-      try await blocking {
+      try await offload {
         FanOut.run(socket: socket, path: Self.path, connections: p.requests, perConnection: 1)
       }
     }

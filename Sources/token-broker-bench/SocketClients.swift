@@ -1,5 +1,6 @@
 import Foundation
 import TokenBrokerClient
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -9,7 +10,7 @@ import TokenBrokerClient
 func connectUnix(_ path: String, timeout: Int = 30) throws -> Int32 {
   switch UnixSocket.connect(path: path, timeout: timeout) {
   case .success(let fd): return fd
-  case .failure(let e): throw BenchError("connect \(path): \(e)")
+  case .failure(let e): throw SetupError("connect \(path): \(e)")
   }
 }
 
@@ -18,7 +19,7 @@ func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
   while sent < bytes.count {
     let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
     if n < 0 && errno == EINTR { continue }
-    guard n > 0 else { throw BenchError("send: \(String(cString: strerror(errno)))") }
+    guard n > 0 else { throw SetupError("send: \(String(cString: strerror(errno)))") }
     sent += n
   }
 }
@@ -69,7 +70,7 @@ final class KeepAliveConnection {
     while parser.statuses.count < want {
       let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
       if n < 0 && errno == EINTR { continue }
-      guard n > 0 else { throw BenchError("GET \(path): connection closed or timed out") }
+      guard n > 0 else { throw SetupError("GET \(path): connection closed or timed out") }
       _ = parser.feed(chunk[0..<n])
     }
     return parser.statuses.last!

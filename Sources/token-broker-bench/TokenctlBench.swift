@@ -21,7 +21,7 @@ struct TokenctlBench: Sendable {
   func run(_ bench: BenchEnvironment) async throws -> BenchTable {
     let upstream = FakeUpstream(.energy, now: { Date().timeIntervalSince1970 })
     try await upstream.start()
-    let result = await Result { try await blocking { try measure(bench, upstream) } }
+    let result = await Result { try await offload { try measure(bench, upstream) } }
     await upstream.stop()
     return try result.get()
   }
@@ -39,12 +39,12 @@ struct TokenctlBench: Sendable {
     defer { reference?.stop() }
 
     // As a user's shell runs them: the Swift crash backtracer left at its default.
-    var env = childEnvironment()
+    var env = ChildProcess.minimalEnvironment()
     env.removeValue(forKey: "SWIFT_BACKTRACE")
     let tokenctl = [bench.tokenctl, "--socket", daemon.socket, "token", "oauth"]
-    let check = try runToEnd(tokenctl, environment: env, in: daemon.dir, timeout: 30)
+    let check = try ChildProcess.run(tokenctl[0], Array(tokenctl.dropFirst()), environment: env, within: 30)
     guard check.status == 0, check.stdout.hasPrefix("at_energy_") else {
-      throw BenchError("tokenctl token oauth: exit \(check.status), \(check.stdout) \(check.stderr)")
+      throw SetupError("tokenctl token oauth: exit \(check.status), \(check.stdout) \(check.stderr)")
     }
     var candidates: [(name: String, argv: [String], env: [String: String])] = [
       ("tokenctl", tokenctl, env), ("true", ["/bin/true"], env),
@@ -62,7 +62,7 @@ struct TokenctlBench: Sendable {
       for k in 0..<candidates.count {
         let c = candidates[(i + k) % candidates.count]
         let r = try wallTime(c.argv, environment: c.env)
-        guard r.status == 0 else { throw BenchError("\(c.argv.joined(separator: " ")) exited \(r.status)") }
+        guard r.status == 0 else { throw SetupError("\(c.argv.joined(separator: " ")) exited \(r.status)") }
         times[c.name, default: []].append(r.seconds)
       }
     }

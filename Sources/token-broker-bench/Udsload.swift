@@ -1,6 +1,7 @@
 import Foundation
+import TokenBrokerTestSupport
 
-/// One run of the shared load generator (`../shared/bench/udsload.c`).
+/// One run of the project's load generator (`udsload.c`, compiled by the bench).
 struct UdsloadResult: Sendable {
   var requests: Int
   var rps: Double
@@ -20,7 +21,7 @@ struct UdsloadResult: Sendable {
     }
     guard let requests = v["requests"], let rps = v["rps"], let p50 = v["p50_us"], let p99 = v["p99_us"]
     else {
-      throw BenchError("udsload printed no result: \(line)")
+      throw SetupError("udsload printed no result: \(line)")
     }
     self.requests = Int(requests)
     self.rps = rps
@@ -37,15 +38,15 @@ enum Udsload {
   /// `udsload -s socket -p path -c conns -d seconds [-1]`; fails on errors or non-200 answers.
   static func run(
     _ bench: BenchEnvironment, socket: String, path: String, connections: Int, seconds: Double,
-    oneshot: Bool = false, in dir: TempDir
+    oneshot: Bool = false
   ) throws -> UdsloadResult {
     let binary = try bench.udsloadBinary()
     var argv = [binary, "-s", socket, "-p", path, "-c", String(connections), "-d", String(seconds)]
     if oneshot { argv.append("-1") }
-    let r = try runToEnd(argv, in: dir, timeout: seconds + 60)
+    let r = try runToEnd(argv[0], Array(argv.dropFirst()), within: seconds + 60)
     let result = try UdsloadResult(parsing: r.stdout)
     if result.errors > 0 || result.non200 > 0 || result.requests == 0 {
-      throw BenchError(
+      throw SetupError(
         "\(argv.joined(separator: " ")): \(result.errors) errors, \(result.non200) non-200 answers, "
           + "\(result.requests) requests")
     }

@@ -61,8 +61,8 @@ final class CrashSuite {
 
   init(options: Options) throws {
     self.options = options
-    daemonPath = try options.daemon ?? DaemonProcess.sibling("token-brokerd")
-    dir = try makeScratchDirectory("crash")
+    daemonPath = try options.daemon ?? BuiltBinaries.path("token-brokerd")
+    dir = try TempDirectory.make("tbr-crash")
     socket = dir + "/s"
     stateDir = dir + "/state"
     configPath = dir + "/broker.toml"
@@ -95,7 +95,7 @@ final class CrashSuite {
       refresh_token = "\(seedToken)"
       """
     ]
-    try writePrivateFile(configPath, c.text)
+    try TempDirectory.write(configPath, c.text)
   }
 
   /// A new grant family: a fresh first refresh token, configured and known to the server.
@@ -117,7 +117,7 @@ final class CrashSuite {
     try startDaemon()
     let state = try api.waitSettled(provider, daemon: daemon, timeout: 20)
     guard state == "ok" else {
-      throw SuiteFailure("\(why): the daemon came up \(state), not ok:\n\(daemon.logTail())")
+      throw SetupError("\(why): the daemon came up \(state), not ok:\n\(daemon.logTail())")
     }
     startupSeconds = 0.8 * startupSeconds + 0.2 * (monotonic() - t0)
   }
@@ -163,11 +163,11 @@ final class CrashSuite {
       // it must never lose the grant either.
       daemon.terminate()
       guard try quiesce() else {
-        throw SuiteFailure("the upstream still has open connections 5 s after the daemon stopped")
+        throw SetupError("the upstream still has open connections 5 s after the daemon stopped")
       }
       let persisted = try persistedToken()
       guard upstream.acceptsRefreshToken(persisted.token) else {
-        throw SuiteFailure("after a graceful stop (SIGTERM) the persisted refresh token is not the valid one")
+        throw SetupError("after a graceful stop (SIGTERM) the persisted refresh token is not the valid one")
       }
       try startDaemon()
       sleepMilliseconds(random.unit() * startupSeconds * 1500)
@@ -182,7 +182,7 @@ final class CrashSuite {
     }
     daemon.kill9()
     guard try quiesce() else {
-      throw SuiteFailure("the upstream still has open connections 5 s after kill -9")
+      throw SetupError("the upstream still has open connections 5 s after kill -9")
     }
     let persisted = try persistedToken(counting: true)
     let issued = upstream.issuedRefreshTokens
@@ -196,7 +196,7 @@ final class CrashSuite {
       expectWindow = true
     } else {
       let position = issued.lastIndex(of: persisted.token).map { "\(issued.count - 1 - $0) rotations behind" }
-      throw SuiteFailure(
+      throw SetupError(
         "grant lost outside the window: the persisted refresh token is \(position ?? "unknown to the server"), the server holds \(upstream.validRefreshTokens.count) valid"
       )
     }
@@ -205,11 +205,11 @@ final class CrashSuite {
     let state = try api.waitSettled(provider, daemon: daemon, timeout: 20)
     if expectWindow {
       guard state == "needs_login" else {
-        throw SuiteFailure(
+        throw SetupError(
           "the unclosable window was hit but the restarted daemon reports \(state), not needs_login")
       }
       guard upstream.familyRevoked else {
-        throw SuiteFailure("needs_login, but the server did not see the reuse (family not revoked)")
+        throw SetupError("needs_login, but the server did not see the reuse (family not revoked)")
       }
       counts.window += 1
       // An operator configures a new refresh token.
@@ -218,7 +218,7 @@ final class CrashSuite {
       try startReady("after configuring a new refresh token")
     } else {
       guard state == "ok" else {
-        throw SuiteFailure(
+        throw SetupError(
           "the persisted refresh token was valid, yet the restarted daemon reports \(state):\n\(daemon.logTail())"
         )
       }
@@ -228,7 +228,7 @@ final class CrashSuite {
       guard
         upstream.acceptsRefreshToken(now.token)
           || (latest.count >= 2 && latest[latest.count - 2] == now.token)
-      else { throw SuiteFailure("ok after restart, but the persisted refresh token is not the server's") }
+      else { throw SetupError("ok after restart, but the persisted refresh token is not the server's") }
       counts.intact += 1
     }
   }
@@ -249,18 +249,18 @@ final class CrashSuite {
       return (seedToken, false)
     }
     guard st.st_mode & 0o777 == 0o600 else {
-      throw SuiteFailure("\(stateFile) has mode \(String(st.st_mode & 0o777, radix: 8)), not 0600")
+      throw SetupError("\(stateFile) has mode \(String(st.st_mode & 0o777, radix: 8)), not 0600")
     }
     guard let data = FileManager.default.contents(atPath: stateFile) else {
-      throw SuiteFailure("cannot read \(stateFile)")
+      throw SetupError("cannot read \(stateFile)")
     }
     let record: ProviderStateRecord
     do { record = try StateStore.decode(Array(data), file: stateFile) } catch {
-      throw SuiteFailure("torn state file (\(data.count) bytes): \(error)")
+      throw SetupError("torn state file (\(data.count) bytes): \(error)")
     }
     guard record.seed == ProviderStateRecord.fingerprint(seedToken) else { return (seedToken, false) }
-    if record.needsLogin { throw SuiteFailure("the state file says needs_login although no reuse happened") }
-    guard let token = record.refreshToken else { throw SuiteFailure("the state file holds no refresh token") }
+    if record.needsLogin { throw SetupError("the state file says needs_login although no reuse happened") }
+    guard let token = record.refreshToken else { throw SetupError("the state file holds no refresh token") }
     return (token, true)
   }
 
@@ -269,7 +269,7 @@ final class CrashSuite {
     let candidates: [String] = ["/usr/bin/strace", "/bin/strace"]
     let strace = candidates.first { access($0, X_OK) == 0 }
     guard let strace else {
-      throw SuiteFailure("strace is not installed (apt-get install strace), or pass --no-strace")
+      throw SetupError("strace is not installed (apt-get install strace), or pass --no-strace")
     }
     let traceFile = dir + "/strace.log"
     let traced = DaemonProcess(
@@ -280,13 +280,13 @@ final class CrashSuite {
     try traced.start()
     defer { traced.kill9() }
     let state = try api.waitSettled(provider, daemon: traced, timeout: 60)
-    guard state == "ok" else { throw SuiteFailure("under strace the daemon came up \(state)") }
+    guard state == "ok" else { throw SetupError("under strace the daemon came up \(state)") }
     for _ in 0..<5 {
       let r = try api.request("POST", "/v1/providers/\(provider)/refresh", timeout: 20)
-      guard r.status == 200 else { throw SuiteFailure("refresh under strace answered \(r.status)") }
+      guard r.status == 200 else { throw SetupError("refresh under strace answered \(r.status)") }
     }
     guard let child = StraceCheck.tracedChild(of: traced.pid) else {
-      throw SuiteFailure("cannot find the daemon under strace")
+      throw SetupError("cannot find the daemon under strace")
     }
     kill(child, SIGTERM)
     let deadline = monotonic() + 30
@@ -297,7 +297,7 @@ final class CrashSuite {
     log("crash: strace: \(report.sequences) state writes, each temp → write → fsync → rename → fsync(dir)")
     for p in report.problems { log("crash: strace: \(p)") }
     if !report.problems.isEmpty || report.sequences < 6 {
-      throw SuiteFailure(
+      throw SetupError(
         "write order under strace: \(report.sequences) complete sequences (at least 6 expected), problems: \(report.problems)"
       )
     }

@@ -21,7 +21,7 @@ final class FaultSuite {
   var keep = false
 
   func run() throws -> [Outcome] {
-    let daemonPath = try self.daemonPath ?? DaemonProcess.sibling("token-brokerd")
+    let daemonPath = try self.daemonPath ?? BuiltBinaries.path("token-brokerd")
     var out: [Outcome] = []
     let sweep: [(String, FakeUpstream.Fault)] = [
       ("500", .status(500, body: "oops")),
@@ -96,24 +96,17 @@ final class FaultSuite {
     }
     // An extreme min_valid in the config: refused with exit 78 and the line, nothing started.
     do {
-      let dir = try makeScratchDirectory("faults-config")
+      let dir = try TempDirectory.make("tbr-faults-config")
       defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
       var config = DaemonConfig(socket: dir + "/s", stateDir: dir + "/state")
       config.providers = ["[providers.keys]\ngrant = \"api_key\"\napi_key = \"k_0123456789\""]
       let text = config.text.replacingOccurrences(of: "min_valid = 0\n", with: "min_valid = 1e19\n")
-      try writePrivateFile(dir + "/broker.toml", text)
-      let check = Process()
-      check.executableURL = URL(fileURLWithPath: daemonPath)
-      check.arguments = ["--check-config", "--config", dir + "/broker.toml"]
-      let errors = Pipe()
-      check.standardError = errors
-      check.standardOutput = errors
-      try check.run()
-      let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-      check.waitUntilExit()
+      try TempDirectory.write(dir + "/broker.toml", text)
+      let check = try runToEnd(daemonPath, ["--check-config", "--config", dir + "/broker.toml"])
+      let said = check.stdout + check.stderr
       var problems: [String] = []
-      if check.terminationStatus != 78 {
-        problems.append("--check-config exited \(check.terminationStatus), not 78")
+      if check.status != 78 {
+        problems.append("--check-config exited \(check.status), not 78")
       }
       if !said.contains("broker.min_valid: must be between 0 and 86400 seconds") {
         problems.append("no clear message: \(said.prefix(300))")
@@ -127,7 +120,7 @@ final class FaultSuite {
     for (name, typo) in [("x = [\"\",}", "an array closed with }"), ("[é]", "a table named [é]")] {
       try withDaemon(daemonPath, minValid: 30) { _, api, daemon, configPath in
         let text = (try? String(contentsOfFile: configPath, encoding: .utf8)) ?? ""
-        try writePrivateFile(configPath, text + "\n" + name + "\n")
+        try TempDirectory.write(configPath, text + "\n" + name + "\n")
         kill(daemon.pid, SIGHUP)
         // A refused reload logs and carries on; an abort takes the backtracer a few seconds.
         let deadline = monotonic() + 8
@@ -167,7 +160,7 @@ final class FaultSuite {
     var client = UnixHTTPClient(socketPath: api.socketPath)
     client.timeout = 10
     let r = try client.request("GET", "/v1/token/energy", accept: "text/plain")
-    guard r.status == 200 else { throw SuiteFailure("GET /v1/token/energy answered \(r.status)") }
+    guard r.status == 200 else { throw SetupError("GET /v1/token/energy answered \(r.status)") }
     return r.text
   }
 
@@ -175,7 +168,7 @@ final class FaultSuite {
     _ daemonPath: String, minValid: Int?, extraBroker: String = "",
     _ body: (FakeUpstream, SocketAPIClient, DaemonProcess, String) throws -> Void
   ) throws {
-    let dir = try makeScratchDirectory("faults")
+    let dir = try TempDirectory.make("tbr-faults")
     defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
     let upstream = FakeUpstream(.energy, now: { Date().timeIntervalSince1970 })
     try Blocking.wait { try await upstream.start() }
@@ -196,7 +189,7 @@ final class FaultSuite {
     if minValid == nil {
       text = text.replacingOccurrences(of: "min_valid = 0\n", with: extraBroker + "\n")
     }
-    try writePrivateFile(dir + "/broker.toml", text)
+    try TempDirectory.write(dir + "/broker.toml", text)
     let daemon = DaemonProcess(
       executable: daemonPath, arguments: ["--config", dir + "/broker.toml"], logPath: dir + "/daemon.log")
     try daemon.start()

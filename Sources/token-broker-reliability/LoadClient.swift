@@ -1,4 +1,5 @@
 import Foundation
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -214,16 +215,7 @@ final class LoadClient {
     let fd = socket(
       AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return .failed("socket: \(String(cString: strerror(errno)))") }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-      for (k, b) in socketPath.utf8.enumerated() { raw[k] = b }
-    }
-    let rc = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-      }
-    }
+    let rc = (try? UnixSocketAddress(socketPath))?.connect(fd) ?? -1
     if rc != 0 && errno != EINPROGRESS {
       let e = errno
       close(fd)

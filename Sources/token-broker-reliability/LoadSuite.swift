@@ -50,8 +50,8 @@ final class LoadSuite {
 
   func run() throws -> Result {
     raiseDescriptorLimit()
-    let daemonPath = try options.daemon ?? DaemonProcess.sibling("token-brokerd")
-    let dir = try makeScratchDirectory("load")
+    let daemonPath = try options.daemon ?? BuiltBinaries.path("token-brokerd")
+    let dir = try TempDirectory.make("tbr-load")
     defer { if !options.keep { try? FileManager.default.removeItem(atPath: dir) } }
     var settings = FakeUpstream.Settings()
     settings.lifetime = options.lifetime
@@ -76,14 +76,14 @@ final class LoadSuite {
       api_key = "\(Self.apiKey)"
       """,
     ]
-    try writePrivateFile(dir + "/broker.toml", config.text)
+    try TempDirectory.write(dir + "/broker.toml", config.text)
     let daemon = DaemonProcess(
       executable: daemonPath, arguments: ["--config", dir + "/broker.toml"], logPath: dir + "/daemon.log")
     try daemon.start()
     defer { daemon.kill9() }
     let api = SocketAPIClient(socketPath: config.socket)
     let state = try api.waitSettled("energy", daemon: daemon, timeout: 30)
-    guard state == "ok" else { throw SuiteFailure("the daemon came up \(state):\n\(daemon.logTail())") }
+    guard state == "ok" else { throw SetupError("the daemon came up \(state):\n\(daemon.logTail())") }
 
     // Tokens seen are checked against what the upstream issued (re-read on a miss).
     var known = Set(upstream.issuedAccessTokens)

@@ -1,4 +1,5 @@
 import Foundation
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc

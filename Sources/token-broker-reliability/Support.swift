@@ -1,5 +1,6 @@
 import Foundation
 import TokenBrokerClient
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -23,18 +24,6 @@ enum Blocking {
   }
 }
 
-struct SuiteFailure: Error, CustomStringConvertible {
-  var description: String
-  init(_ description: String) { self.description = description }
-}
-
-/// Monotonic seconds.
-func monotonic() -> Double {
-  var ts = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &ts)
-  return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 func sleepMilliseconds(_ ms: Double) {
   guard ms > 0 else { return }
   usleep(useconds_t(ms * 1000))
@@ -42,30 +31,6 @@ func sleepMilliseconds(_ ms: Double) {
 
 func log(_ line: String) {
   FileHandle.standardError.write(Data((line + "\n").utf8))
-}
-
-/// A short scratch directory under /tmp (socket paths hold at most 107 bytes).
-func makeScratchDirectory(_ tag: String) throws -> String {
-  var template = Array("/tmp/tbr-\(tag)-XXXXXX".utf8CString)
-  guard let made = mkdtemp(&template) else { throw SuiteFailure("cannot create a directory in /tmp") }
-  let path = String(cString: made)
-  chmod(path, 0o700)
-  return path
-}
-
-/// Writes `text` to `path` with mode 0600 (the daemon accepts literal secrets only then).
-func writePrivateFile(_ path: String, _ text: String) throws {
-  let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-  guard fd >= 0 else { throw SuiteFailure("cannot write \(path): \(String(cString: strerror(errno)))") }
-  defer { close(fd) }
-  fchmod(fd, 0o600)
-  let bytes = Array(text.utf8)
-  var written = 0
-  while written < bytes.count {
-    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-    guard n > 0 else { throw SuiteFailure("cannot write \(path)") }
-    written += n
-  }
 }
 
 /// Lets this process (and the daemons it starts) open as many descriptors as allowed.
@@ -106,8 +71,7 @@ final class DaemonProcess {
   let executable: String
   let arguments: [String]
   let logPath: String
-  private(set) var pid: pid_t = 0
-  private(set) var exitStatus: Int32?
+  private var child: ChildProcess?
 
   init(executable: String, arguments: [String], logPath: String) {
     self.executable = executable
@@ -115,95 +79,29 @@ final class DaemonProcess {
     self.logPath = logPath
   }
 
-  /// The package's executables live next to this one.
-  static func sibling(_ name: String) throws -> String {
-    let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    let path = me.deletingLastPathComponent().appendingPathComponent(name).path
-    guard access(path, X_OK) == 0 else {
-      throw SuiteFailure("\(path) is not built; run `swift build` first (or pass --daemon PATH)")
-    }
-    return path
-  }
-
+  /// Starts the daemon (again): this process's environment, stdout and stderr appended to
+  /// the log.
   func start() throws {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    sigaddset(&defaults, SIGPIPE)
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { for p in argv { free(p) } }
-    var child: pid_t = 0
-    let rc = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
-    guard rc == 0 else { throw SuiteFailure("cannot start \(executable): \(String(cString: strerror(rc)))") }
-    pid = child
-    exitStatus = nil
+    let child = ChildProcess(
+      executable, arguments, environment: ProcessInfo.processInfo.environment, stdout: logPath,
+      stderr: logPath, append: true)
+    try child.start()
+    self.child = child
   }
 
-  /// Exit status once the process ended (non-blocking).
-  var hasExited: Bool {
-    if exitStatus != nil { return true }
-    guard pid > 0 else { return true }
-    var status: Int32 = 0
-    if waitpid(pid, &status, WNOHANG) == pid {
-      exitStatus = status
-      return true
-    }
-    return false
-  }
+  var pid: pid_t { child?.pid ?? 0 }
+
+  /// True once the process ended (or before it started); reaps it (never blocks).
+  var hasExited: Bool { !(child?.isRunning ?? false) }
 
   /// A readable account of how it ended.
-  var exitDescription: String {
-    guard let s = exitStatus else { return "running" }
-    if s & 0x7F == 0 { return "exit \((s >> 8) & 0xFF)" }
-    return "signal \(s & 0x7F)"
-  }
+  var exitDescription: String { child?.rawStatus.map(Spawn.describe) ?? "running" }
 
-  func kill9() {
-    guard pid > 0, !hasExited else { return }
-    kill(pid, SIGKILL)
-    reap()
-  }
+  func kill9() { child?.terminateForcibly() }
 
-  /// SIGTERM, then waits up to `timeout` seconds (SIGKILL after). Returns the exit status.
+  /// SIGTERM, then waits up to `timeout` seconds (SIGKILL after); the exit status.
   @discardableResult
-  func terminate(timeout: Double = 30) -> Int32? {
-    guard pid > 0 else { return nil }
-    if hasExited { return exitStatus }
-    kill(pid, SIGTERM)
-    let deadline = monotonic() + timeout
-    while monotonic() < deadline {
-      if hasExited { return exitStatus }
-      sleepMilliseconds(2)
-    }
-    kill(pid, SIGKILL)
-    reap()
-    return nil
-  }
-
-  private func reap() {
-    var status: Int32 = 0
-    while true {
-      let r = waitpid(pid, &status, 0)
-      if r == pid {
-        exitStatus = status
-        return
-      }
-      if r < 0 && errno != EINTR { return }
-    }
-  }
+  func terminate(timeout: Double = 30) -> Int32? { child?.stop(SIGTERM, within: timeout) }
 
   func logTail(_ lines: Int = 15) -> String {
     guard let data = FileManager.default.contents(atPath: logPath) else { return "(no log)" }
@@ -234,7 +132,7 @@ struct SocketAPIClient {
     var client = UnixHTTPClient(socketPath: socketPath)
     client.timeout = timeout
     do { return try client.request(method, path) } catch {
-      throw SuiteFailure("\(method) \(path): \(error)")
+      throw SetupError("\(method) \(path): \(error)")
     }
   }
 
@@ -252,13 +150,13 @@ struct SocketAPIClient {
     let deadline = monotonic() + timeout
     while monotonic() < deadline {
       if daemon.hasExited {
-        throw SuiteFailure(
+        throw SetupError(
           "token-brokerd ended (\(daemon.exitDescription)) before it was ready:\n\(daemon.logTail())")
       }
       if let s = state(of: provider), s != "pending", s != "refreshing" { return s }
       sleepMilliseconds(3)
     }
-    throw SuiteFailure("token-brokerd was not ready within \(Int(timeout)) s:\n\(daemon.logTail())")
+    throw SetupError("token-brokerd was not ready within \(Int(timeout)) s:\n\(daemon.logTail())")
   }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TokenBrokerTestSupport
 
 #if canImport(Glibc)
   import Glibc

@@ -28,7 +28,7 @@ import TokenBrokerTestSupport
     }
   }
 
-  func replay(_ target: String, _ paths: [String]) async throws -> ProcessRunner.Result {
+  func replay(_ target: String, _ paths: [String]) async throws -> ProcessOutput {
     let fuzz = try BuiltBinaries.path("token-broker-fuzz")
     var env = ProcessInfo.processInfo.environment
     env["SWIFT_BACKTRACE"] = "enable=no"
@@ -61,7 +61,7 @@ import TokenBrokerTestSupport
 
   /// The replay is not vacuous: an input that breaks an invariant makes it fail.
   @Test func aBrokenInvariantFailsTheReplay() async throws {
-    let dir = try makeTempDir("tb-fuzz-planted")
+    let dir = try TempDirectory.make("tb-fuzz-planted")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let planted = dir + "/planted"
     try Data("tbk!".utf8).write(to: URL(fileURLWithPath: planted))

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TokenBrokerTestSupport
 
 extension SystemSuite {
   /// `token-brokerd --check-config` and a start refused for the same problems.
@@ -25,9 +26,9 @@ extension SystemSuite {
     }
 
     @Test func brokenFileExits78WithPathLineMessages() throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let config = try dir.write("broker.toml", Self.broken)
-      let result = try runToEnd(try Binaries.tokenBrokerd, ["--check-config", "--config", config], in: dir)
+      let result = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--check-config", "--config", config])
       #expect(result.status == 78, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
       let lines = Self.problemLines(result.stdout + result.stderr, path: config)
       #expect(
@@ -39,12 +40,12 @@ extension SystemSuite {
     }
 
     @Test func daemonRefusesToStartWithTheSameMessages() throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let config = try dir.write("broker.toml", Self.broken)
-      let check = try runToEnd(try Binaries.tokenBrokerd, ["--check-config", "--config", config], in: dir)
-      let notify = try NotifySocket(path: dir.file("notify"))
+      let check = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--check-config", "--config", config])
+      let notify = try NotifyListener(path: dir.file("notify"))
       let start = try runToEnd(
-        try Binaries.tokenBrokerd, ["--config", config], environment: ["NOTIFY_SOCKET": notify.path], in: dir)
+        try BuiltBinaries.tokenBrokerd, ["--config", config], environment: ["NOTIFY_SOCKET": notify.path])
       #expect(start.status == 78, "stderr: \(start.stderr)")
       let expected = Self.problemLines(check.stdout + check.stderr, path: config)
       #expect(expected.count == 2)
@@ -58,7 +59,7 @@ extension SystemSuite {
     /// as nobody: the daemon refuses to start and says why.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")))
     func refusesAUserNamespaceWhoseUIDMapIsNotTheIdentity() throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let config = try dir.write(
         "broker.toml",
         """
@@ -72,15 +73,14 @@ extension SystemSuite {
 
         """)
       let result = try runToEnd(
-        "/usr/bin/unshare", ["--user", "--map-root-user", try Binaries.tokenBrokerd, "--config", config],
-        in: dir)
+        "/usr/bin/unshare", ["--user", "--map-root-user", try BuiltBinaries.tokenBrokerd, "--config", config])
       #expect(result.status == 1, "stderr: \(result.stderr)")
       #expect(result.stderr.contains("uid map is not the identity"), "\(result.stderr)")
       #expect(access(dir.file("s.sock"), F_OK) != 0)
     }
 
     @Test func goodFileExits0() throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let config = try dir.write(
         "broker.toml",
         """
@@ -95,7 +95,7 @@ extension SystemSuite {
 
         """)
       try dir.write("secret", "from-a-file\n")
-      let result = try runToEnd(try Binaries.tokenBrokerd, ["--check-config", "--config", config], in: dir)
+      let result = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--check-config", "--config", config])
       #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
       #expect(Self.problemLines(result.stderr, path: config).isEmpty, "\(result.stderr)")
       #expect(result.stdout == "\(config): ok (1 providers)\n")
@@ -104,7 +104,7 @@ extension SystemSuite {
     /// Problems found after parsing (a secret file that is missing, a group that does not
     /// exist) are located by line too, and stop the daemon from starting.
     @Test func missingSecretAndUnknownSocketGroupAreProblems() throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let group = "tb-no-such-group-\(uniqueSuffix().prefix(6))"
       let config = try dir.write(
         "broker.toml",
@@ -120,13 +120,13 @@ extension SystemSuite {
         client_secret = { file = "\(dir.file("missing"))" }
 
         """)
-      let check = try runToEnd(try Binaries.tokenBrokerd, ["--check-config", "--config", config], in: dir)
+      let check = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--check-config", "--config", config])
       #expect(check.status == 78, "stderr: \(check.stderr)")
       let lines = Self.problemLines(check.stderr, path: config)
       #expect(lines.count == 2, "\(check.stderr)")
       #expect(lines.contains { $0.hasPrefix("\(config):3: broker.socket_group: no group named \(group)") })
       #expect(lines.contains { $0.hasPrefix("\(config):9: providers.alpha.client_secret") })
-      let start = try runToEnd(try Binaries.tokenBrokerd, ["--config", config], in: dir)
+      let start = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--config", config])
       #expect(start.status == 78)
       #expect(Self.problemLines(start.stderr, path: config) == lines)
       #expect(fileStatus(dir.file("s.sock")) == nil, "a refused start must not bind the socket")

@@ -1,15 +1,16 @@
 import Foundation
 import Glibc
 import Testing
+import TokenBrokerTestSupport
 
 extension SystemSuite {
   /// The README's first command: `token-brokerd --dev`, then `tokenctl ... token demo`.
   @Suite("Dev mode") struct DevModeTests {
     @Test func newcomerSeesADemoTokenThroughTokenctl() throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let socket = dir.file("dev.sock")
       let daemon = try ChildProcess(
-        try Binaries.tokenBrokerd, ["--dev", "--socket", socket], outputIn: dir, name: "dev")
+        try BuiltBinaries.tokenBrokerd, ["--dev", "--socket", socket], outputIn: dir, name: "dev")
       try daemon.start()
       defer { daemon.send(SIGTERM) }
       // It prints what to run next once it listens.
@@ -19,15 +20,15 @@ extension SystemSuite {
         usleep(25_000)
       }
       #expect(printed.contains("tokenctl --socket \(socket) token demo"), "\(printed)\n\(daemon.stderr)")
-      let tokenctl = try Binaries.path("tokenctl")
-      var result = try runToEnd(tokenctl, ["--socket", socket, "token", "demo"], in: dir)
+      let tokenctl = try BuiltBinaries.path("tokenctl")
+      var result = try runToEnd(tokenctl, ["--socket", socket, "token", "demo"])
       for _ in 0..<100 where result.status == 75 {
         usleep(50_000)
-        result = try runToEnd(tokenctl, ["--socket", socket, "token", "demo"], in: dir)
+        result = try runToEnd(tokenctl, ["--socket", socket, "token", "demo"])
       }
       #expect(result.status == 0, "\(result.stderr)")
       #expect(result.stdout.hasPrefix("demo."))
-      let status = try runToEnd(tokenctl, ["--socket", socket, "status"], in: dir)
+      let status = try runToEnd(tokenctl, ["--socket", socket, "status"])
       #expect(status.stdout.contains("demo      ok"), "\(status.stdout)")
       daemon.send(SIGTERM)
       #expect(try daemon.waitForExit() == 0)

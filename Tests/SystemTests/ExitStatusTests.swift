@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TokenBrokerTestSupport
 
 extension SystemSuite {
   /// `token-brokerd` exits only 0, 78 or 1 (INTERFACE.md): a bad flag is a configuration
@@ -13,9 +14,9 @@ extension SystemSuite {
       ["--startup-timeout", "0"], ["--startup-timeout", "soon"],
     ])
     func badFlagsExit78WithArgumentParsersMessage(arguments: [String]) throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let config = try dir.write("broker.toml", "")
-      let result = try runToEnd(try Binaries.tokenBrokerd, ["--config", config] + arguments, in: dir)
+      let result = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--config", config] + arguments)
       #expect(result.status == 78, "stderr: \(result.stderr)")
       #expect(result.stderr.contains("Error: "), "\(result.stderr)")
       #expect(result.stderr.contains("Usage: token-brokerd"), "\(result.stderr)")
@@ -23,19 +24,17 @@ extension SystemSuite {
     }
 
     @Test func helpAndVersionStillExit0() throws {
-      let dir = try TestDirectory()
-      let help = try runToEnd(try Binaries.tokenBrokerd, ["--help"], in: dir)
+      let help = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--help"])
       #expect(help.status == 0)
       #expect(help.stdout.contains("--check-config"))
-      let version = try runToEnd(try Binaries.tokenBrokerd, ["--version"], in: dir)
+      let version = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--version"])
       #expect(version.status == 0)
       #expect(!version.stdout.isEmpty)
     }
 
     @Test func logLevelMessageNamesTheChoices() throws {
-      let dir = try TestDirectory()
       let result = try runToEnd(
-        try Binaries.tokenBrokerd, ["--check-config", "--log-level", "bogus"], in: dir)
+        try BuiltBinaries.tokenBrokerd, ["--check-config", "--log-level", "bogus"])
       #expect(result.status == 78)
       #expect(result.stderr.contains("--log-level must be one of trace, debug, info, notice, warning, error"))
     }

@@ -12,7 +12,7 @@ extension SystemSuite {
     /// the rotated refresh token it brought is persisted, the socket removed, exit 0.
     @Test(.enabled(if: someGroup() != nil, "needs a group other than root's"))
     func boundSocketAndGracefulStop() async throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let group = try #require(someGroup())
       let energy = try await startUpstream(.energy)
       let powerverse = try await startUpstream(.powerverse)
@@ -24,17 +24,8 @@ extension SystemSuite {
       }
       let socketPath = dir.file("b.sock")
       // A stale socket: bound once, nobody listening.
-      let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-      var address = sockaddr_un()
-      address.sun_family = sa_family_t(AF_UNIX)
-      withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
-      let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-          bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-        }
-      }
-      close(fd)
-      try #require(bound == 0 && fileStatus(socketPath) != nil, "cannot make a stale socket")
+      close(try UnixSocketAddress.boundSocket(type: Int32(SOCK_STREAM.rawValue), path: socketPath))
+      try #require(fileStatus(socketPath) != nil, "cannot make a stale socket")
 
       let config = try dir.write(
         "broker.toml",
@@ -46,9 +37,9 @@ extension SystemSuite {
         ])
           + energyProvider("energy", energy, secret: "\"\(energy.settings.clientSecret)\"") + "\n"
           + powerverseProvider("pv", powerverse))
-      let notify = try NotifySocket(path: dir.file("notify"))
+      let notify = try NotifyListener(path: dir.file("notify"))
       let daemon = try ChildProcess(
-        try Binaries.tokenBrokerd, ["--config", config], environment: ["NOTIFY_SOCKET": notify.path],
+        try BuiltBinaries.tokenBrokerd, ["--config", config], environment: ["NOTIFY_SOCKET": notify.path],
         outputIn: dir, name: "daemon")
       try daemon.start()
       try await offload { try notify.wait(for: "READY=1") }
@@ -95,17 +86,17 @@ extension SystemSuite {
     /// Started with systemd's default soft open-file limit (1024), the daemon raises it to fit
     /// its 4096 connections (+256 for its own files), within the hard limit.
     @Test func openFileLimitRaisedForMaxConnections() async throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let upstream = try await startUpstream(.energy)
       defer { Task { await upstream.stop() } }
       let config = try dir.write(
         "broker.toml",
         brokerTable(["socket = \"\(dir.file("s.sock"))\"", "state_dir = \"\(dir.file("state"))\""])
           + energyProvider("p", upstream, secret: "\"\(upstream.settings.clientSecret)\""))
-      let notify = try NotifySocket(path: dir.file("notify"))
+      let notify = try NotifyListener(path: dir.file("notify"))
       // prlimit sets the limits and execs the daemon: same pid.
       let daemon = try ChildProcess(
-        "/usr/bin/prlimit", ["--nofile=1024:8192", try Binaries.tokenBrokerd, "--config", config],
+        "/usr/bin/prlimit", ["--nofile=1024:8192", try BuiltBinaries.tokenBrokerd, "--config", config],
         environment: ["NOTIFY_SOCKET": notify.path], outputIn: dir, name: "daemon")
       try daemon.start()
       try await offload { try notify.wait(for: "READY=1") }
@@ -118,7 +109,7 @@ extension SystemSuite {
     }
 
     @Test func readyAtTheStartupTimeoutAndStatusKeptCurrent() async throws {
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let good = try await startUpstream(.energy)
       let silent = try await startUpstream(.energy)
       silent.failAlways(.stall)
@@ -137,9 +128,9 @@ extension SystemSuite {
         ])
           + energyProvider("good", good, secret: "\"\(good.settings.clientSecret)\"") + "\n"
           + energyProvider("silent", silent, secret: "\"\(silent.settings.clientSecret)\""))
-      let notify = try NotifySocket(path: dir.file("notify"))
+      let notify = try NotifyListener(path: dir.file("notify"))
       let daemon = try ChildProcess(
-        try Binaries.tokenBrokerd, ["--config", config, "--startup-timeout", "1"],
+        try BuiltBinaries.tokenBrokerd, ["--config", config, "--startup-timeout", "1"],
         environment: ["NOTIFY_SOCKET": notify.path], outputIn: dir, name: "daemon")
       try daemon.start()
 

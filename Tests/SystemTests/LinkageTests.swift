@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TokenBrokerTestSupport
 
 extension SystemSuite {
   /// How the executables are linked: the daemon carries the Swift runtime and Foundation
@@ -8,13 +9,12 @@ extension SystemSuite {
   @Suite("Linkage") struct LinkageTests {
     /// What `ldd` prints for `binary`, stdout and stderr.
     static func ldd(_ binary: String) throws -> String {
-      let dir = try TestDirectory()
-      let r = try runToEnd("/usr/bin/ldd", [binary], in: dir)
+      let r = try runToEnd("/usr/bin/ldd", [binary])
       return r.stdout + r.stderr
     }
 
     @Test func daemonLoadsNoSwiftOrFoundationLibrary() throws {
-      let out = try Self.ldd(try Binaries.tokenBrokerd)
+      let out = try Self.ldd(try BuiltBinaries.tokenBrokerd)
       let libs = out.split(separator: "\n").map {
         String($0.drop(while: { $0 == " " || $0 == "\t" }).prefix(while: { $0 != " " }))
       }
@@ -27,7 +27,7 @@ extension SystemSuite {
     }
 
     @Test func tokenctlIsStatic() throws {
-      let out = try Self.ldd(try Binaries.path("tokenctl"))
+      let out = try Self.ldd(try BuiltBinaries.path("tokenctl"))
       #expect(out.contains("not a dynamic executable"), "tokenctl is dynamic: \(out)")
     }
   }

@@ -8,14 +8,14 @@ extension SystemSuite {
   /// `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and stderr as "the journal" (`$JOURNAL_STREAM`).
   @Suite("Under systemd") struct SocketActivationTests {
     static var canRun: Bool {
-      Journald.isAvailable && access(Binaries.socketActivate, X_OK) == 0
+      JournaldFixture.isAvailable && access(socketActivatePath, X_OK) == 0
     }
 
     @Test(.enabled(if: canRun, "needs root, systemd-journald, journalctl and systemd-socket-activate"))
     func notifyReloadWatchdogJournalAndStop() async throws {
-      try Journald.ensureRunning()
+      try JournaldFixture.ensureRunning()
       let since = Date().timeIntervalSince1970 - 1
-      let dir = try TestDirectory()
+      let dir = try TempDirectory("tbst")
       let upstream = try await startUpstream()
       defer { Task { await upstream.stop() } }
       let secret = upstream.settings.clientSecret
@@ -38,17 +38,17 @@ extension SystemSuite {
       }
       let configPath = try dir.write("broker.toml", config(beta: []))
 
-      let notify = try NotifySocket(path: dir.file("notify"))
+      let notify = try NotifyListener(path: dir.file("notify"))
       let socketPath = dir.file("activated.sock")
       let daemon = try ChildProcess(
-        Binaries.socketActivate,
+        socketActivatePath,
         [
           "--listen=\(socketPath)",
           "-E", "NOTIFY_SOCKET=\(notify.path)",
           "-E", "WATCHDOG_USEC=2000000",
           "-E", "SWIFT_BACKTRACE=enable=no",
           "-E", "JOURNAL_STREAM",
-          try Binaries.tokenBrokerd, "--config", configPath, "--log-level", "debug",
+          try BuiltBinaries.tokenBrokerd, "--config", configPath, "--log-level", "debug",
         ],
         outputIn: dir, name: "daemon")
       daemon.environment["JOURNAL_STREAM"] = try daemon.stderrDeviceAndInode
@@ -106,7 +106,7 @@ extension SystemSuite {
       let beforeHUP = notify.all.count
       daemon.send(SIGHUP)
       let reloading = try await offload { try notify.wait(for: "RELOADING=1", from: beforeHUP) }
-      #expect(NotifySocket.has(reloading.message, "MONOTONIC_USEC="))
+      #expect(NotifyListener.has(reloading.message, "MONOTONIC_USEC="))
       let usec = reloading.message.split(separator: "\n").first { $0.hasPrefix("MONOTONIC_USEC=") }
       #expect(usec.flatMap { UInt64($0.dropFirst("MONOTONIC_USEC=".count)) } != nil)
       try await offload { try notify.wait(for: "READY=1", from: reloading.index + 1) }
@@ -153,11 +153,11 @@ extension SystemSuite {
       // The journal has the daemon's structured entries (stderr was "the journal").
       let mine = ["_PID=\(pid)", "SYSLOG_IDENTIFIER=token-brokerd"]
       let all = try await offload {
-        try Journald.entries(matching: mine, since: since, "the stop") {
+        try JournaldFixture.entries(matching: mine, since: since, "the stop") {
           $0.contains { $0["TOKEN_BROKER_EVENT"] == "stopped" }
         }
       }
-      func first(_ event: String, provider: String? = nil) -> Journald.Entry? {
+      func first(_ event: String, provider: String? = nil) -> JournaldFixture.Entry? {
         all.first { e in
           e["TOKEN_BROKER_EVENT"] == event && (provider == nil || e["TOKEN_BROKER_PROVIDER"] == provider)
         }
@@ -184,7 +184,7 @@ extension SystemSuite {
       #expect(first("stopping")?["MESSAGE_ID"] == "0e6564a05ac94836ba2af9e3f4b53c6b")
 
       // No token and no secret anywhere in the journal.
-      let everything = try await offload { try Journald.query([], since: since) }
+      let everything = try await offload { try JournaldFixture.query([], since: since) }
       let secrets = [secret] + upstream.issuedAccessTokens
       let leaks = everything.flatMap { entry in
         entry.fields.flatMap { name, values in

@@ -29,7 +29,7 @@ final class SystemdContainer: @unchecked Sendable {
   /// The pid of the container's systemd in this (the host's) pid namespace.
   let pid1: pid_t
   private let launcher: ChildProcess
-  private let staging: TestDirectory
+  private let staging: TempDirectory
   private let cgroup: String
   private let finished = Mutex(false)
 
@@ -52,7 +52,7 @@ final class SystemdContainer: @unchecked Sendable {
   /// Boots the container and waits (bounded) until its systemd says `running`.
   /// `repository` holds `systemd/`; `binaries` the built `token-brokerd` and `tokenctl`.
   static func boot(repository: String, binaries: String) throws -> SystemdContainer {
-    let staging = try TestDirectory()
+    let staging = try TempDirectory("tbst")
     try FileManager.default.createDirectory(
       atPath: staging.file("layers"), withIntermediateDirectories: false)
     try staging.write("init", initScript, mode: 0o700)
@@ -86,7 +86,7 @@ final class SystemdContainer: @unchecked Sendable {
     return container
   }
 
-  private init(launcher: ChildProcess, staging: TestDirectory, cgroup: String) {
+  private init(launcher: ChildProcess, staging: TempDirectory, cgroup: String) {
     self.launcher = launcher
     self.staging = staging
     self.cgroup = cgroup
@@ -128,10 +128,10 @@ final class SystemdContainer: @unchecked Sendable {
   func hostPath(_ path: String) -> String { "/proc/\(pid1)/root" + path }
 
   /// Runs `command` inside (every namespace, root and working directory of PID 1) to its end.
-  func run(_ command: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+  func run(_ command: [String]) throws -> ProcessOutput {
     try runToEnd(
       "/usr/bin/nsenter", ["-t", String(pid1), "-a"] + command,
-      environment: ["SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0", "SYSTEMD_LOG_COLOR": "0"], in: staging)
+      environment: ["SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0", "SYSTEMD_LOG_COLOR": "0"])
   }
 
   /// Runs `command` inside; its stdout, or an error with its stderr when it fails.

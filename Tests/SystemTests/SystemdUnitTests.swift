@@ -351,8 +351,8 @@ final class UnitFixture: Sendable {
   static func boot() async throws -> UnitFixture {
     let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().path
-    let binaries = try Binaries.directory.get()
-    _ = try Binaries.path("tokenctl")
+    let binaries = try BuiltBinaries.directory.get()
+    _ = try BuiltBinaries.path("tokenctl")
     let container = try await offload {
       try SystemdContainer.boot(repository: repository, binaries: binaries)
     }

@@ -26,8 +26,8 @@ import TokenBrokerUpstream
     var (p, secrets) = SeedProviders.config("pv", for: upstream, grant: .refreshToken)
     secrets.refreshToken = "rt_seed_shutdown"
     p.clientAuth = .none
-    let dir = try makeTempDir("tb-gs")
-    let socketDir = try makeTempDir("tb-gs-sock")
+    let dir = try TempDirectory.make("tb-gs")
+    let socketDir = try TempDirectory.make("tb-gs-sock")
     var settings = BrokerSettings.testDefaults
     settings.stateDir = dir
     settings.socket = socketDir + "/broker.sock"

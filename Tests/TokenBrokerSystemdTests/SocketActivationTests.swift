@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import TokenBrokerTestSupport
 
 @testable import TokenBrokerSystemd
 
@@ -34,7 +35,7 @@ extension SystemdSuite {
     /// descriptor ≥ 3 and `LISTEN_FDS` covers 3 through it: the descriptors below it are open
     /// (that is what "lowest free" means), as libsystemd requires.
     @Test func returnsTheDescriptorsFromThree() throws {
-      let directory = try TemporaryDirectory()
+      let directory = try TempDirectory("tbsd")
       let listener = try UnixSocket(type: stream, path: directory.path + "/s", listen: 8)
       // Tests of other targets in the same process may close one of the descriptors below ours
       // between fcntl and sd_listen_fds (libsystemd then says EBADF): try again a few times.
@@ -61,7 +62,7 @@ extension SystemdSuite {
     /// `LISTEN_FDS=1`: fd 3 is either free (then our socket goes there and is adopted) or held
     /// by something that is not a listening Unix socket (then adoption must refuse it).
     @Test func inheritedListeningSocketAdoptsOrRefusesFdThree() throws {
-      let directory = try TemporaryDirectory()
+      let directory = try TempDirectory("tbsd")
       let listener = try UnixSocket(type: stream, path: directory.path + "/s", listen: 8)
       let fd = fcntl(listener.fd, F_DUPFD_CLOEXEC, 3)
       try #require(fd >= 3)
@@ -79,7 +80,7 @@ extension SystemdSuite {
     }
 
     @Test func acceptsOnlyListeningUnixStreamSockets() throws {
-      let directory = try TemporaryDirectory()
+      let directory = try TempDirectory("tbsd")
       let listening = try UnixSocket(type: stream, path: directory.path + "/l", listen: 8)
       let boundOnly = try UnixSocket(type: stream, path: directory.path + "/b")
       let datagram = try UnixSocket(type: Int32(SOCK_DGRAM.rawValue), path: directory.path + "/d")

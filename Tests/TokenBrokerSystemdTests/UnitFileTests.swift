@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TokenBrokerTestSupport
 
 /// The files in `systemd/` at the repository root, found from this source file.
 enum UnitFiles {
@@ -40,20 +41,10 @@ enum UnitFiles {
     try settings(name).filter { $0.key == key }.map(\.value)
   }
 
-  /// Runs a program; returns its exit status and everything it printed (stdout and stderr).
+  /// Runs a program; returns its exit status and everything it printed (stdout, then stderr).
   static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_PAGER": "", "LANG": "C.UTF-8"]
-    let output = Pipe()
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let result = try runToEnd(executable, arguments, environment: ["SYSTEMD_PAGER": ""])
+    return (result.status, result.stdout + result.stderr)
   }
 }
 
@@ -63,7 +54,7 @@ extension SystemdSuite {
     /// here: verify a copy that runs /bin/true instead, as systemd/check-units.sh does.
     @Test(.enabled(if: UnitFiles.analyzerAvailable, "systemd-analyze is not installed"))
     func verifyPrintsNothing() throws {
-      let directory = try TemporaryDirectory()
+      let directory = try TempDirectory("tbsd")
       for name in ["token-broker.service", "token-broker.socket"] {
         let text = try UnitFiles.text(name).replacingOccurrences(
           of: "\nExecStart=/usr/bin/token-brokerd ", with: "\nExecStart=/bin/true ")
@@ -104,7 +95,7 @@ extension SystemdSuite {
       .enabled(
         if: UnitFiles.sysusersAndTmpfilesAvailable, "systemd-sysusers or systemd-tmpfiles is not installed"))
     func sysusersAndTmpfilesCreateUserGroupsAndDirectories() throws {
-      let root = try TemporaryDirectory()
+      let root = try TempDirectory("tbsd")
       try FileManager.default.createDirectory(atPath: root.path + "/etc", withIntermediateDirectories: true)
       let sysusers = try UnitFiles.run(
         "/usr/bin/systemd-sysusers", ["--root=" + root.path, UnitFiles.path("token-broker.sysusers")])

@@ -19,7 +19,7 @@ import TokenBrokerTestSupport
 
     func tokenctl(
       uid: UInt32, gid: UInt32 = 4242, groups: [UInt32] = [], _ args: String...
-    ) async throws -> ProcessRunner.Result {
+    ) async throws -> ProcessOutput {
       try await ProcessRunner.runAs(
         uid: uid, gid: gid, groups: groups, [tokenctl, "--socket", harness.socketPath] + args)
     }

@@ -1,5 +1,4 @@
 import Testing
-import TokenBrokerAPI
 import TokenBrokerCore
 import TokenBrokerEngine
 import TokenBrokerTestSupport

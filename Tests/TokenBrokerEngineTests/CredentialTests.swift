@@ -71,7 +71,7 @@ import TokenBrokerTestSupport
     try await a.start()
     try await b.start()
     let (p, secrets) = SeedProviders.config("crm", for: a, grant: .password)
-    let dir = try makeTempDir("tb-ident")
+    let dir = try TempDirectory.make("tb-ident")
     let first = try await BrokerHarness.start(
       providers: [p], secrets: ["crm": secrets], clock: clock, stateDir: dir)
     await first.firstAttempts()
@@ -104,7 +104,7 @@ import TokenBrokerTestSupport
     let a = FakeUpstream(.formPassword, now: { clock.now() })
     try await a.start()
     let (p, secrets) = SeedProviders.config("crm", for: a, grant: .password)
-    let dir = try makeTempDir("tb-aside")
+    let dir = try TempDirectory.make("tb-aside")
     try StateStore(directory: dir).save(
       ProviderStateRecord(
         refreshToken: "rt_of_someone_else", seed: nil, needsLogin: false, updatedAt: 0, identity: "0123abcd"),
@@ -125,7 +125,7 @@ import TokenBrokerTestSupport
     let upstream = FakeUpstream(.powerverse, now: { clock.now() })
     try await upstream.start()
     let (p, secrets) = Self.rotating(upstream, seed: "rt_seed_m1")
-    let dir = try makeTempDir("tb-m1")
+    let dir = try TempDirectory.make("tb-m1")
     var gate: GatedTransport?
     let h = try await BrokerHarness.start(
       providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir
@@ -161,7 +161,7 @@ import TokenBrokerTestSupport
     let upstream = FakeUpstream(.powerverse, now: { clock.now() })
     try await upstream.start()
     let (p, secrets) = Self.rotating(upstream, seed: "rt_seed_stop")
-    let dir = try makeTempDir("tb-stop")
+    let dir = try TempDirectory.make("tb-stop")
     var gate: GatedTransport?
     let h = try await BrokerHarness.start(
       providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir

@@ -15,7 +15,7 @@ import TokenBrokerTestSupport
   }
 
   func writeSecret(_ bytes: String) throws -> String {
-    let path = try makeTempDir("tb-secret") + "/api-key"
+    let path = try TempDirectory.make("tb-secret") + "/api-key"
     let created = FileManager.default.createFile(
       atPath: path, contents: Data(bytes.utf8), attributes: [.posixPermissions: 0o600])
     #expect(created)

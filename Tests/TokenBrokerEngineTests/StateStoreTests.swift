@@ -9,7 +9,7 @@ import TokenBrokerTestSupport
 /// symlinks, one daemon at a time; a file that cannot be read is set aside, never reused.
 @Suite struct StateStoreTests {
   @Test func aStateDirOfAnotherUserOrWritableByOthersIsRefused() throws {
-    let dir = try makeTempDir("tb-owner")
+    let dir = try TempDirectory.make("tb-owner")
     chmod(dir, 0o770)
     #expect(throws: StateStore.Failure.self) { try StateStore(directory: dir).prepare() }
     chmod(dir, 0o700)
@@ -22,7 +22,7 @@ import TokenBrokerTestSupport
   }
 
   @Test func aSecondDaemonOnTheSameStateDirIsRefused() throws {
-    let dir = try makeTempDir("tb-lock")
+    let dir = try TempDirectory.make("tb-lock")
     let fd = try StateStore(directory: dir).lock()
     defer { close(fd) }
     let error = #expect(throws: StateStore.Failure.self) { _ = try StateStore(directory: dir).lock() }
@@ -30,8 +30,8 @@ import TokenBrokerTestSupport
   }
 
   @Test func aSymlinkedStateFileIsNotFollowed() throws {
-    let dir = try makeTempDir("tb-link")
-    let elsewhere = try makeTempDir("tb-elsewhere")
+    let dir = try TempDirectory.make("tb-link")
+    let elsewhere = try TempDirectory.make("tb-elsewhere")
     try StateStore(directory: elsewhere).save(
       ProviderStateRecord(refreshToken: "rt_planted", seed: nil, needsLogin: false, updatedAt: 0), for: "p")
     symlink(elsewhere + "/p.state", dir + "/p.state")
@@ -46,7 +46,7 @@ import TokenBrokerTestSupport
     var (p, secrets) = SeedProviders.config("pv", for: upstream, grant: .refreshToken)
     secrets.refreshToken = "rt_seed_old"
     p.clientAuth = .none
-    let dir = try makeTempDir("tb-garbled")
+    let dir = try TempDirectory.make("tb-garbled")
     try Data("not json".utf8).write(to: URL(fileURLWithPath: dir + "/pv.state"))
     let h = try await BrokerHarness.start(
       providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)

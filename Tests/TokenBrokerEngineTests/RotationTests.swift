@@ -22,7 +22,7 @@ import TokenBrokerTestSupport
     defer { Task { await upstream.stop() } }
     upstream.seedRefreshToken("rt_seed_1")
     let (p, secrets) = Self.refreshProvider(upstream, seed: "rt_seed_1")
-    let dir = try makeTempDir("tb-rot")
+    let dir = try TempDirectory.make("tb-rot")
 
     let first = try await BrokerHarness.start(
       providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
@@ -77,7 +77,7 @@ import TokenBrokerTestSupport
     defer { Task { await upstream.stop() } }
     upstream.seedRefreshToken("rt_seed_2")
     let (p, secrets) = Self.refreshProvider(upstream, seed: "rt_seed_2")
-    let dir = try makeTempDir("tb-login")
+    let dir = try TempDirectory.make("tb-login")
     let h = try await BrokerHarness.start(
       providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
     await h.firstAttempts()
@@ -114,13 +114,13 @@ import TokenBrokerTestSupport
   }
 
   @Test func garbledStateFileIsReportedNotSilentlyReplaced() async throws {
-    let dir = try makeTempDir("tb-garbled")
+    let dir = try TempDirectory.make("tb-garbled")
     try Data("not json".utf8).write(to: URL(fileURLWithPath: dir + "/x.state"))
     #expect(throws: StateStore.Failure.self) { try StateStore(directory: dir).load("x") }
   }
 
   @Test func durableWriteReplacesAtomicallyAndLeavesNoTemporaryFile() throws {
-    let dir = try makeTempDir("tb-durable")
+    let dir = try TempDirectory.make("tb-durable")
     let store = StateStore(directory: dir)
     for i in 0..<20 {
       try store.save(

@@ -1,13 +1,12 @@
 import Foundation
 import Testing
-import TokenBrokerAPI
 import TokenBrokerCore
 import TokenBrokerEngine
 import TokenBrokerTestSupport
 
 /// tokenctl's exit codes and messages (INTERFACE.md), against a real socket.
 @Suite struct TokenctlTests {
-  func tokenctl(_ args: [String], environment: [String: String]? = nil) async throws -> ProcessRunner.Result {
+  func tokenctl(_ args: [String], environment: [String: String]? = nil) async throws -> ProcessOutput {
     try await ProcessRunner.run([try BuiltBinaries.path("tokenctl")] + args, environment: environment)
   }
 
@@ -147,27 +146,12 @@ import TokenBrokerTestSupport
 final class OneAnswerServer: Sendable {
   let path: String
 
-  struct Failure: Error {
-    var what: String
-  }
-
   init(answer: String) throws {
-    path = try makeTempDir("tb-short") + "/s.sock"
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw Failure(what: "socket") }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &addr.sun_path) { buf in
-      for (i, b) in path.utf8.enumerated() { buf[i] = b }
-    }
-    let bound = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-      }
-    }
-    guard bound == 0, listen(fd, 1) == 0 else {
+    path = try TempDirectory.make("tb-short") + "/s.sock"
+    let fd = try UnixSocketAddress.boundSocket(type: Int32(SOCK_STREAM.rawValue), path: path)
+    guard listen(fd, 1) == 0 else {
       close(fd)
-      throw Failure(what: "bind/listen \(path)")
+      throw SetupError.errno("listen \(path)")
     }
     Thread {
       defer { close(fd) }
