@@ -3,8 +3,8 @@ import Testing
 import TokenBrokerTestSupport
 
 extension SystemSuite {
-  /// How the executables are linked: the daemon carries the Swift runtime and Foundation
-  /// inside (only the pages it touches become resident: the RSS goal in README
+  /// How the executables are linked: the daemon carries the Swift runtime and
+  /// FoundationEssentials inside (only the pages it touches become resident: the RSS goal in README
   /// "Performance" rests on it) and tokenctl is fully static (no dynamic loader at start).
   @Suite("Linkage") struct LinkageTests {
     /// What `ldd` prints for `binary`, stdout and stderr.
@@ -24,6 +24,14 @@ extension SystemSuite {
           || $0.contains("BlocksRuntime")
       }
       #expect(swift.isEmpty, "token-brokerd loads \(swift): the static-stdlib link in Package.swift is lost")
+    }
+
+    /// Nothing in the daemon imports Foundation itself (FoundationEssentials only), so neither
+    /// Foundation's internationalisation nor ICU and its 36 MB of data are linked in.
+    @Test func daemonCarriesNoICU() throws {
+      let bytes = try #require(FileManager.default.contents(atPath: try BuiltBinaries.tokenBrokerd))
+      let icuData = Array("icudt".utf8)
+      #expect(bytes.firstRange(of: icuData) == nil, "ICU's data is linked into token-brokerd")
     }
 
     @Test func tokenctlIsStatic() throws {
