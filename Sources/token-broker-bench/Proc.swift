@@ -8,6 +8,12 @@ import TokenBrokerTestSupport
 /// What /proc says about a process: memory, CPU time, wake-ups.
 enum Proc {
   /// `VmRSS` of /proc/PID/status, KiB.
+  /// Bytes of a file, nil when it cannot be read.
+  static func fileSize(_ path: String) -> Int? {
+    var st = stat()
+    return stat(path, &st) == 0 ? Int(st.st_size) : nil
+  }
+
   static func rssKiB(_ pid: pid_t) -> Int? {
     statusField(pid, "VmRSS")
   }

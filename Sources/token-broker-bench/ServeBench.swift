@@ -167,11 +167,11 @@ struct ServeBench: Sendable {
       return [
         Figure(
           "\(t), \(conns): req/s", "\(Format.int(broker.rps)) (no nginx)",
-          goal: judged ? "≥ 0.70× nginx" : "—",
+          goal: judged ? "≥ 0.80× nginx" : "—",
           judged ? .skipped : .info, command: command),
         Figure(
           "\(t), \(conns): p99 / p50", "\(Format.micros(broker.p99)) / \(Format.micros(broker.p50))",
-          goal: judged ? "p99 ≤ 2× nginx" : "—", judged ? .skipped : .info, command: command),
+          goal: judged ? "p99 ≤ 1.5× nginx" : "—", judged ? .skipped : .info, command: command),
       ]
     }
     let rpsRatio = broker.rps / nginx.rps
@@ -180,12 +180,12 @@ struct ServeBench: Sendable {
       Figure(
         "\(t), \(conns): req/s brokerd / nginx",
         "\(Format.int(broker.rps)) / \(Format.int(nginx.rps)) = \(Format.fixed(rpsRatio, 2))×",
-        goal: judged ? "≥ 0.70×" : "—", judged ? .check(rpsRatio >= 0.7) : .info, command: command),
+        goal: judged ? "≥ 0.80×" : "—", judged ? .check(rpsRatio >= 0.8) : .info, command: command),
       Figure(
         "\(t), \(conns): p99 brokerd / nginx",
         "\(Format.micros(broker.p99)) / \(Format.micros(nginx.p99)) = \(Format.fixed(p99Ratio, 2))× "
           + "(p50 \(Format.micros(broker.p50)) / \(Format.micros(nginx.p50)))",
-        goal: judged ? "≤ 2×" : "—", judged ? .check(p99Ratio <= 2) : .info, command: command),
+        goal: judged ? "≤ 1.5×" : "—", judged ? .check(p99Ratio <= 1.5) : .info, command: command),
     ]
   }
 }
