@@ -126,6 +126,8 @@ let package = Package(
       linkerSettings: [
         .unsafeFlags([
           "-static-stdlib", "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+          // nothing loads this executable's symbols: no dynamic symbol table of every Swift symbol
+          "-Xlinker", "--no-export-dynamic",
           // a debug build's autolink entries name only the Swift modules imported, not what
           // the static archives need in turn (lld resolves archives in any order)
           "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections",

@@ -86,12 +86,13 @@ package final class SocketAPI: ServerRequestHandler {
     guard request.method == .GET, !request.queryMalformed, case .token(let name)? = Self.route(request.path)
     else { return nil }
     let view = broker.servingView(provider: name)
-    guard let engine = view.engine, let parsed = try? parseTokenRequest(request, engine: engine) else {
+    guard let provider = view.provider, let parsed = try? parseTokenRequest(request, provider: provider)
+    else {
       return nil
     }
     guard authorised(request, provider: name, access: view.access) else { return nil }
     let now = broker.environment.clock.now()
-    let minValid = max(view.minValid, parsed.minValid ?? 0)
+    let minValid = max(provider.minValid, parsed.minValid ?? 0)
     guard
       let answer = broker.environment.cache.servable(
         provider: name, scopes: parsed.scopes, now: now, minValid: minValid)
@@ -140,10 +141,11 @@ package final class SocketAPI: ServerRequestHandler {
     var message: String
   }
 
-  func parseTokenRequest(_ request: ServerRequest, engine: ProviderEngine) throws(BadRequest) -> TokenQuery {
-    let config = engine.config
+  func parseTokenRequest(_ request: ServerRequest, provider: ProviderServing) throws(BadRequest) -> TokenQuery
+  {
+    let config = provider.config
     let name = config.name
-    var scopes = engine.defaultScopes
+    var scopes = provider.defaultScopes
     if let s = request.query["scope"] {
       scopes = ScopeSet(parsing: s)
       // `scope=`, `scope=+`, `scope=%20`: an empty set would reach the token endpoint as a
@@ -194,15 +196,15 @@ package final class SocketAPI: ServerRequestHandler {
     // Access first, for known and unknown names alike: a caller who may not use NAME learns
     // nothing about which providers exist (no 404, no did-you-mean; admins pass every check).
     guard authorised(request, provider: name) else { return denied(request, provider: name) }
-    guard let engine = broker.engine(named: name) else { return unknownProvider(name) }
+    guard let provider = broker.servingView(provider: name).provider else { return unknownProvider(name) }
     let query: TokenQuery
-    do { query = try parseTokenRequest(request, engine: engine) } catch {
+    do { query = try parseTokenRequest(request, provider: provider) } catch {
       return self.error(.badRequest, error.code, error.message)
     }
-    switch await engine.token(scopes: query.scopes, minValid: query.minValid) {
+    switch await provider.engine.token(scopes: query.scopes, minValid: query.minValid) {
     case .success(let token):
       return tokenResponse(
-        token, provider: engine.config, plain: query.plain, now: broker.environment.clock.now())
+        token, provider: provider.config, plain: query.plain, now: broker.environment.clock.now())
     case .failure(.unavailable(let message, let retryAfter)):
       return error(
         .serviceUnavailable, "unavailable", message, headers: [("Retry-After", String(retryAfter))])

@@ -8,6 +8,18 @@ package final class Broker: Sendable {
     var config: BrokerConfig
     var engines: [String: ProviderEngine]
     var access: AccessPolicy
+    /// What the socket's fast path reads per provider, made once per (re)load.
+    var serving: [String: ProviderServing] = [:]
+
+    init(config: BrokerConfig, engines: [String: ProviderEngine], access: AccessPolicy) {
+      self.config = config
+      self.engines = engines
+      self.access = access
+      for p in config.providers {
+        guard let engine = engines[p.name] else { continue }
+        serving[p.name] = ProviderServing(engine: engine, config: p, broker: config.broker)
+      }
+    }
   }
 
   private let box: NIOLockedValueBox<Snapshot>
@@ -42,17 +54,12 @@ package final class Broker: Sendable {
   /// configuration and no scan of its providers per request.
   package struct ServingView {
     /// nil when there is no such provider.
-    package var engine: ProviderEngine?
-    package var minValid: Double
+    package var provider: ProviderServing?
     package var access: AccessPolicy
   }
 
   package func servingView(provider name: String) -> ServingView {
-    box.withLockedValue { s in
-      let engine = s.engines[name]
-      return ServingView(
-        engine: engine, minValid: engine?.minValid ?? s.config.broker.minValid, access: s.access)
-    }
+    box.withLockedValue { s in ServingView(provider: s.serving[name], access: s.access) }
   }
 
   package var engines: [ProviderEngine] {
@@ -88,5 +95,22 @@ package final class Broker: Sendable {
 
   package func stop() async {
     for e in engines { await e.stop() }
+  }
+}
+
+/// One provider as the socket serves it: its engine and the settings a request is checked
+/// against, immutable and read with one reference (the fast path takes no other lock).
+package final class ProviderServing: Sendable {
+  package let engine: ProviderEngine
+  package let config: ProviderConfig
+  package let defaultScopes: ScopeSet
+  /// The provider's effective min_valid: its own, else `[broker] min_valid`.
+  package let minValid: Double
+
+  init(engine: ProviderEngine, config: ProviderConfig, broker: BrokerSettings) {
+    self.engine = engine
+    self.config = config
+    self.defaultScopes = ScopeSet(config.scopes)
+    self.minValid = config.minValid ?? broker.minValid
   }
 }
