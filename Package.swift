@@ -2,11 +2,15 @@
 import PackageDescription
 
 // Layout (see README "Architecture"):
+//   TokenBrokerTOML      TOML 1.0 parser, no dependencies
+//   TokenBrokerJSON      RFC 8259 JSON reader and writer, no Foundation
 //   TokenBrokerCore      no I/O: config model, token model, response/error parsing, policies
 //   TokenBrokerUpstream  the token endpoint client (AsyncHTTPClient)
 //   TokenBrokerServer    HTTP/1.1 on a Unix socket (SwiftNIO), peer credentials at accept
 //   TokenBrokerSystemd   sd_notify, sd_listen_fds, journald (libsystemd)
-//   TokenBroker          the engine that wires them: schedule, cache, state, socket API
+//   TokenBrokerEngine    per-provider actors over the refresh state machine, cache, state, secrets
+//   TokenBrokerAPI       the socket API and BrokerApp.compose (one wiring for daemon, tests, fuzzing)
+//   TokenBrokerDaemon    the process: ServiceGroup, systemd status and watchdog, reload, demo issuer
 //   TokenBrokerClient    a small blocking HTTP-over-Unix-socket client for tokenctl
 let package = Package(
   name: "token-broker",
@@ -33,7 +37,9 @@ let package = Package(
     ),
     // RFC 8259 reader and writer, no Foundation: shared by the core, the client and the server.
     .target(name: "TokenBrokerJSON"),
-    .target(name: "TokenBrokerCore", dependencies: ["TokenBrokerJSON"]),
+    // TOML 1.0, on its own: no dependencies (the config parser above it adds the meaning).
+    .target(name: "TokenBrokerTOML"),
+    .target(name: "TokenBrokerCore", dependencies: ["TokenBrokerJSON", "TokenBrokerTOML"]),
     .target(
       name: "TokenBrokerUpstream",
       dependencies: [
@@ -205,6 +211,7 @@ let package = Package(
       name: "TokenBrokerCoreTests",
       dependencies: ["TokenBrokerCore", "TokenBrokerClient"]
     ),
+    .testTarget(name: "TokenBrokerTOMLTests", dependencies: ["TokenBrokerTOML"]),
     .testTarget(
       name: "TokenBrokerJSONTests",
       dependencies: ["TokenBrokerJSON"]

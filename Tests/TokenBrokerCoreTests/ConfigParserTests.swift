@@ -1,3 +1,4 @@
+import TokenBrokerTOML
 import Foundation
 import Testing
 

@@ -1,3 +1,5 @@
+import TokenBrokerTOML
+
 /// `[broker]`.
 extension ConfigReader {
   static let brokerKeys = [

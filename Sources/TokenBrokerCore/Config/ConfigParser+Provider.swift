@@ -1,3 +1,5 @@
+import TokenBrokerTOML
+
 /// `[providers.NAME]`.
 extension ConfigReader {
   static let providerKeys = [

@@ -1,3 +1,5 @@
+import TokenBrokerTOML
+
 /// What a provider adds to its token request: scopes, params, headers.
 extension ConfigReader {
   /// Headers the broker sets itself (compared case-insensitively).

@@ -1,3 +1,5 @@
+import TokenBrokerTOML
+
 /// Secrets: `client_secret`, `password`, `refresh_token`, `api_key`.
 ///
 /// A secret is a literal string or a table with exactly one of `file` (an absolute

@@ -1,3 +1,5 @@
+import TokenBrokerTOML
+
 /// Typed readers: each returns nil after reporting why the value is unusable.
 extension ConfigReader {
   mutating func table(_ value: TOMLValue, at key: [String]) -> TOMLTable? {

@@ -1,3 +1,5 @@
+import TokenBrokerTOML
+
 /// Turns the text of `broker.toml` into a validated ``BrokerConfig``.
 ///
 /// The parser does no I/O: the caller reads the file (and its mode) and hands over

@@ -1,3 +1,5 @@
+import TokenBrokerTOML
+
 /// Maps key paths of a TOML document to the 1-based line where they are written.
 ///
 /// Built from the lines ``TOMLParser`` records: table headers (`[a.b]`, `[a."b"]`,

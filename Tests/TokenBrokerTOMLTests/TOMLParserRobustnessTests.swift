@@ -1,6 +1,6 @@
 import Testing
 
-@testable import TokenBrokerCore
+@testable import TokenBrokerTOML
 
 /// Mutated documents never trap the parser: each parses or fails with a located error.
 @Suite struct TOMLParserRobustnessTests {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import TokenBrokerCore
+@testable import TokenBrokerTOML
 
 // MARK: - helpers
 
