@@ -5,23 +5,23 @@
 /// as a key. Problems reach stderr, the journal, the reload 400 body and the
 /// world-readable `STATUS=` line, so a key is quoted only when it is short and does not
 /// look like a secret; otherwise the message gives its length.
-enum QuotableKey {
+package enum QuotableKey {
   /// Longest key (all dotted parts together, as displayed) that is quoted.
-  static let maxCharacters = 32
+  package static let maxCharacters = 32
   /// From this length on, a key that mixes upper-case, lower-case and digits is not quoted.
-  static let mixedCaseDigitsMinimum = 12
+  package static let mixedCaseDigitsMinimum = 12
 
   /// Whether the key path `parts` (as `display` would join them) may be quoted.
-  static func isQuotable(_ parts: [String]) -> Bool {
+  package static func isQuotable(_ parts: [String]) -> Bool {
     let total = parts.reduce(max(0, parts.count - 1)) { $0 + $1.unicodeScalars.count }
     return total <= maxCharacters && !parts.contains(where: looksLikeSecret)
   }
 
-  static func isQuotable(_ key: String) -> Bool { isQuotable([key]) }
+  package static func isQuotable(_ key: String) -> Bool { isQuotable([key]) }
 
   /// 12 or more characters mixing upper-case letters, lower-case letters and digits: the
   /// shape of random tokens, not of the snake_case keys a config file holds.
-  static func looksLikeSecret(_ part: String) -> Bool {
+  package static func looksLikeSecret(_ part: String) -> Bool {
     guard part.unicodeScalars.count >= mixedCaseDigitsMinimum else { return false }
     var upper = false
     var lower = false
@@ -38,7 +38,7 @@ enum QuotableKey {
   }
 
   /// `key of 60 characters`, for a key that is not quoted.
-  static func size(_ parts: [String]) -> String {
+  package static func size(_ parts: [String]) -> String {
     let total = parts.reduce(max(0, parts.count - 1)) { $0 + $1.unicodeScalars.count }
     return "key of \(total) character\(total == 1 ? "" : "s")"
   }
