@@ -1,6 +1,6 @@
-import TokenBrokerTOML
 import Foundation
 import Testing
+import TokenBrokerTOML
 
 @testable import TokenBrokerCore
 
