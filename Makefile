@@ -87,7 +87,7 @@ check-units:
 
 install: release
 	install -D -m 0755 $(BUILD)/release/token-brokerd $(DESTDIR)$(PREFIX)/bin/token-brokerd
-	strip --strip-debug $(DESTDIR)$(PREFIX)/bin/token-brokerd
+	strip --strip-all $(DESTDIR)$(PREFIX)/bin/token-brokerd
 	install -D -m 0755 $(BUILD)/release/tokenctl $(DESTDIR)$(PREFIX)/bin/tokenctl
 	install -D -m 0644 systemd/token-broker.service $(DESTDIR)$(UNITDIR)/token-broker.service
 	install -D -m 0644 systemd/token-broker.socket $(DESTDIR)$(UNITDIR)/token-broker.socket
