@@ -5,7 +5,7 @@ import TokenBrokerCore
 import TokenBrokerEngine
 import TokenBrokerServer
 
-/// The socket API of INTERFACE.md. Cached tokens are answered on the event
+/// The socket API of README "The socket API". Cached tokens are answered on the event
 /// loop (`respondImmediately`); everything else goes through the engines.
 package final class SocketAPI: ServerRequestHandler {
   let broker: Broker

@@ -5,7 +5,7 @@ import TokenBrokerJSON
   import Glibc
 #endif
 
-/// Exit codes of INTERFACE.md.
+/// Exit codes of README "tokenctl".
 enum Exit {
   static let ok: Int32 = 0
   static let failure: Int32 = 1

@@ -4,7 +4,7 @@ import Testing
 import TokenBrokerTestSupport
 
 extension SystemSuite {
-  /// `token-brokerd` exits only 0, 78 or 1 (INTERFACE.md): a bad flag is a configuration
+  /// `token-brokerd` exits only 0, 78 or 1 (README "token-brokerd"): a bad flag is a configuration
   /// error (78, which the unit's `RestartPreventExitStatus=` stops on), never
   /// ArgumentParser's 64.
   @Suite("Exit status") struct ExitStatusTests {

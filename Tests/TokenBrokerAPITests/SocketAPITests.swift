@@ -7,7 +7,7 @@ import TokenBrokerEngine
 import TokenBrokerServer
 import TokenBrokerTestSupport
 
-/// The socket API's answers and error shapes (INTERFACE.md).
+/// The socket API's answers and error shapes (README "The socket API").
 @Suite struct SocketAPITests {
   func errorCode(_ r: UnixHTTPClient.Response) -> String? {
     (r.json["error"] as? [String: Any])?["code"] as? String

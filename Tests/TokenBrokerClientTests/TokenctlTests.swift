@@ -4,7 +4,7 @@ import TokenBrokerCore
 import TokenBrokerEngine
 import TokenBrokerTestSupport
 
-/// tokenctl's exit codes and messages (INTERFACE.md), against a real socket.
+/// tokenctl's exit codes and messages (README "tokenctl"), against a real socket.
 @Suite struct TokenctlTests {
   func tokenctl(_ args: [String], environment: [String: String]? = nil) async throws -> ProcessOutput {
     try await ProcessRunner.run([try BuiltBinaries.path("tokenctl")] + args, environment: environment)

@@ -20,7 +20,7 @@ import TokenBrokerUpstream
   import Glibc
 #endif
 
-/// Exit codes of INTERFACE.md.
+/// Exit codes of README "token-brokerd".
 package enum DaemonExit {
   package static let ok: Int32 = 0
   package static let failure: Int32 = 1
