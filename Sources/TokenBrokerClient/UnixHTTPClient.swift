@@ -39,6 +39,7 @@ package struct UnixHTTPClient: Sendable {
       }
       if n < 0 && errno == EINTR { continue }
       guard n > 0 else {
+        if errno == EPIPE || errno == ECONNRESET { throw Self.noAnswer(errno) }
         throw .protocolError("cannot send the request: \(String(cString: strerror(errno)))")
       }
       sent += n
@@ -81,6 +82,7 @@ package struct UnixHTTPClient: Sendable {
     while true {
       let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
       if n < 0 && errno == EINTR { continue }
+      if n < 0, buffer.isEmpty, errno == ECONNRESET { throw Self.noAnswer(errno) }
       if n < 0 {
         throw .protocolError(
           errno == EAGAIN
@@ -104,6 +106,7 @@ package struct UnixHTTPClient: Sendable {
       }
       if let h = headerEnd, let len = contentLength, buffer.count - h >= len { break }
     }
+    if buffer.isEmpty { throw Self.noAnswer(ECONNRESET) }
     guard let h = headerEnd else { throw .protocolError("connection closed before an answer") }
     if let len = contentLength, buffer.count - h < len {
       // Never hand on part of an answer: a cut token printed with exit 0 fails later, elsewhere.
@@ -115,6 +118,14 @@ package struct UnixHTTPClient: Sendable {
     }
     let body = Array(buffer[h...].prefix(contentLength ?? Int.max))
     return Response(status: status, headers: headers, body: body)
+  }
+
+  /// The socket accepted the connection and closed it without a byte: under socket
+  /// activation that is systemd, whose service failed to start (README "Troubleshooting").
+  static func noAnswer(_ code: Int32) -> Failure {
+    .unreachable(
+      errno: code,
+      message: "token-brokerd did not answer; it may have failed to start: systemctl status token-broker")
   }
 
   static func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {

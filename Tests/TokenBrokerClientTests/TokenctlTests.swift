@@ -141,6 +141,20 @@ import TokenBrokerTestSupport
   }
 }
 
+extension TokenctlTests {
+  /// Under socket activation a failing service leaves systemd to accept and close: tokenctl
+  /// says the daemon did not answer and what to run, with exit 69 (unreachable), not 1.
+  @Test func aConnectionClosedWithoutAnAnswerIs69WithWhatToDo() async throws {
+    let server = try OneAnswerServer(answer: "")
+    let r = try await tokenctl(["--socket", server.path, "token", "energy"])
+    #expect(r.status == 69, "\(r.stderr)")
+    #expect(r.stdout.isEmpty)
+    #expect(
+      r.stderr.contains("token-brokerd did not answer; it may have failed to start: systemctl status token-broker"),
+      "\(r.stderr)")
+  }
+}
+
 /// A Unix socket that answers its first connection with `answer` (after the request head)
 /// and closes it: a daemon that dies mid-answer.
 final class OneAnswerServer: Sendable {
