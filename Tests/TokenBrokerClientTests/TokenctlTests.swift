@@ -150,7 +150,8 @@ extension TokenctlTests {
     #expect(r.status == 69, "\(r.stderr)")
     #expect(r.stdout.isEmpty)
     #expect(
-      r.stderr.contains("token-brokerd did not answer; it may have failed to start: systemctl status token-broker"),
+      r.stderr.contains(
+        "token-brokerd did not answer; it may have failed to start: systemctl status token-broker"),
       "\(r.stderr)")
   }
 }
