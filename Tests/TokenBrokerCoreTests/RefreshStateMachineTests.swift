@@ -324,4 +324,56 @@ import TokenBrokerCore
     #expect(m.isIdle)
     #expect(m.timerFired(Self.base, now: Self.t0 + 800, cacheLastUsed: nil) == [])
   }
+
+  // MARK: Admin refresh, reconfigure, and the remaining edges
+
+  @Test func anAdminRefreshJoinsTheRequestOnTheWireAndOtherwiseSendsOne() {
+    var m = Self.machine()
+    _ = m.start(now: Self.t0)
+    #expect(m.refreshWanted(now: Self.t0) == [])  // the first fetch is on the wire
+    _ = m.upstreamAnswered(Self.base, .token(Self.token()), rotated: nil, now: Self.t0, random: 0.5)
+    #expect(m.refreshWanted(now: Self.t0 + 10) == [.cancelTimer(Self.base), .send(Self.base, .primary)])
+  }
+
+  @Test func aReloadWithNewDefaultScopesFetchesThem() {
+    var m = Self.machine()
+    _ = m.start(now: Self.t0)
+    _ = m.upstreamAnswered(Self.base, .token(Self.token()), rotated: nil, now: Self.t0, random: 0.5)
+    var settings = m.settings
+    settings.defaultScopes = Self.other
+    let actions = m.reconfigure(settings, now: Self.t0, random: 0.5)
+    #expect(actions == [.cancelTimer(Self.other), .send(Self.other, .primary)])
+  }
+
+  @Test func nothingIsScheduledOrSentWhileALoginIsNeededOrAfterStop() {
+    var m = Self.machine(.refreshToken)
+    _ = m.start(now: Self.t0)
+    #expect(m.timerFired(Self.base, now: Self.t0 + 1, cacheLastUsed: nil) == [])
+    #expect(m.refreshWanted(now: Self.t0 + 1) == [])
+    var running = Self.machine()
+    _ = running.start(now: Self.t0)
+    _ = running.upstreamAnswered(Self.base, .token(Self.token()), rotated: nil, now: Self.t0, random: 0.5)
+    _ = running.stop()
+    let late = running.tokenWanted(Self.other, requested: nil, waiter: 1, now: Self.t0)
+    #expect(late.answer == .failure(.unavailable(message: "pv is restarting", retryAfter: 1)))
+    #expect(late.actions == [])
+  }
+
+  @Test func anAnswerWaitsForEveryWriteBeforeItIsServed() {
+    // A password grant's refresh token is rejected (the fallback forgets it: one write), then
+    // the password grant's answer brings a new refresh token (a second write).
+    var m = Self.machine(.password, refreshToken: "rt1")
+    _ = m.start(now: Self.t0)
+    _ = m.tokenWanted(Self.base, requested: nil, waiter: 1, now: Self.t0)
+    _ = m.upstreamAnswered(Self.base, .failure(Self.rejected), rotated: nil, now: Self.t0, random: 0.5)
+    let t = Self.token()
+    #expect(
+      m.upstreamAnswered(Self.base, .token(t), rotated: "rt2", now: Self.t0, random: 0.5) == [
+        .persist(.init(refreshToken: "rt2", needsLogin: false))
+      ])
+    #expect(m.persisted(ok: true, now: Self.t0, random: 0.5) == [])  // the first write only
+    let after = m.persisted(ok: true, now: Self.t0, random: 0.5)
+    #expect(after.contains(.answer(waiter: 1, .success(t))))
+    #expect(m.isIdle)
+  }
 }
