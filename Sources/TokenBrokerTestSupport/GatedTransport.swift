@@ -74,3 +74,19 @@ package final class GatedTransport: TokenTransport {
     return change.map { $0(response) } ?? response
   }
 }
+
+extension BrokerHarness {
+  /// `start`, with the real upstream client wrapped in a `GatedTransport`.
+  package static func startGated(
+    providers: [ProviderConfig], secrets: [String: ResolvedSecrets], clock: ManualClock = ManualClock(),
+    stateDir: String? = nil
+  ) async throws -> (BrokerHarness, GatedTransport) {
+    var gated: GatedTransport?
+    let harness = try await start(providers: providers, secrets: secrets, clock: clock, stateDir: stateDir) {
+      let g = GatedTransport($0)
+      gated = g
+      return g
+    }
+    return (harness, gated!)
+  }
+}

@@ -57,4 +57,16 @@ package enum SeedProviders {
     p.allowedScopes = scopes
     return (p, secrets)
   }
+
+  /// A Powerverse-dialect `refresh_token` provider (a public client) whose first refresh
+  /// token is `seed`, which `upstream` is told to accept; its answers rotate the token.
+  package static func rotating(_ name: String, for upstream: FakeUpstream, seed: String) -> (
+    ProviderConfig, ResolvedSecrets
+  ) {
+    upstream.seedRefreshToken(seed)
+    var (p, secrets) = config(name, for: upstream, grant: .refreshToken)
+    secrets.refreshToken = seed
+    p.clientAuth = .none
+    return (p, secrets)
+  }
 }

@@ -376,4 +376,12 @@ import TokenBrokerCore
     #expect(after.contains(.answer(waiter: 1, .success(t))))
     #expect(m.isIdle)
   }
+
+  @Test func anActionShownAnywhereHoldsNoRefreshToken() {
+    let actions: [Action] = [
+      .send(Self.base, .refresh("rt_secret_1")),
+      .persist(.init(refreshToken: "rt_secret_1", needsLogin: false)),
+    ]
+    #expect(!"\(actions)".contains("rt_secret_1"), "\(actions)")
+  }
 }

@@ -22,10 +22,7 @@ import TokenBrokerUpstream
     let clock = ManualClock()
     let upstream = FakeUpstream(.powerverse, now: { clock.now() })
     try await upstream.start()
-    upstream.seedRefreshToken("rt_seed_shutdown")
-    var (p, secrets) = SeedProviders.config("pv", for: upstream, grant: .refreshToken)
-    secrets.refreshToken = "rt_seed_shutdown"
-    p.clientAuth = .none
+    let (p, secrets) = SeedProviders.rotating("pv", for: upstream, seed: "rt_seed_shutdown")
     let dir = try TempDirectory.make("tb-gs")
     let socketDir = try TempDirectory.make("tb-gs-sock")
     var settings = BrokerSettings.testDefaults

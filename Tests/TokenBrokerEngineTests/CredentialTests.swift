@@ -8,14 +8,6 @@ import TokenBrokerTestSupport
 /// A credential is used by one engine at a time and only under the identity it was issued
 /// to: reloads hand it over, identity changes never see it, refused answers never lose it.
 @Suite struct CredentialTests {
-  static func rotating(_ upstream: FakeUpstream, seed: String) -> (ProviderConfig, ResolvedSecrets) {
-    upstream.seedRefreshToken(seed)
-    var (p, secrets) = SeedProviders.config("pv", for: upstream, grant: .refreshToken)
-    secrets.refreshToken = seed
-    p.clientAuth = .none
-    return (p, secrets)
-  }
-
   static func loaded(_ h: BrokerHarness, _ providers: [ProviderConfig], _ secrets: [String: ResolvedSecrets])
     -> LoadedConfig
   {
@@ -32,14 +24,8 @@ import TokenBrokerTestSupport
     let clock = ManualClock()
     let upstream = FakeUpstream(.powerverse, now: { clock.now() })
     try await upstream.start()
-    let (p, secrets) = Self.rotating(upstream, seed: "rt_seed_reload")
-    var gate: GatedTransport?
-    let h = try await BrokerHarness.start(providers: [p], secrets: ["pv": secrets], clock: clock) { t in
-      let g = GatedTransport(t)
-      gate = g
-      return g
-    }
-    let g = try #require(gate)
+    let (p, secrets) = SeedProviders.rotating("pv", for: upstream, seed: "rt_seed_reload")
+    let (h, g) = try await BrokerHarness.startGated(providers: [p], secrets: ["pv": secrets], clock: clock)
     await h.firstAttempts()
     let engine = try #require(h.broker.engine(named: "pv"))
 
@@ -124,17 +110,10 @@ import TokenBrokerTestSupport
     let clock = ManualClock()
     let upstream = FakeUpstream(.powerverse, now: { clock.now() })
     try await upstream.start()
-    let (p, secrets) = Self.rotating(upstream, seed: "rt_seed_m1")
+    let (p, secrets) = SeedProviders.rotating("pv", for: upstream, seed: "rt_seed_m1")
     let dir = try TempDirectory.make("tb-m1")
-    var gate: GatedTransport?
-    let h = try await BrokerHarness.start(
-      providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir
-    ) { t in
-      let g = GatedTransport(t)
-      gate = g
-      return g
-    }
-    let g = try #require(gate)
+    let (h, g) = try await BrokerHarness.startGated(
+      providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
     await h.firstAttempts()
     // The next answer carries a new refresh token but an expires_in the broker refuses.
     g.rewriteNext { r in
@@ -160,17 +139,10 @@ import TokenBrokerTestSupport
     let clock = ManualClock()
     let upstream = FakeUpstream(.powerverse, now: { clock.now() })
     try await upstream.start()
-    let (p, secrets) = Self.rotating(upstream, seed: "rt_seed_stop")
+    let (p, secrets) = SeedProviders.rotating("pv", for: upstream, seed: "rt_seed_stop")
     let dir = try TempDirectory.make("tb-stop")
-    var gate: GatedTransport?
-    let h = try await BrokerHarness.start(
-      providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir
-    ) { t in
-      let g = GatedTransport(t)
-      gate = g
-      return g
-    }
-    let g = try #require(gate)
+    let (h, g) = try await BrokerHarness.startGated(
+      providers: [p], secrets: ["pv": secrets], clock: clock, stateDir: dir)
     await h.firstAttempts()
     let engine = try #require(h.broker.engine(named: "pv"))
     g.close()

@@ -42,10 +42,7 @@ import TokenBrokerTestSupport
     let clock = ManualClock()
     let upstream = FakeUpstream(.powerverse, now: { clock.now() })
     try await upstream.start()
-    upstream.seedRefreshToken("rt_seed_old")
-    var (p, secrets) = SeedProviders.config("pv", for: upstream, grant: .refreshToken)
-    secrets.refreshToken = "rt_seed_old"
-    p.clientAuth = .none
+    let (p, secrets) = SeedProviders.rotating("pv", for: upstream, seed: "rt_seed_old")
     let dir = try TempDirectory.make("tb-garbled")
     try Data("not json".utf8).write(to: URL(fileURLWithPath: dir + "/pv.state"))
     let h = try await BrokerHarness.start(

@@ -28,8 +28,9 @@ package struct ResolvedSecrets: Sendable, Equatable, CustomStringConvertible {
   }
 }
 
-/// Which grant a single token request uses.
-package enum RequestGrant: Sendable, Equatable {
+/// Which grant a single token request uses. `description` never shows the refresh token,
+/// so a state machine action (`.send(scopes, .refresh(...))`) interpolated anywhere leaks nothing.
+package enum RequestGrant: Sendable, Equatable, CustomStringConvertible {
   /// The provider's own grant (client_credentials or password).
   case primary
   /// `grant_type=refresh_token` with this token.
@@ -39,6 +40,8 @@ package enum RequestGrant: Sendable, Equatable {
     if case .refresh = self { return true }
     return false
   }
+
+  package var description: String { usesRefreshToken ? "refresh(<redacted>)" : "primary" }
 }
 
 /// A token request ready for the wire. `description` never shows headers or body.

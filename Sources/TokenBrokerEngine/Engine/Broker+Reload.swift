@@ -25,7 +25,7 @@ extension Broker {
     var engines: [String: ProviderEngine] = [:]
     for p in loaded.config.providers {
       let secrets = loaded.secrets[p.name] ?? ResolvedSecrets()
-      if let existing = old.engines[p.name] {
+      if let existing = old.serving[p.name]?.engine {
         if existing.identity == CredentialIdentity(p, secrets: secrets) {
           let before = await existing.currentSettings()
           await existing.reconfigure(config: p, settings: loaded.config.broker, secrets: secrets)
@@ -49,8 +49,8 @@ extension Broker {
       engines[p.name] = e
       toStart.append(e)
     }
-    for (name, e) in old.engines where engines[name] == nil {
-      toRetire.append(e)
+    for (name, retired) in old.serving where engines[name] == nil {
+      toRetire.append(retired.engine)
       summary.removed.append(name)
     }
     // The old engine's last request (and the write of what it brought back) ends first.
@@ -78,13 +78,5 @@ extension BrokerSettings {
   func sameEngineSettings(as o: BrokerSettings) -> Bool {
     refreshAt == o.refreshAt && refreshJitter == o.refreshJitter && minValid == o.minValid
       && requestTimeout == o.requestTimeout && scopeIdleTimeout == o.scopeIdleTimeout
-  }
-}
-
-extension ProviderEngine {
-  /// The settings in force (a reload compares them with the new ones).
-  func currentSettings() -> (config: ProviderConfig, secrets: ResolvedSecrets, settings: BrokerSettings) {
-    let c = currentValue
-    return (c.config, c.secrets, c.settings)
   }
 }

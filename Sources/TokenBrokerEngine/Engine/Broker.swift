@@ -6,14 +6,12 @@ import TokenBrokerCore
 package final class Broker: Sendable {
   struct Snapshot {
     var config: BrokerConfig
-    var engines: [String: ProviderEngine]
     var access: AccessPolicy
-    /// What the socket's fast path reads per provider, made once per (re)load.
+    /// Each provider's engine with what the socket's fast path reads, made once per (re)load.
     var serving: [String: ProviderServing] = [:]
 
     init(config: BrokerConfig, engines: [String: ProviderEngine], access: AccessPolicy) {
       self.config = config
-      self.engines = engines
       self.access = access
       for p in config.providers {
         guard let engine = engines[p.name] else { continue }
@@ -48,7 +46,9 @@ package final class Broker: Sendable {
   package var access: AccessPolicy { box.withLockedValue { $0.access } }
   package var providerNames: [String] { box.withLockedValue { $0.config.providers.map(\.name) } }
 
-  package func engine(named name: String) -> ProviderEngine? { box.withLockedValue { $0.engines[name] } }
+  package func engine(named name: String) -> ProviderEngine? {
+    box.withLockedValue { $0.serving[name]?.engine }
+  }
 
   /// What answering a token request needs, read under one lock: no copy of the whole
   /// configuration and no scan of its providers per request.
@@ -63,7 +63,7 @@ package final class Broker: Sendable {
   }
 
   package var engines: [ProviderEngine] {
-    box.withLockedValue { s in s.config.providers.compactMap { s.engines[$0.name] } }
+    box.withLockedValue { s in s.config.providers.compactMap { s.serving[$0.name]?.engine } }
   }
 
   /// Starts every provider's first fetch.

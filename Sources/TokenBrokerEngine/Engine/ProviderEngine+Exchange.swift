@@ -23,11 +23,12 @@ extension ProviderEngine {
     ]
     if scopes != defaultScopes { meta["scope"] = "\(scopes)" }
     var rotated: String?
+    var body2xx: [UInt8]?
     let outcome: RefreshStateMachine.Outcome
     do {
       var response = try await env.transport.send(request, caFile: config.caFile, timeout: requestTimeout)
       if (200..<300).contains(response.status) {
-        rotated = TokenResponseParser.refreshToken(in: response.body)
+        body2xx = response.body
       } else {
         // Redacted before the classifier shortens the provider's text: a secret cut in
         // two by the truncation would no longer be recognised.
@@ -35,13 +36,16 @@ extension ProviderEngine {
       }
       let parsed = try TokenExchange.interpret(
         response, request: request, requestedScope: scopes.scopes, now: env.clock.now())
-      rotated = parsed.refreshToken ?? rotated
+      rotated = parsed.refreshToken
       meta["event"] = "refreshed"
       meta["expires_in"] = "\(Int(parsed.token.remaining(at: env.clock.now())))"
       logger.info("token refreshed", metadata: meta)
       env.metrics.refreshed(provider: name)
       outcome = .token(parsed.token)
     } catch {
+      // A 2xx answer refused as a whole may still carry a rotated refresh token: read only
+      // that field (an accepted answer is parsed once, above).
+      rotated = body2xx.flatMap(TokenResponseParser.refreshToken(in:))
       var failure = error
       failure.message = redact(failure.message, also: presented + [rotated].compactMap { $0 })
       meta["event"] = "refresh_failed"

@@ -1,5 +1,4 @@
 import Logging
-import NIOConcurrencyHelpers
 import TokenBrokerCore
 
 /// Executes one provider's `RefreshStateMachine`: it feeds the machine events (a caller
@@ -15,14 +14,13 @@ package actor ProviderEngine {
   let env: EngineEnvironment
   var logger: Logger
 
-  /// What a reload may change without a new engine; read without an actor hop.
+  /// What a reload may change without a new engine.
   struct Current: Sendable {
     var config: ProviderConfig
     var secrets: ResolvedSecrets
     var settings: BrokerSettings
-    var defaultScopes: ScopeSet
   }
-  private nonisolated let current: NIOLockedValueBox<Current>
+  private var current: Current
 
   var machine: RefreshStateMachine
   private var timers: [ScopeSet: any TimerHandle] = [:]
@@ -34,7 +32,6 @@ package actor ProviderEngine {
   private var idleWaiters: [CheckedContinuation<Void, Never>] = []
   /// Writes of the credential, one after another in the order the machine asked for them.
   private var persistTail: Task<Void, Never>?
-  private var sendsRunning = 0
 
   package init(
     config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets, environment: EngineEnvironment
@@ -42,9 +39,7 @@ package actor ProviderEngine {
     self.name = config.name
     self.identity = CredentialIdentity(config, secrets: secrets)
     self.env = environment
-    let scopes = ScopeSet(config.scopes)
-    self.current = NIOLockedValueBox(
-      Current(config: config, secrets: secrets, settings: settings, defaultScopes: scopes))
+    self.current = Current(config: config, secrets: secrets, settings: settings)
     self.machine = RefreshStateMachine(
       settings: Self.machineSettings(config, settings),
       credential: .init(refreshToken: secrets.refreshToken, needsLogin: false))
@@ -64,15 +59,13 @@ package actor ProviderEngine {
       scopeIdleTimeout: s.scopeIdleTimeout, defaultScopes: ScopeSet(p.scopes))
   }
 
-  package nonisolated var config: ProviderConfig { current.withLockedValue { $0.config } }
-  package nonisolated var defaultScopes: ScopeSet { current.withLockedValue { $0.defaultScopes } }
-  var secrets: ResolvedSecrets { current.withLockedValue { $0.secrets } }
-  var requestTimeout: Double { current.withLockedValue { $0.settings.requestTimeout } }
-  nonisolated var currentValue: Current { current.withLockedValue { $0 } }
-  /// The provider's effective min_valid: its own, else `[broker] min_valid`.
-  nonisolated var minValid: Double {
-    current.withLockedValue { $0.config.minValid ?? $0.settings.minValid }
-  }
+  var config: ProviderConfig { current.config }
+  var secrets: ResolvedSecrets { current.secrets }
+  var requestTimeout: Double { current.settings.requestTimeout }
+  var defaultScopes: ScopeSet { machine.settings.defaultScopes }
+
+  /// The settings in force (a reload compares them with the new ones).
+  func currentSettings() -> Current { current }
 
   // MARK: Life cycle
 
@@ -107,12 +100,8 @@ package actor ProviderEngine {
   /// New settings for the same credential (a reload that changed `allow`, scopes, timing,
   /// a client secret): the refresh token and any request in flight carry on.
   package func reconfigure(config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets) {
-    let old = current.withLockedValue { c -> ProviderConfig in
-      let old = c.config
-      c = Current(
-        config: config, secrets: secrets, settings: settings, defaultScopes: ScopeSet(config.scopes))
-      return old
-    }
+    let old = current.config
+    current = Current(config: config, secrets: secrets, settings: settings)
     // Extra request parameters and headers shape the token (an audience, a resource).
     let stale = old.params != config.params || old.headers != config.headers
     execute(
@@ -137,7 +126,7 @@ package actor ProviderEngine {
 
   /// Waits until no request is on the wire or queued and every write has finished.
   package func settle() async {
-    if machine.isIdle && sendsRunning == 0 { return }
+    if machine.isIdle { return }
     await withCheckedContinuation { idleWaiters.append($0) }
   }
 
@@ -195,7 +184,6 @@ package actor ProviderEngine {
     for action in actions {
       switch action {
       case .send(let scopes, let grant):
-        sendsRunning += 1
         Task { await self.send(scopes, grant) }
       case .persist(let credential):
         enqueuePersist(credential)
@@ -223,7 +211,7 @@ package actor ProviderEngine {
       for w in firstAttemptWaiters { w.resume() }
       firstAttemptWaiters.removeAll()
     }
-    if machine.isIdle, sendsRunning == 0, !idleWaiters.isEmpty {
+    if machine.isIdle, !idleWaiters.isEmpty {
       for w in idleWaiters { w.resume() }
       idleWaiters.removeAll()
     }
@@ -249,7 +237,6 @@ package actor ProviderEngine {
   func answered(
     _ scopes: ScopeSet, _ outcome: RefreshStateMachine.Outcome, rotated: String?
   ) {
-    sendsRunning -= 1
     execute(
       machine.upstreamAnswered(scopes, outcome, rotated: rotated, now: env.clock.now(), random: env.random()))
     env.changes.raise()
