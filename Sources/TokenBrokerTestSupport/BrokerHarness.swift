@@ -85,17 +85,22 @@ package final class BrokerHarness: Sendable {
   /// blocking client runs on a thread of its own: on Linux the cooperative pool
   /// and `DispatchQueue.global()` share ncpu threads, so blocking either would
   /// starve the broker under test.
-  package func request(_ method: String, _ path: String, accept: String = "application/json") async throws
-    -> UnixHTTPClient.Response
-  {
+  package func request(
+    _ method: String, _ path: String, accept: String = "application/json", body: [UInt8]? = nil
+  ) async throws -> UnixHTTPClient.Response {
     let socket = socketPath
     return try await withCheckedThrowingContinuation { c in
       Thread {
         var client = UnixHTTPClient(socketPath: socket)
         client.timeout = 20
-        c.resume(with: Result { try client.request(method, path, accept: accept) })
+        c.resume(with: Result { try client.request(method, path, accept: accept, body: body) })
       }.start()
     }
+  }
+
+  /// A POST with a JSON body (`json` is sent as it is).
+  package func post(_ path: String, json: String) async throws -> UnixHTTPClient.Response {
+    try await request("POST", path, body: Array(json.utf8))
   }
 
   package func get(_ path: String, accept: String = "application/json") async throws
@@ -114,7 +119,12 @@ package final class BrokerHarness: Sendable {
 
   /// Every secret value and every token the upstream issued that shows up in a log line.
   package func leakedSecrets(upstreams: [FakeUpstream]) -> [String] {
-    let needles = secretValues + upstreams.flatMap { $0.issuedAccessTokens + $0.issuedRefreshTokens }
+    let needles =
+      secretValues
+      + upstreams.flatMap {
+        $0.issuedAccessTokens + $0.issuedRefreshTokens + $0.issuedAuthorizationCodes
+          + $0.deviceAuthorizationRequests.map(\.deviceCode)
+      }
     return logs.leaks(of: needles)
   }
 

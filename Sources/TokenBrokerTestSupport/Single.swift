@@ -19,13 +19,15 @@ package struct Single: Sendable {
     _ dialect: FakeUpstream.Dialect, name: String = "p", grant: Grant? = nil, scopes: [String] = [],
     allowed: [String]? = nil, upstreamSettings: FakeUpstream.Settings = FakeUpstream.Settings(),
     settings: BrokerSettings = .testDefaults, clock: ManualClock = ManualClock(), stateDir: String? = nil,
-    tweak: (inout ProviderConfig, inout ResolvedSecrets) -> Void = { _, _ in }
+    tweak: (inout ProviderConfig, inout ResolvedSecrets) -> Void = { _, _ in },
+    configure: (inout ProviderConfig, inout ResolvedSecrets, FakeUpstream) -> Void = { _, _, _ in }
   ) async throws -> Single {
     let upstream = FakeUpstream(dialect, settings: upstreamSettings, now: { clock.now() })
     try await upstream.start()
     var (p, secrets) = SeedProviders.config(name, for: upstream, grant: grant, scopes: scopes)
     if let allowed { p.allowedScopes = allowed }
     tweak(&p, &secrets)
+    configure(&p, &secrets, upstream)
     let harness = try await BrokerHarness.start(
       providers: [p], secrets: [name: secrets], settings: settings, clock: clock, stateDir: stateDir)
     await harness.firstAttempts()
@@ -39,11 +41,12 @@ package struct Single: Sendable {
     allowed: [String]? = nil, upstreamSettings: FakeUpstream.Settings = FakeUpstream.Settings(),
     settings: BrokerSettings = .testDefaults, clock: ManualClock = ManualClock(), stateDir: String? = nil,
     tweak: (inout ProviderConfig, inout ResolvedSecrets) -> Void = { _, _ in },
+    configure: (inout ProviderConfig, inout ResolvedSecrets, FakeUpstream) -> Void = { _, _, _ in },
     _ body: (Single) async throws -> Void
   ) async throws {
     let s = try await start(
       dialect, name: name, grant: grant, scopes: scopes, allowed: allowed, upstreamSettings: upstreamSettings,
-      settings: settings, clock: clock, stateDir: stateDir, tweak: tweak)
+      settings: settings, clock: clock, stateDir: stateDir, tweak: tweak, configure: configure)
     do {
       try await body(s)
     } catch {
