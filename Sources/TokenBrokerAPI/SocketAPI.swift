@@ -30,9 +30,17 @@ package final class SocketAPI: ServerRequestHandler {
     case refresh(String)
     case reload
     case metrics
+    case tokenInfo(String)
+    case login(String)
+    case loginComplete(String)
+    case logout(String)
 
     var endpoint: String {
       switch self {
+      case .tokenInfo: return "token_info"
+      case .login: return "login"
+      case .loginComplete: return "login_complete"
+      case .logout: return "logout"
       case .token: return "token"
       case .status: return "status"
       case .refresh: return "refresh"
@@ -46,13 +54,24 @@ package final class SocketAPI: ServerRequestHandler {
   static func route(_ path: Substring) -> Route? {
     let bytes = path.utf8
     if let name = bytes.dropPrefix("/v1/token/") {
+      if let info = name.dropSuffix("/info") {
+        return info.isEmpty || info.contains(UInt8(ascii: "/")) ? nil : .tokenInfo(String(Substring(info)))
+      }
       return name.isEmpty || name.contains(UInt8(ascii: "/")) ? nil : .token(String(Substring(name)))
     }
     if bytes.elementsEqual("/v1/status".utf8) { return .status }
     if bytes.elementsEqual("/v1/reload".utf8) { return .reload }
     if bytes.elementsEqual("/metrics".utf8) { return .metrics }
-    if let rest = bytes.dropPrefix("/v1/providers/"), let name = rest.dropSuffix("/refresh") {
-      return name.isEmpty || name.contains(UInt8(ascii: "/")) ? nil : .refresh(String(Substring(name)))
+    if let rest = bytes.dropPrefix("/v1/providers/") {
+      let routes: [(StaticString, (String) -> Route)] = [
+        ("/refresh", Route.refresh), ("/login/complete", Route.loginComplete), ("/login", Route.login),
+        ("/logout", Route.logout),
+      ]
+      for (suffix, make) in routes {
+        if let name = rest.dropSuffix(suffix) {
+          return name.isEmpty || name.contains(UInt8(ascii: "/")) ? nil : make(String(Substring(name)))
+        }
+      }
     }
     return nil
   }
@@ -125,6 +144,21 @@ package final class SocketAPI: ServerRequestHandler {
       // Every provider's name, state and expiry: the inventory /v1/status filters per caller.
       guard isAdmin(request) else { return denied(request, provider: nil, admin: true) }
       return await metrics()
+    case .tokenInfo(let name):
+      guard request.method == .GET else { return methodNotAllowed("GET") }
+      return await tokenInfo(request, provider: name)
+    case .login(let name):
+      switch request.method {
+      case .GET: return await loginStatus(request, provider: name)
+      case .POST: return await startLogin(request, provider: name)
+      default: return methodNotAllowed("GET, POST")
+      }
+    case .loginComplete(let name):
+      guard request.method == .POST else { return methodNotAllowed("POST") }
+      return await completeLogin(request, provider: name)
+    case .logout(let name):
+      guard request.method == .POST else { return methodNotAllowed("POST") }
+      return await logout(request, provider: name)
     }
   }
 
@@ -205,13 +239,21 @@ package final class SocketAPI: ServerRequestHandler {
     case .success(let token):
       return tokenResponse(
         token, provider: provider.config, plain: query.plain, now: broker.environment.clock.now())
-    case .failure(.unavailable(let message, let retryAfter)):
+    case .failure(let failure):
+      return serveFailure(failure)
+    }
+  }
+
+  /// A token that cannot be served: 503, with a retry hint where waiting helps.
+  func serveFailure(_ failure: ServeFailure) -> ServerResponse {
+    switch failure {
+    case .unavailable(let message, let retryAfter):
       return error(
         .serviceUnavailable, "unavailable", message, headers: [("Retry-After", String(retryAfter))])
-    case .failure(.misconfigured(let message)):
+    case .misconfigured(let message):
       // No retry helps until the configuration changes: the message names the key.
       return error(.serviceUnavailable, "misconfigured", message, headers: [("Retry-After", "300")])
-    case .failure(.needsLogin(let message)):
+    case .needsLogin(let message):
       // The contract's 503 code is `unavailable`; the message says what to do (log in again).
       return error(.serviceUnavailable, "unavailable", message, headers: [("Retry-After", "300")])
     }

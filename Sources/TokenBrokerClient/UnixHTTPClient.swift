@@ -24,18 +24,32 @@ package struct UnixHTTPClient: Sendable {
     case protocolError(String)
   }
 
-  package func request(_ method: String, _ path: String, accept: String = "application/json") throws(Failure)
+  /// Sends `method path` with `body` (JSON, when given) and reads the whole answer.
+  /// `timeout` (seconds) replaces ``timeout`` for this request: a `GET ...?wait=30` that the
+  /// daemon holds for up to 30 s needs a longer read deadline than that.
+  package func request(
+    _ method: String, _ path: String, accept: String = "application/json", body: [UInt8]? = nil,
+    timeout: Int? = nil
+  ) throws(Failure) -> Response {
+    var client = self
+    if let timeout { client.timeout = timeout }
+    return try client.send(method, path, accept: accept, body: body ?? [])
+  }
+
+  private func send(_ method: String, _ path: String, accept: String, body: [UInt8]) throws(Failure)
     -> Response
   {
     let fd = try connectSocket()
     defer { close(fd) }
+    let type = body.isEmpty ? "" : "Content-Type: application/json\r\n"
     let head =
-      "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: tokenctl\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    var bytes = Array(head.utf8)
+      "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: tokenctl\r\n\(type)"
+      + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+    var bytes = Array(head.utf8) + body
     var sent = 0
     while sent < bytes.count {
       let n = bytes.withUnsafeMutableBytes {
-        send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
+        Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
       }
       if n < 0 && errno == EINTR { continue }
       guard n > 0 else {

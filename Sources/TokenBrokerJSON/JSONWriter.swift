@@ -75,4 +75,43 @@ public enum JSONWriter {
     out.append(UInt8(ascii: "]"))
     return out
   }
+
+  /// `value` encoded: object members in their order, whole numbers without a fraction.
+  public static func encode(_ value: JSONValue) -> [UInt8] {
+    var out: [UInt8] = []
+    append(value, to: &out)
+    return out
+  }
+
+  static func append(_ value: JSONValue, to out: inout [UInt8]) {
+    switch value {
+    case .null: out += Array("null".utf8)
+    case .bool(let b): out += Array((b ? "true" : "false").utf8)
+    case .number(let n):
+      if n.isFinite, n == n.rounded(), abs(n) < 9_007_199_254_740_992 {
+        out += Array(String(Int64(n)).utf8)
+      } else if n.isFinite {
+        out += Array("\(n)".utf8)
+      } else {
+        out += Array("null".utf8)
+      }
+    case .string(let s): appendString(s, to: &out)
+    case .array(let a):
+      out.append(UInt8(ascii: "["))
+      for (i, e) in a.enumerated() {
+        if i > 0 { out.append(UInt8(ascii: ",")) }
+        append(e, to: &out)
+      }
+      out.append(UInt8(ascii: "]"))
+    case .object(let members):
+      out.append(UInt8(ascii: "{"))
+      for (i, (k, v)) in members.enumerated() {
+        if i > 0 { out.append(UInt8(ascii: ",")) }
+        appendString(k, to: &out)
+        out.append(UInt8(ascii: ":"))
+        append(v, to: &out)
+      }
+      out.append(UInt8(ascii: "}"))
+    }
+  }
 }

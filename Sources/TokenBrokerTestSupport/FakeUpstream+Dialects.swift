@@ -9,8 +9,11 @@ enum FakeAnswer {
 }
 
 extension FakeUpstream {
-  /// Decides the answer for one request: a queued fault, else the dialect's rules.
+  /// Decides the answer for one request: the login endpoints (authorize, device, revoke,
+  /// introspect, inspect) by their own rules and switches; on the token endpoint a queued
+  /// fault, else the dialect's rules.
   func answer(_ r: Recorded) -> FakeAnswer {
+    if let endpoint = loginEndpointAnswer(r) { return endpoint }
     if let fault = nextFault() {
       if case .delayed(let seconds) = fault { return .delayed(seconds, normalAnswer(r)) }
       return answer(for: fault)
@@ -24,6 +27,7 @@ extension FakeUpstream {
     }
     let s = settings
     let basic = "Basic " + Data("\(s.clientID):\(s.clientSecret)".utf8).base64EncodedString()
+    if let grant = loginGrantAnswer(r) { return grant }
     switch dialect {
     case .energy:
       guard r.headers["content-type"] == "application/x-www-form-urlencoded" else {
@@ -106,43 +110,63 @@ extension FakeUpstream {
     }
   }
 
-  private func refresh(_ token: String, scope: String?) -> FakeAnswer {
-    let (valid, reused) = state.withLockedValue { s -> (Bool, Bool) in
-      if s.validRefresh.contains(token) { return (true, false) }
+  func refresh(_ token: String, scope: String?) -> FakeAnswer {
+    let (valid, reused, family) = state.withLockedValue { s -> (Bool, Bool, Int?) in
+      if s.login.revoked.contains(token) { return (false, false, nil) }
+      if s.validRefresh.contains(token) { return (true, false, s.login.registerRefresh(token, now: now())) }
       let reused = s.issuedRefresh.contains(token)
       if reused && s.settings.reuseDetection {
         // Reuse of a rotated-out token: revoke the whole family.
         s.revokedRefresh.formUnion(s.validRefresh)
         s.validRefresh.removeAll()
       }
-      return (false, reused)
+      return (false, reused, nil)
     }
     guard valid else {
+      let revoked = state.withLockedValue { $0.login.revoked.contains(token) }
       return error(
         400, code: "invalid_grant",
-        message: reused ? "refresh token reused; family revoked" : "unknown refresh token")
+        message: revoked
+          ? "refresh token revoked"
+          : reused ? "refresh token reused; family revoked" : "unknown refresh token")
     }
     let rotate = settings.rotateRefreshTokens
     if rotate { state.withLockedValue { _ = $0.validRefresh.remove(token) } }
-    return issue(refresh: rotate, scope: scope)
+    return issue(refresh: rotate, scope: scope, family: family)
   }
 
-  private func issue(refresh: Bool, scope: String?) -> FakeAnswer {
+  /// Issues an access token (and with `refresh` a refresh token) of grant family `family`, a
+  /// new family when nil; the tokens are remembered for revocation and introspection.
+  func issue(refresh: Bool, scope: String?, family: Int? = nil) -> FakeAnswer {
     let now = self.now()
+    let issuer = self.issuer
     let (access, rt, s) = state.withLockedValue { st -> (String, String?, Settings) in
       st.counter += 1
       let n = st.counter
       let exp = Int(now) + st.settings.lifetime
+      let family = family ?? st.login.newFamily(scope: scope)
+      let grantedScope = scope ?? st.login.familyScope[family]
       var access = "at_\(dialect.rawValue)_\(n)_\(UUID().uuidString.prefix(8))"
-      if dialect == .powernaut || dialect == .powerverse || st.settings.jwtExpiryOnly {
+      switch st.settings.login.accessTokenFormat {
+      case .dialect where dialect == .powernaut || dialect == .powerverse || st.settings.jwtExpiryOnly,
+        .opaque where st.settings.jwtExpiryOnly:
         access = Self.jwt(exp: exp, n: n)
+      case .dialect, .opaque:
+        break
+      case .jwt:
+        access = Self.accessJWT(
+          issuer: issuer, settings: st.settings, scope: grantedScope, iat: Int(now), exp: exp, n: n)
       }
       st.issuedAccess.append(access)
+      st.login.tokens[access] = IssuedToken(
+        kind: .access, family: family, scope: grantedScope, issuedAt: now, expiresAt: Double(exp))
       var rt: String?
       if refresh {
         rt = "rt_\(n)_\(UUID().uuidString.prefix(12))"
         st.issuedRefresh.append(rt!)
         st.validRefresh.insert(rt!)
+        st.login.tokens[rt!] = IssuedToken(
+          kind: .refresh, family: family, scope: grantedScope, issuedAt: now, expiresAt: nil)
       }
       return (access, rt, st.settings)
     }
@@ -164,7 +188,7 @@ extension FakeUpstream {
       + ".sig\(n)"
   }
 
-  private func wrongDialect(_ expected: String) -> FakeAnswer {
+  func wrongDialect(_ expected: String) -> FakeAnswer {
     error(400, code: "invalid_request", message: "this endpoint expects \(expected)")
   }
 
@@ -178,7 +202,7 @@ extension FakeUpstream {
     return .respond(status: status, headers: ["Content-Type": "application/json"], body: Array(body.utf8))
   }
 
-  private func answer(for fault: Fault) -> FakeAnswer {
+  func answer(for fault: Fault) -> FakeAnswer {
     switch fault {
     case .status(let code, let body, let headers):
       return .respond(status: code, headers: headers, body: Array(body.utf8))

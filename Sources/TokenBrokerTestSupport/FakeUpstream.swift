@@ -88,6 +88,9 @@ package final class FakeUpstream: Sendable {
     package var expiresInAsString = false
     /// No `expires_in`: only the JWT `exp` claim says when the token expires.
     package var jwtExpiryOnly = false
+    /// The login side: authorization decision, code and device lifetimes, token format,
+    /// revocation failures (see FakeUpstream+Login.swift).
+    package var login = LoginSettings()
     package init() {}
   }
 
@@ -101,6 +104,7 @@ package final class FakeUpstream: Sendable {
     var validRefresh: Set<String> = []
     var revokedRefresh: Set<String> = []
     var counter = 0
+    var login = LoginState()
   }
 
   package let dialect: Dialect
@@ -147,7 +151,7 @@ package final class FakeUpstream: Sendable {
 
   package var port: Int { channel.withLockedValue { $0?.localAddress?.port ?? 0 } }
   package var tokenURL: String { "\(scheme.withLockedValue { $0 })://127.0.0.1:\(port)\(dialect.path)" }
-  private let scheme = NIOLockedValueBox("http")
+  let scheme = NIOLockedValueBox("http")
 
   // MARK: Control and inspection
 

@@ -9,6 +9,9 @@ struct Invocation: Equatable {
     case status(json: Bool)
     case refresh(name: String)
     case reload
+    case login(name: String, device: Bool, paste: Bool)
+    case logout(name: String)
+    case inspect(name: String, scope: String?, json: Bool)
     case help(String?)
     case version
     case completion(Shell)
@@ -25,12 +28,18 @@ struct Invocation: Equatable {
     var message: String
   }
 
-  static let subcommands = ["token", "header", "status", "refresh", "reload", "help"]
+  static let subcommands = [
+    "token", "header", "status", "refresh", "reload", "login", "logout", "inspect", "help",
+  ]
+
+  /// The commands named in a usage error: every one but `help`.
+  static let commandList = "token, header, status, refresh, reload, login, logout or inspect"
 
   /// The options each subcommand takes (`--socket` and `--help` are taken everywhere).
   static let options: [String: [String]] = [
     "token": ["--scope", "--min-valid", "--json"], "header": ["--scope"], "status": ["--json"],
-    "refresh": [], "reload": [], "help": [],
+    "refresh": [], "reload": [], "login": ["--device", "--paste"], "logout": [],
+    "inspect": ["--scope", "--json"], "help": [],
   ]
 
   static func parse(_ arguments: [String]) throws(UsageError) -> Invocation {
@@ -57,7 +66,7 @@ struct Invocation: Equatable {
         if let inline { socket = inline } else { socket = try value(of: name) }
       case "--scope", "--min-valid", "--generate-completion-script":
         if let inline { values[name] = inline } else { values[name] = try value(of: name) }
-      case "--json", "--version": flags.insert(name)
+      case "--json", "--version", "--device", "--paste": flags.insert(name)
       case "-h", "--help": flags.insert("--help")
       case "--":
         words += arguments[(i + 1)...]
@@ -78,10 +87,10 @@ struct Invocation: Equatable {
     if flags.contains("--version") { return Invocation(socket: socket, command: .version) }
     guard let sub = words.first else {
       if flags.contains("--help") { return Invocation(socket: socket, command: .help(nil)) }
-      throw UsageError(message: "missing a command (token, header, status, refresh or reload)")
+      throw UsageError(message: "missing a command (\(commandList))")
     }
     guard let allowed = options[sub] else {
-      throw UsageError(message: "unknown command '\(sub)' (token, header, status, refresh or reload)")
+      throw UsageError(message: "unknown command '\(sub)' (\(commandList))")
     }
     if flags.contains("--help") { return Invocation(socket: socket, command: .help(sub)) }
     for option in Array(values.keys) + Array(flags) where !allowed.contains(option) {
@@ -117,6 +126,16 @@ struct Invocation: Equatable {
     case "reload":
       try none()
       command = .reload
+    case "login":
+      let name = try one("provider name")
+      if flags.contains("--device") && flags.contains("--paste") {
+        throw UsageError(message: "'login' takes --device or --paste, not both")
+      }
+      command = .login(name: name, device: flags.contains("--device"), paste: flags.contains("--paste"))
+    case "logout": command = .logout(name: try one("provider name"))
+    case "inspect":
+      command = .inspect(
+        name: try one("provider name"), scope: values["--scope"], json: flags.contains("--json"))
     default:
       guard rest.count <= 1 else { throw UsageError(message: "unexpected argument '\(rest[1])'") }
       command = .help(rest.first)

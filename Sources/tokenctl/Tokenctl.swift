@@ -39,6 +39,10 @@ enum Tokenctl {
     case .status(let json): status(socket, json: json)
     case .refresh(let name): refresh(socket, name: name)
     case .reload: reload(socket)
+    case .login(let name, let device, let paste):
+      if device { Login.device(socket, name: name) } else { Login.browser(socket, name: name, paste: paste) }
+    case .logout(let name): logout(socket, name: name)
+    case .inspect(let name, let scope, let json): Inspect.run(socket, name: name, scope: scope, json: json)
     case .help(let command): out(Help.text(for: command))
     case .version: out(Help.version)
     case .completion(let shell): out(Help.completion(shell))
@@ -48,9 +52,14 @@ enum Tokenctl {
 
 /// Prints a message on stderr and exits with `code`.
 func fail(_ message: String, _ code: Int32) -> Never {
-  let line = "tokenctl: \(message)\n"
-  _ = line.withCString { write(2, $0, strlen($0)) }
+  say("tokenctl: \(message)")
   Glibc.exit(code)
+}
+
+/// A message for the person at the terminal, on stderr (stdout holds only the answer).
+func say(_ text: String) {
+  let line = text.hasSuffix("\n") ? text : text + "\n"
+  _ = line.withCString { write(2, $0, strlen($0)) }
 }
 
 func out(_ text: String) {
@@ -58,18 +67,32 @@ func out(_ text: String) {
   _ = line.withCString { write(1, $0, strlen($0)) }
 }
 
-/// Sends a request; maps every failure to its exit code and a sentence.
-func call(_ socket: String, _ method: String, _ path: String, accept: String = "application/json")
-  -> UnixHTTPClient.Response
-{
+/// A request that failed: the daemon's error code (or a word for what went wrong), a
+/// sentence, and the exit status of README "tokenctl".
+struct CallFailure: Error {
+  var code: String
+  var message: String
+  var exit: Int32
+  /// `code: message`, or the sentence alone when the daemon was not reached.
+  var text: String { code.isEmpty ? message : "\(code): \(message)" }
+}
+
+/// Sends a request; every failure as its exit code and a sentence, for a caller that has
+/// something to do before it exits (the login answers the browser first).
+func send(
+  _ socket: String, _ method: String, _ path: String, accept: String = "application/json",
+  body: [UInt8]? = nil, timeout: Int? = nil
+) -> Result<UnixHTTPClient.Response, CallFailure> {
   let client = UnixHTTPClient(socketPath: socket)
   let response: UnixHTTPClient.Response
   do {
-    response = try client.request(method, path, accept: accept)
+    response = try client.request(method, path, accept: accept, body: body, timeout: timeout)
   } catch {
     switch error {
-    case .unreachable(_, let message): fail(message, Exit.unreachable)
-    case .protocolError(let message): fail(message, Exit.failure)
+    case .unreachable(_, let message):
+      return .failure(CallFailure(code: "", message: message, exit: Exit.unreachable))
+    case .protocolError(let message):
+      return .failure(CallFailure(code: "", message: message, exit: Exit.failure))
     }
   }
   guard response.status == 200 else {
@@ -80,17 +103,40 @@ func call(_ socket: String, _ method: String, _ path: String, accept: String = "
       message += "\n" + problems.compactMap(\.string).joined(separator: "\n")
     }
     switch response.status {
-    case 403: fail("\(code): \(message)", Exit.forbidden)
+    case 403: return .failure(CallFailure(code: code, message: message, exit: Exit.forbidden))
     case 503:
       // A retry hint only where waiting helps: not for a configuration that must change.
       let retry =
         code == "misconfigured" ? "" : response.headers["retry-after"].map { " (retry in \($0) s)" } ?? ""
-      fail("\(code): \(message)\(retry)", code == "misconfigured" ? Exit.failure : Exit.unavailable)
-    case 400 where code == "invalid_scope" || code == "bad_request": fail("\(code): \(message)", Exit.usage)
-    default: fail("\(code): \(message)", Exit.failure)
+      return .failure(
+        CallFailure(
+          code: code, message: message + retry,
+          exit: code == "misconfigured" ? Exit.failure : Exit.unavailable))
+    case 400 where code == "invalid_scope" || code == "bad_request":
+      return .failure(CallFailure(code: code, message: message, exit: Exit.usage))
+    default: return .failure(CallFailure(code: code, message: message, exit: Exit.failure))
     }
   }
-  return response
+  return .success(response)
+}
+
+/// Sends a request; exits with the failure's code and sentence when it fails.
+func call(
+  _ socket: String, _ method: String, _ path: String, accept: String = "application/json",
+  body: [UInt8]? = nil, timeout: Int? = nil
+) -> UnixHTTPClient.Response {
+  switch send(socket, method, path, accept: accept, body: body, timeout: timeout) {
+  case .success(let response): return response
+  case .failure(let failure): fail(failure.text, failure.exit)
+  }
+}
+
+/// The body of a successful answer as JSON; exits when it is not.
+func json(_ response: UnixHTTPClient.Response) -> JSONValue {
+  guard let value = JSONValue.parse(response.body) else {
+    fail("unexpected answer from the daemon", Exit.failure)
+  }
+  return value
 }
 
 func escapePath(_ s: String) -> String {

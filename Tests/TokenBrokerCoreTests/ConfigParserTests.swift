@@ -383,7 +383,7 @@ private func energy(_ extra: String = "", grant: String = "client_credentials") 
       """
     #expect(
       problems(text) == [
-        "1: providers.energy.grant: missing; set grant to one of: client_credentials, password, refresh_token, api_key"
+        "1: providers.energy.grant: missing; set grant to one of: client_credentials, password, refresh_token, authorization_code, api_key"
       ])
   }
 
@@ -404,7 +404,7 @@ private func energy(_ extra: String = "", grant: String = "client_credentials") 
           + "(expected one of: trace, debug, info, notice, warning, error)",
         "3: broker.log_target: unknown log target \"syslog\" (expected one of: auto, journal, console)",
         "6: providers.energy.grant: unknown grant \"client_credential\"; did you mean 'client_credentials'? "
-          + "(expected one of: client_credentials, password, refresh_token, api_key)",
+          + "(expected one of: client_credentials, password, refresh_token, authorization_code, api_key)",
         "7: providers.energy.client_auth: unknown client_auth \"basic\" "
           + "(expected one of: client_secret_basic, client_secret_post, none)",
         "8: providers.energy.body: unknown body \"JSON\"; did you mean 'json'? (expected one of: form, json, none)",
@@ -568,7 +568,8 @@ private func energy(_ extra: String = "", grant: String = "client_credentials") 
     #expect(
       problems(text) == [
         "1: providers.rt.refresh_token: missing; grant \"refresh_token\" needs the first refresh token, "
-          + "e.g. refresh_token = { file = \"...\" }"
+          + "e.g. refresh_token = { file = \"...\" }, or an authorize_url or device_authorization_url "
+          + "to get one with `tokenctl login`"
       ])
     let config = try parse(text + "\nrefresh_token = { file = \"/var/lib/rt\" }")
     #expect(config.providers.first?.refreshToken == .file("/var/lib/rt"))

@@ -5,19 +5,27 @@ extension ConfigReader {
   static let providerKeys = [
     "token_url", "grant", "client_auth", "body", "client_id", "client_secret", "username", "password",
     "refresh_token", "api_key", "api_key_header", "scopes", "allowed_scopes", "params", "headers", "allow",
-    "ca_file", "min_valid",
+    "ca_file", "min_valid", "authorize_url", "redirect_uri", "authorize_params", "device_authorization_url",
+    "revocation_url", "introspection_url", "introspection_method",
   ]
+
+  /// Keys of the login flows (README "Logging in"): for grants that live on a refresh token.
+  static let loginKeys: Set<String> = [
+    "authorize_url", "redirect_uri", "authorize_params", "device_authorization_url",
+  ]
+  /// Keys of revocation and inspection: for every grant that talks to a token endpoint.
+  static let tokenInfoKeys: Set<String> = ["revocation_url", "introspection_url", "introspection_method"]
 
   /// Keys that mean something for `grant` (besides `grant` and `allow`, which always do).
   static func keysUsed(by grant: Grant) -> Set<String> {
-    let endpoint: Set<String> = [
+    let endpoint = Set<String>([
       "token_url", "client_auth", "body", "client_id", "client_secret", "scopes", "allowed_scopes", "params",
       "headers", "ca_file", "min_valid",
-    ]
+    ]).union(tokenInfoKeys)
     switch grant {
     case .clientCredentials: return endpoint
     case .password: return endpoint.union(["username", "password"])
-    case .refreshToken: return endpoint.union(["refresh_token"])
+    case .refreshToken, .authorizationCode: return endpoint.union(["refresh_token"]).union(loginKeys)
     case .apiKey: return ["api_key", "api_key_header"]
     }
   }
@@ -121,6 +129,7 @@ extension ConfigReader {
     if wanted("min_valid"), let value = table["min_valid"] {
       provider.minValid = minValid(value, at: key("min_valid"))
     }
+    parseLoginEndpoints(table, into: &provider, at: base, wanted: wanted)
 
     if let grant {
       checkRequirements(
@@ -146,9 +155,19 @@ extension ConfigReader {
         "password",
         "grant \"password\" needs username and password, e.g. password = { credential = \"NAME-password\" }")
     case .refreshToken:
-      require(
-        "refresh_token",
-        "grant \"refresh_token\" needs the first refresh token, e.g. refresh_token = { file = \"...\" }")
+      if !present.contains("authorize_url") && !present.contains("device_authorization_url") {
+        require(
+          "refresh_token",
+          "grant \"refresh_token\" needs the first refresh token, e.g. refresh_token = { file = \"...\" }, "
+            + "or an authorize_url or device_authorization_url to get one with `tokenctl login`")
+      }
+    case .authorizationCode:
+      if !present.contains("authorize_url") && !present.contains("device_authorization_url") {
+        report(
+          base + ["authorize_url"],
+          "missing; grant \"authorization_code\" needs authorize_url (or device_authorization_url) "
+            + "for `tokenctl login`, e.g. authorize_url = \"https://auth.example.com/oauth/authorize\"")
+      }
     case .apiKey:
       require("api_key", "grant \"api_key\" needs api_key, e.g. api_key = { env = \"NAME_API_KEY\" }")
       return

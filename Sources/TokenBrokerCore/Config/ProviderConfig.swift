@@ -3,7 +3,40 @@ package enum Grant: String, Sendable, Equatable, CaseIterable {
   case clientCredentials = "client_credentials"
   case password
   case refreshToken = "refresh_token"
+  /// The first refresh token comes from `tokenctl login` (code + PKCE or device), then
+  /// it rotates like `refresh_token`.
+  case authorizationCode = "authorization_code"
   case apiKey = "api_key"
+
+  /// Grants whose only credential is a refresh token: without one they need a login.
+  package var livesOnRefreshToken: Bool { self == .refreshToken || self == .authorizationCode }
+}
+
+/// How `introspection_url` is asked about an opaque token.
+package enum IntrospectionMethod: String, Sendable, Equatable, CaseIterable {
+  /// RFC 7662: `POST token=...` with the provider's client authentication.
+  case rfc7662
+  /// `GET URL?bearer_token=TOKEN` (PlaceOS's inspect endpoint).
+  case bearerQuery = "bearer_query"
+}
+
+/// The endpoints of the login flows, revocation and inspection (README "Logging in").
+package struct LoginEndpoints: Sendable, Equatable {
+  /// The default redirect URI: loopback, any port (RFC 8252 section 7.3).
+  package static let defaultRedirectURI = "http://127.0.0.1/callback"
+
+  package var authorizeURL: String? = nil
+  package var redirectURI: String = LoginEndpoints.defaultRedirectURI
+  package var authorizeParams: [String: String] = [:]
+  package var deviceAuthorizationURL: String? = nil
+  package var revocationURL: String? = nil
+  package var introspectionURL: String? = nil
+  package var introspectionMethod: IntrospectionMethod = .rfc7662
+
+  package init() {}
+
+  /// Whether `tokenctl login` can seed this provider.
+  package var canLogIn: Bool { authorizeURL != nil || deviceAuthorizationURL != nil }
 }
 
 /// How the client authenticates to the token endpoint.
@@ -66,6 +99,8 @@ package struct ProviderConfig: Sendable, Equatable {
   package var minValid: Double? = nil
   /// PEM bundle used instead of the system trust store.
   package var caFile: String? = nil
+  /// Login, revocation and inspection endpoints.
+  package var login = LoginEndpoints()
   /// 1-based line of the `[providers.NAME]` header, for messages.
   package var line: Int = 0
 

@@ -20,6 +20,13 @@ enum Base64 {
     return String(decoding: out, as: UTF8.self)
   }
 
+  /// RFC 4648 §5 base64url without padding (RFC 7636's BASE64URL-ENCODE).
+  static func encodeURL<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    var s = encode(bytes)
+    while s.hasSuffix("=") { s.removeLast() }
+    return String(s.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
+  }
+
   /// RFC 4648 §5 (base64url, `-` and `_`), padding optional; `+` and `/` of the standard
   /// alphabet are read too, as the Foundation-based decoder before did. Nil for any other character,
   /// `=` other than the padding the length calls for, or a length no encoding has (4n + 1).

@@ -28,20 +28,39 @@ package struct ResolvedSecrets: Sendable, Equatable, CustomStringConvertible {
   }
 }
 
-/// Which grant a single token request uses. `description` never shows the refresh token,
-/// so a state machine action (`.send(scopes, .refresh(...))`) interpolated anywhere leaks nothing.
+/// Which grant a single token request uses. `description` never shows a refresh token, a
+/// code or a verifier, so a state machine action interpolated anywhere leaks nothing.
 package enum RequestGrant: Sendable, Equatable, CustomStringConvertible {
   /// The provider's own grant (client_credentials or password).
   case primary
   /// `grant_type=refresh_token` with this token.
   case refresh(String)
+  /// The code of a browser login, with the PKCE verifier and the redirect URI it was sent to.
+  case authorizationCode(code: String, verifier: String, redirectURI: String)
+  /// One poll of a device login (RFC 8628 section 3.4).
+  case deviceCode(String)
 
   package var usesRefreshToken: Bool {
     if case .refresh = self { return true }
     return false
   }
 
-  package var description: String { usesRefreshToken ? "refresh(<redacted>)" : "primary" }
+  /// A login's exchange: it brings a new credential instead of using the one in force.
+  package var isLogin: Bool {
+    switch self {
+    case .authorizationCode, .deviceCode: return true
+    case .primary, .refresh: return false
+    }
+  }
+
+  package var description: String {
+    switch self {
+    case .primary: return "primary"
+    case .refresh: return "refresh(<redacted>)"
+    case .authorizationCode: return "authorization_code(<redacted>)"
+    case .deviceCode: return "device_code(<redacted>)"
+    }
+  }
 }
 
 /// A token request ready for the wire. `description` never shows headers or body.

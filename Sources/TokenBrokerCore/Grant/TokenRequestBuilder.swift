@@ -10,6 +10,14 @@ package enum TokenRequestBuilder {
     case .refresh(let token):
       fields.append(("grant_type", "refresh_token"))
       fields.append(("refresh_token", token))
+    case .authorizationCode(let code, let verifier, let redirectURI):
+      // RFC 6749 section 4.1.3 with RFC 7636 section 4.5.
+      fields += [
+        ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
+        ("code_verifier", verifier),
+      ]
+    case .deviceCode(let code):
+      fields += [("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", code)]
     case .primary:
       switch p.grant {
       case .clientCredentials: fields.append(("grant_type", "client_credentials"))
@@ -17,13 +25,29 @@ package enum TokenRequestBuilder {
         fields.append(("grant_type", "password"))
         fields.append(("username", p.username ?? ""))
         fields.append(("password", secrets.password ?? ""))
-      case .refreshToken:
+      case .refreshToken, .authorizationCode:
         fields.append(("grant_type", "refresh_token"))
         fields.append(("refresh_token", secrets.refreshToken ?? ""))
       case .apiKey:
         break
       }
     }
+    // A login's exchange names no scope: the code or device grant carries what was approved.
+    let scopes = grant.isLogin ? [] : (scopes.isEmpty ? p.scopes : scopes)
+    return authenticated(
+      provider: p, secrets: secrets, url: p.tokenURL, fields: fields, scopes: scopes,
+      extraParams: true, requestID: requestID, userAgent: userAgent, usesRefreshToken: grant.usesRefreshToken)
+  }
+
+  /// A POST to one of the provider's endpoints (token, device authorization, revocation,
+  /// introspection) in its own dialect: its client authentication, body format, extra
+  /// headers and (for token-shaped requests) extra params.
+  package static func authenticated(
+    provider p: ProviderConfig, secrets: ResolvedSecrets, url: String, fields: [(String, String)],
+    scopes: [String] = [], extraParams: Bool, requestID: String, userAgent: String,
+    usesRefreshToken: Bool = false
+  ) -> TokenRequest {
+    var fields = fields
     var headers: [(name: String, value: String)] = [
       ("Accept", "application/json"), ("User-Agent", userAgent), ("X-Request-ID", requestID),
     ]
@@ -38,15 +62,16 @@ package enum TokenRequestBuilder {
       if let id = p.clientID { fields.append(("client_id", id)) }
     }
     // Never drop `scope` silently: a request without it gets the server's default scopes,
-    // often every scope the client is registered for. An empty set means the configured ones.
-    let scopes = scopes.isEmpty ? p.scopes : scopes
+    // often every scope the client is registered for (`build` passes the configured ones).
     if !scopes.isEmpty { fields.append(("scope", scopes.joined(separator: " "))) }
-    for key in p.params.keys.sorted() where !fields.contains(where: { $0.0 == key }) {
-      fields.append((key, p.params[key]!))
+    if extraParams {
+      for key in p.params.keys.sorted() where !fields.contains(where: { $0.0 == key }) {
+        fields.append((key, p.params[key]!))
+      }
     }
     for name in p.headers.keys.sorted() { headers.append((name, p.headers[name]!)) }
 
-    var url = p.tokenURL
+    var url = url
     let body: [UInt8]
     switch p.body {
     case .form:
@@ -61,7 +86,7 @@ package enum TokenRequestBuilder {
       if !extra.isEmpty { url += (url.contains("?") ? "&" : "?") + formEncode(extra) }
       body = []
     }
-    return TokenRequest(url: url, headers: headers, body: body, usesRefreshToken: grant.usesRefreshToken)
+    return TokenRequest(url: url, headers: headers, body: body, usesRefreshToken: usesRefreshToken)
   }
 
   /// `application/x-www-form-urlencoded` (WHATWG): unreserved bytes kept, the rest %XX.

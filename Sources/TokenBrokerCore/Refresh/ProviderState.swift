@@ -11,4 +11,6 @@ package enum ProviderState: String, Sendable, Equatable, CaseIterable {
   case failed
   /// The refresh token was lost or rejected and no other grant can replace it.
   case needsLogin = "needs_login"
+  /// A `tokenctl login` waits for the user (no token to serve meanwhile).
+  case loginPending = "login_pending"
 }

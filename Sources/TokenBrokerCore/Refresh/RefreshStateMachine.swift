@@ -22,11 +22,15 @@ package struct RefreshStateMachine: Sendable {
     /// Scope sets one provider keeps at once (the default set always fits).
     package var maxScopeSets: Int = 32
     package var defaultScopes: ScopeSet
+    /// The command that gets a new refresh token (`tokenctl login NAME`), when the provider
+    /// has a login endpoint; messages of a provider that needs a login name it.
+    package var loginCommand: String?
 
     package init(
       name: String, grant: Grant, policy: RefreshPolicy, minValidKey: String, scopeIdleTimeout: Double,
-      defaultScopes: ScopeSet
+      defaultScopes: ScopeSet, loginCommand: String? = nil
     ) {
+      self.loginCommand = loginCommand
       self.name = name
       self.grant = grant
       self.policy = policy
@@ -36,7 +40,7 @@ package struct RefreshStateMachine: Sendable {
     }
 
     /// Grants whose only credential is a refresh token: without one they need a login.
-    var needsRefreshToken: Bool { grant == .refreshToken }
+    var needsRefreshToken: Bool { grant.livesOnRefreshToken }
   }
 
   /// What the engine does for the machine.
@@ -54,6 +58,8 @@ package struct RefreshStateMachine: Sendable {
     case cancelTimer(ScopeSet)
     /// Answer a caller parked by `tokenWanted`.
     case answer(waiter: Int, Result<Token, ServeFailure>)
+    /// A login's exchange ended: nil when its credential is persisted and its token served.
+    case loginFinished(UpstreamFailure?)
   }
 
   /// What is persisted: the refresh token in force and whether a login is needed.
@@ -103,8 +109,11 @@ package struct RefreshStateMachine: Sendable {
   package private(set) var slots: [ScopeSet: Slot] = [:]
   /// The scope set whose request is on the wire, and whether it presented the refresh token.
   package private(set) var inFlight: (scopes: ScopeSet, usedRefreshToken: Bool)?
-  /// An answer held back until its rotated refresh token is on disk.
-  private var awaitingPersist: (scopes: ScopeSet, outcome: Outcome)?
+  /// An answer held back until its rotated refresh token is on disk (`login`: a login's).
+  private var awaitingPersist: (scopes: ScopeSet, outcome: Outcome, login: Bool)?
+  /// A login's exchange waiting for the credential to be free, and whether one is on the wire.
+  private var loginQueued: RequestGrant?
+  package private(set) var loginInFlight = false
   private var persistsPending = 0
   /// Scope sets waiting for the credential, the default set first.
   private var queue: [ScopeSet] = []
@@ -123,7 +132,7 @@ package struct RefreshStateMachine: Sendable {
 
   /// Nothing on the wire, queued, or waiting for a write.
   package var isIdle: Bool {
-    inFlight == nil && queue.isEmpty && awaitingPersist == nil && persistsPending == 0
+    inFlight == nil && queue.isEmpty && awaitingPersist == nil && persistsPending == 0 && loginQueued == nil
   }
 
   package var defaultSlot: Slot? { slots[settings.defaultScopes] }
@@ -242,21 +251,77 @@ package struct RefreshStateMachine: Sendable {
   ) -> [Action] {
     let usedRefreshToken = inFlight?.usedRefreshToken ?? false
     inFlight = nil
+    let login = loginInFlight
+    loginInFlight = false
+    if login, case .failure(let failure) = outcome {
+      // A refused code or a pending device login: the credential in force is untouched.
+      return [.loginFinished(failure)] + pump()
+    }
     if let rotated, !rotated.isEmpty, rotated != credential.refreshToken {
       credential = Credential(refreshToken: rotated, needsLogin: false)
-      awaitingPersist = (scopes, outcome)
+      awaitingPersist = (scopes, outcome, login)
       persistsPending += 1
       return [.persist(credential)]
     }
+    if login {
+      // No refresh token came with the login: its token is served until it expires.
+      if rotated == nil || rotated?.isEmpty == true { credential.refreshToken = nil }
+      return loggedIn(scopes, outcome, now: now, random: random)
+    }
     return finish(scopes, outcome, usedRefreshToken: usedRefreshToken, now: now, random: random)
+  }
+
+  /// A login's exchange is ready (`LoginStateMachine`): it goes on the wire as soon as the
+  /// credential is free, before anything queued, and replaces any earlier one not yet sent.
+  package mutating func loginWanted(_ grant: RequestGrant, now: Double) -> [Action] {
+    guard !stopped else {
+      return [.loginFinished(UpstreamFailure(.retryLater, message: "\(settings.name) is restarting"))]
+    }
+    var actions: [Action] = []
+    if loginQueued != nil {
+      actions.append(.loginFinished(UpstreamFailure(.retryLater, message: "replaced by a newer login")))
+    }
+    loginQueued = grant
+    return actions + pump()
+  }
+
+  /// Logout: the credential is forgotten (durably) and nothing is served until a login.
+  /// The engine revokes first and calls this once the machine is idle.
+  package mutating func loggedOut(now: Double) -> [Action] {
+    credential = Credential(refreshToken: nil, needsLogin: true)
+    var actions: [Action] = [.unpublish(nil)]
+    for key in slots.keys.sorted(by: { $0.description < $1.description }) {
+      slots[key]!.token = nil
+      slots[key]!.failures = 0
+      slots[key]!.lastError = nil
+      slots[key]!.unservable = nil
+    }
+    persistsPending += 1
+    actions.append(.persist(credential))
+    return actions + needLogin(now: now)
+  }
+
+  /// A login's token arrived (its refresh token, if any, is on disk by now).
+  private mutating func loggedIn(_ scopes: ScopeSet, _ outcome: Outcome, now: Double, random: Double)
+    -> [Action]
+  {
+    credential.needsLogin = false
+    refetch.remove(scopes)
+    // Other scope sets were left waiting for a login: fetch the ones in use again.
+    var actions = finish(scopes, outcome, usedRefreshToken: false, now: now, random: random)
+    for key in slots.keys.sorted(by: { $0.description < $1.description }) where key != scopes {
+      if slots[key]!.token == nil || !slots[key]!.waiters.isEmpty { actions += enqueue(key) }
+    }
+    return [.loginFinished(nil)] + actions + pump()
   }
 
   /// A `.persist` finished (`ok` false: the write failed and the credential is in memory only).
   package mutating func persisted(ok: Bool, now: Double, random: Double) -> [Action] {
     persistsPending = max(0, persistsPending - 1)
     persistFailed = !ok
-    guard persistsPending == 0, let held = awaitingPersist else { return [] }
+    guard persistsPending == 0, let held = awaitingPersist else { return pump() }
     awaitingPersist = nil
+    if held.login { return loggedIn(held.scopes, held.outcome, now: now, random: random) }
     return finish(held.scopes, held.outcome, usedRefreshToken: true, now: now, random: random)
   }
 
@@ -324,6 +389,10 @@ package struct RefreshStateMachine: Sendable {
       slots[key]!.queued = false
     }
     queue.removeAll()
+    if loginQueued != nil {
+      loginQueued = nil
+      actions.append(.loginFinished(UpstreamFailure(.retryLater, message: "\(settings.name) is restarting")))
+    }
     return actions
   }
 
@@ -350,7 +419,9 @@ package struct RefreshStateMachine: Sendable {
   }
 
   package var needsLoginMessage: String {
-    "\(settings.name) needs a new refresh token: put one in providers.\(settings.name).refresh_token and reload"
+    if let command = settings.loginCommand { return "\(settings.name) needs a login: run \(command)" }
+    return
+      "\(settings.name) needs a new refresh token: put one in providers.\(settings.name).refresh_token and reload"
   }
 
   // MARK: Internals
@@ -373,7 +444,14 @@ package struct RefreshStateMachine: Sendable {
 
   /// Sends the next queued request when the credential is free.
   private mutating func pump() -> [Action] {
-    guard inFlight == nil, awaitingPersist == nil, !stopped, !queue.isEmpty else { return [] }
+    guard inFlight == nil, awaitingPersist == nil, !stopped else { return [] }
+    if let login = loginQueued {
+      loginQueued = nil
+      loginInFlight = true
+      inFlight = (settings.defaultScopes, false)
+      return [.send(settings.defaultScopes, login)]
+    }
+    guard !queue.isEmpty else { return [] }
     let next = queue.removeFirst()
     slots[next]?.queued = false
     guard slots[next] != nil else { return pump() }

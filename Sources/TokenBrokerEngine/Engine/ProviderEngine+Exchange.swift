@@ -16,11 +16,16 @@ extension ProviderEngine {
     let request = TokenRequestBuilder.build(
       provider: config, secrets: secrets, grant: grant, scopes: scopes.scopes, requestID: requestID,
       userAgent: env.userAgent)
-    let presented: [String] = if case .refresh(let rt) = grant { [rt] } else { [] }
-    var meta: Logger.Metadata = [
-      "request_id": "\(requestID)",
-      "grant": "\(grant.usesRefreshToken ? "refresh_token" : config.grant.rawValue)",
-    ]
+    let presented: [String]
+    let grantName: String
+    switch grant {
+    case .primary: (presented, grantName) = ([], config.grant.rawValue)
+    case .refresh(let rt): (presented, grantName) = ([rt], "refresh_token")
+    case .authorizationCode(let code, let verifier, _):
+      (presented, grantName) = ([code, verifier], "authorization_code")
+    case .deviceCode(let code): (presented, grantName) = ([code], "device_code")
+    }
+    var meta: Logger.Metadata = ["request_id": "\(requestID)", "grant": "\(grantName)"]
     if scopes != defaultScopes { meta["scope"] = "\(scopes)" }
     var rotated: String?
     var body2xx: [UInt8]?
@@ -37,9 +42,9 @@ extension ProviderEngine {
       let parsed = try TokenExchange.interpret(
         response, request: request, requestedScope: scopes.scopes, now: env.clock.now())
       rotated = parsed.refreshToken
-      meta["event"] = "refreshed"
+      meta["event"] = grant.isLogin ? "login_exchanged" : "refreshed"
       meta["expires_in"] = "\(Int(parsed.token.remaining(at: env.clock.now())))"
-      logger.info("token refreshed", metadata: meta)
+      logger.info(grant.isLogin ? "login exchanged for a token" : "token refreshed", metadata: meta)
       env.metrics.refreshed(provider: name)
       outcome = .token(parsed.token)
     } catch {
@@ -48,13 +53,22 @@ extension ProviderEngine {
       rotated = body2xx.flatMap(TokenResponseParser.refreshToken(in:))
       var failure = error
       failure.message = redact(failure.message, also: presented + [rotated].compactMap { $0 })
-      meta["event"] = "refresh_failed"
       meta["reason"] = "\(failure.kind.rawValue)"
       if let status = failure.status { meta["status"] = "\(status)" }
+      if grant.isLogin {
+        // A device login's polls answer authorization_pending until the user approves.
+        meta["event"] = "login_poll"
+        let quiet = failure.code == "authorization_pending" || failure.code == "slow_down"
+        logger.log(
+          level: quiet ? .debug : .notice, "login exchange answered: \(failure.description)", metadata: meta)
+        answered(scopes, .failure(failure), rotated: nil)
+        return
+      }
+      meta["event"] = "refresh_failed"
       logger.warning("token refresh failed: \(failure.description)", metadata: meta)
       env.metrics.refreshFailed(provider: name, reason: failure.kind)
       if failure.kind == .refreshTokenRejected, grant.usesRefreshToken {
-        if config.grant == .refreshToken {
+        if config.grant.livesOnRefreshToken {
           meta["event"] = "needs_login"
           logger.error("refresh token rejected; \(machine.needsLoginMessage)", metadata: meta)
         } else {
@@ -82,7 +96,7 @@ extension ProviderEngine {
   func loadCredential() async -> RefreshStateMachine.Credential {
     let seeded = RefreshStateMachine.Credential(
       refreshToken: secrets.refreshToken,
-      needsLogin: config.grant == .refreshToken && secrets.refreshToken == nil)
+      needsLogin: config.grant.livesOnRefreshToken && secrets.refreshToken == nil)
     let store = env.store
     let name = self.name
     let loaded = await BlockingIO.run { () -> Result<ProviderStateRecord?, StateStore.Failure> in
@@ -100,17 +114,17 @@ extension ProviderEngine {
           metadata: ["event": "state_superseded"])
         return seeded
       }
-      if config.grant == .refreshToken, record.seed != seedFingerprint {
+      if config.grant.livesOnRefreshToken, record.seed != seedFingerprint {
         logger.notice(
           "configured refresh_token is new; stored state superseded", metadata: ["event": "state_loaded"])
         return seeded
       }
       return RefreshStateMachine.Credential(
-        refreshToken: record.refreshToken ?? (config.grant == .refreshToken ? nil : secrets.refreshToken),
-        needsLogin: config.grant == .refreshToken && (record.needsLogin || record.refreshToken == nil))
+        refreshToken: record.refreshToken ?? (config.grant.livesOnRefreshToken ? nil : secrets.refreshToken),
+        needsLogin: config.grant.livesOnRefreshToken && (record.needsLogin || record.refreshToken == nil))
     case .failure(let error):
       let aside = await BlockingIO.run { store.setAside(name, why: "corrupt", now: now) }
-      guard config.grant == .refreshToken else {
+      guard config.grant.livesOnRefreshToken else {
         logger.error(
           "\(error.description); set aside as \(aside ?? "?"), starting from the configured grant",
           metadata: ["event": "state_unreadable"])

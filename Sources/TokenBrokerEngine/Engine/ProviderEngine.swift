@@ -33,6 +33,12 @@ package actor ProviderEngine {
   /// Writes of the credential, one after another in the order the machine asked for them.
   private var persistTail: Task<Void, Never>?
 
+  /// The pending login, if any (README "Logging in"), and what waits on it.
+  var login: LoginStateMachine
+  var loginPollTimer: (any TimerHandle)?
+  /// Callers of `GET .../login?wait=` and of `login/complete`, woken on every change.
+  var loginWatchers: [CheckedContinuation<Void, Never>] = []
+
   package init(
     config: ProviderConfig, settings: BrokerSettings, secrets: ResolvedSecrets, environment: EngineEnvironment
   ) {
@@ -43,6 +49,7 @@ package actor ProviderEngine {
     self.machine = RefreshStateMachine(
       settings: Self.machineSettings(config, settings),
       credential: .init(refreshToken: secrets.refreshToken, needsLogin: false))
+    self.login = LoginStateMachine(name: config.name)
     var logger = environment.logger
     logger[metadataKey: "provider"] = "\(config.name)"
     self.logger = logger
@@ -56,7 +63,15 @@ package actor ProviderEngine {
       minValidKey: p.minValid == nil
         ? "[broker] min_valid (or set providers.\(p.name).min_valid)"
         : "providers.\(p.name).min_valid",
-      scopeIdleTimeout: s.scopeIdleTimeout, defaultScopes: ScopeSet(p.scopes))
+      scopeIdleTimeout: s.scopeIdleTimeout, defaultScopes: ScopeSet(p.scopes),
+      loginCommand: loginCommand(p))
+  }
+
+  /// `tokenctl login NAME` (with `--device` when the device endpoint is the only one).
+  static func loginCommand(_ p: ProviderConfig) -> String? {
+    if p.login.authorizeURL != nil { return "tokenctl login \(p.name)" }
+    if p.login.deviceAuthorizationURL != nil { return "tokenctl login \(p.name) --device" }
+    return nil
   }
 
   var config: ProviderConfig { current.config }
@@ -119,6 +134,7 @@ package actor ProviderEngine {
   /// Sends nothing more; callers get a 503; a request on the wire still has its rotated
   /// refresh token persisted when it answers (`settle` waits for that).
   package func stop() {
+    executeLogin(login.cancel())
     execute(machine.stop())
     for (_, t) in timers { t.cancel() }
     timers.removeAll()
@@ -171,8 +187,10 @@ package actor ProviderEngine {
     let slot = machine.defaultSlot
     var expiresIn: Int?
     if let exp = slot?.token?.expiresAt { expiresIn = Int((exp - now).rounded(.down)) }
+    var state = machine.state(now: now)
+    if login.isWaiting(now: now), [.needsLogin, .failed, .pending].contains(state) { state = .loginPending }
     return ProviderStatus(
-      name: name, grant: config.grant, state: machine.state(now: now), expiresIn: expiresIn,
+      name: name, grant: config.grant, state: state, expiresIn: expiresIn,
       lastRefresh: slot?.lastRefresh, nextRefresh: slot?.nextRefresh, failures: slot?.failures ?? 0,
       lastError: machine.lastError, cachedScopeSets: machine.slots.values.filter { $0.token != nil }.count)
   }
@@ -205,6 +223,8 @@ package actor ProviderEngine {
         timers.removeValue(forKey: scopes)?.cancel()
       case .answer(let waiter, let result):
         waiters.removeValue(forKey: waiter)?.resume(returning: result)
+      case .loginFinished(let failure):
+        loginExchangeEnded(failure)
       }
     }
     if machine.firstAttemptDone, !firstAttemptWaiters.isEmpty {

@@ -1,0 +1,57 @@
+/// A provider's `redirect_uri`: where the browser is sent back with the code. A loopback
+/// `http` URI without a port takes the port `tokenctl login` listens on (RFC 8252 section 7.3);
+/// any other URI is used exactly as configured (the browser's address is pasted back).
+package struct RedirectURI: Sendable, Equatable, CustomStringConvertible {
+  package var scheme: String
+  package var host: String
+  package var port: Int?
+  /// Path and query, starting with `/` (just `/` when the URI has none).
+  package var rest: String
+
+  package struct Problem: Error, Sendable, Equatable {
+    package var message: String
+  }
+
+  /// Parses an absolute `http`/`https` URI without a fragment or user info; `http` only
+  /// to a loopback host.
+  package static func parse(_ text: String) -> Result<RedirectURI, Problem> {
+    if case .failure(let problem) = ConfigReader.checkTokenURL(text) {
+      return .failure(Problem(message: problem.message.replacing("oauth/token", with: "callback")))
+    }
+    guard let sep = text.firstRange(of: "://") else {
+      return .failure(Problem(message: "not an absolute URI"))
+    }
+    let scheme = text[..<sep.lowerBound].lowercased()
+    let after = text[sep.upperBound...]
+    let end = after.firstIndex { $0 == "/" || $0 == "?" } ?? after.endIndex
+    var authority = after[..<end]
+    var port: Int?
+    if let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") {
+      port = Int(authority[authority.index(after: colon)...])
+      authority = authority[..<colon]
+    }
+    var rest = String(after[end...])
+    if rest.isEmpty || rest.hasPrefix("?") { rest = "/" + rest }
+    return .success(RedirectURI(scheme: scheme, host: authority.lowercased(), port: port, rest: rest))
+  }
+
+  /// `http` to a loopback address: tokenctl can listen for the browser's return.
+  package var isLoopback: Bool { scheme == "http" && ConfigReader.isLoopback(host) }
+
+  /// The path without the query, compared when the browser comes back.
+  package var path: Substring { rest.prefix { $0 != "?" } }
+
+  package var description: String {
+    "\(scheme)://\(host)\(port.map { ":\($0)" } ?? "")\(rest)"
+  }
+
+  /// Whether a client may use `given` for a login of a provider configured with `self`:
+  /// the same URI, or for a port-less loopback URI the same one with any port.
+  package func admits(_ given: RedirectURI) -> Bool {
+    if given == self { return true }
+    guard isLoopback, port == nil, given.port != nil else { return false }
+    var same = given
+    same.port = nil
+    return same == self
+  }
+}
