@@ -30,6 +30,24 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The real authorization server the system tests start (django-oauth-toolkit, pinned in
+# Tests/SystemTests/AuthorizationServer/requirements.txt) in a venv of its own; needs PyPI.
+OAUTH_VENV ?= .build/oauth-venv
+OAUTH_REQUIREMENTS = Tests/SystemTests/AuthorizationServer/requirements.txt
+
+.PHONY: oauth-server-deps
+oauth-server-deps: deps
+	@if [ ! -x $(OAUTH_VENV)/bin/gunicorn ] || [ $(OAUTH_REQUIREMENTS) -nt $(OAUTH_VENV)/installed ]; then \
+	  echo "installing the test authorization server into $(OAUTH_VENV)"; \
+	  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv >/dev/null; \
+	  fi; \
+	  rm -rf $(OAUTH_VENV) && python3 -m venv $(OAUTH_VENV) \
+	    && $(OAUTH_VENV)/bin/pip install -q --disable-pip-version-check -r $(OAUTH_REQUIREMENTS) \
+	    && touch $(OAUTH_VENV)/installed; \
+	fi
+
 build: deps
 	$(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD)
 
@@ -39,7 +57,7 @@ dev: build
 release: deps
 	$(SWIFT) build -c release --scratch-path $(BUILD)
 
-test: deps
+test: deps oauth-server-deps
 	$(SWIFT) build --build-tests --scratch-path $(BUILD)
 	$(SWIFT) test --skip-build --scratch-path $(BUILD)
 	$(MAKE) --no-print-directory lint

@@ -235,7 +235,9 @@ let package = Package(
     ),
     .testTarget(
       name: "SystemTests",
-      dependencies: ["TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore"]
+      dependencies: ["TokenBrokerTestSupport", "TokenBrokerClient", "TokenBrokerCore"],
+      // the Django project of the real authorization server the tests start (make oauth-server-deps)
+      exclude: ["AuthorizationServer"]
     ),
     .testTarget(
       name: "TokenBrokerDaemonTests",
