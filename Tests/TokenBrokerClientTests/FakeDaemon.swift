@@ -246,3 +246,22 @@ final class Locked<Value: Sendable>: Sendable {
   var value: Value { mutex.withLock { $0 } }
   func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
+
+extension LoopbackConnection {
+  /// A port free on 127.0.0.1 a moment ago (bound to 0, then closed).
+  static func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = in_addr_t(UInt32(0x7F00_0001).bigEndian)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let rc = withUnsafeMutablePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+        bind(fd, p, length) == 0 ? getsockname(fd, p, &length) : -1
+      }
+    }
+    guard rc == 0 else { throw SetupError.errno("bind 127.0.0.1:0") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+  }
+}
