@@ -67,6 +67,13 @@ struct LoopbackListener {
       sent += n
     }
     shutdown(connection, Int32(SHUT_WR))
+    // What the browser sent beyond the part read (an oversized request) is read and dropped:
+    // closing with unread bytes resets the connection, and the browser may lose the page.
+    var drop = [UInt8](repeating: 0, count: 4096)
+    for _ in 0..<16 {
+      let n = drop.withUnsafeMutableBytes { recv(connection, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+      if n <= 0 { break }
+    }
     close(connection)
   }
 
