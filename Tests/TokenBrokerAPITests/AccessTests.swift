@@ -49,6 +49,24 @@ import TokenBrokerTestSupport
     await upstream.stop()
   }
 
+  /// `inspect` (GET /v1/token/NAME/info) is for the token's own callers; login and logout
+  /// are for admins only.
+  @Test func inspectFollowsAllowAndLoginAndLogoutAreForAdmins() async throws {
+    try await Self.world { w in
+      let allowed = try await w.tokenctl(uid: Self.allowedUID, "inspect", "energy", "--json")
+      #expect(allowed.status == 0, "\(allowed.stderr)")
+      #expect(allowed.stdout.contains(#""provider":"energy""#))
+      let other = try await w.tokenctl(uid: 1500, "inspect", "energy")
+      #expect(other.status == 77)
+      for args in [["login", "energy", "--paste"], ["logout", "energy"]] {
+        let r = try await ProcessRunner.runAs(
+          uid: Self.allowedUID, gid: Self.allowedGID, groups: [],
+          [w.tokenctl, "--socket", w.harness.socketPath] + args)
+        #expect(r.status == 77, "\(args): \(r.stderr)")
+      }
+    }
+  }
+
   @Test func allowedUIDGetsTheToken() async throws {
     try await Self.world { w in
       let r = try await w.tokenctl(uid: Self.allowedUID, "token", "energy")
