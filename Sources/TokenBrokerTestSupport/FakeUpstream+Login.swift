@@ -1,4 +1,5 @@
 import Foundation
+import TokenBrokerCore
 
 /// The login side of the fake upstream: what a test sets (``FakeUpstream/LoginSettings``,
 /// the device script), what it reads back (recorded requests, polls, revocations), the
@@ -244,7 +245,7 @@ extension FakeUpstream {
 
   /// The PKCE S256 challenge of `verifier` (RFC 7636 4.2).
   package static func pkceChallenge(_ verifier: String) -> String {
-    base64URL(TestSHA256.hash(Array(verifier.utf8)))
+    base64URL(SHA256.hash(verifier.utf8))
   }
 
   // MARK: Shared by the endpoints
