@@ -28,6 +28,7 @@ maintainer=$(sed -n 's/^Maintainer: //p' "$here/control")
 export SOURCE_DATE_EPOCH
 
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 work=$(mktemp -d "$out/.work.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 root=$work/$name
@@ -84,7 +85,8 @@ chmod 0644 "$doc/changelog.Debian.gz"
 # The libraries the binaries need, as Debian package names (no Swift toolchain on the target).
 mkdir -p "$work/src/debian"
 printf 'Source: token-broker\n\nPackage: token-broker\nArchitecture: any\n' >"$work/src/debian/control"
-shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -e"$root/usr/bin/token-brokerd" -e"$root/usr/bin/tokenctl" 2>/dev/null)
+shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -e"$root/usr/bin/token-brokerd" -e"$root/usr/bin/tokenctl" \
+  2>"$work/shlibdeps.log") || { cat "$work/shlibdeps.log" >&2; exit 1; }
 depends=${shlibs#shlibs:Depends=}
 [ -n "$depends" ] && [ "$depends" != "$shlibs" ] || { echo "dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 
