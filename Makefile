@@ -2,6 +2,7 @@
 #   make dev      run token-brokerd --dev (a built-in demo issuer) after installing what is missing
 #   make test     run every test (unit, engine, socket, system) after installing what is missing
 #   make install  install binaries, units and the example config (DESTDIR, PREFIX honoured)
+#   make deb      token-broker_VERSION-1_ARCH.deb in .build-deb/, checked by lintian (README "Install ...")
 #   make bench        the benchmarks of README "Performance" (release build in .build-bench)
 #   make reliability  the full-size crash, load and fault suites (README "Reliability")
 #   make fuzz         libFuzzer on every target, FUZZ_SECONDS (300) each (README "Fuzzing")
@@ -14,13 +15,24 @@ UNITDIR  ?= /lib/systemd/system
 BUILD    ?= .build
 CONFIG   ?= debug
 
-# Debian packages the build and the tests need.
-APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace openssl
+# Debian packages the build and the tests need (dpkg-dev and binutils: the package install test
+# builds a .deb of the debug binaries).
+APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace openssl dpkg-dev binutils
+
+# The Debian package. Its sources live in .debian/ (a dot directory: the top level of the
+# repository holds only the project's own directories, and debian/ would make tools such as
+# dpkg-buildpackage expect a Debian source package): control, the maintainer scripts,
+# copyright, lintian overrides and build-deb.sh, which packages given binaries (the release
+# build here, the debug build in the install test). VERSION is `token-brokerd --version`
+# (BrokerVersion in the sources), the package's VERSION-DEB_REVISION. Output in .build-deb/.
+DEB_OUT      ?= .build-deb
+DEB_REVISION ?= 1
+DEB_APT_PACKAGES = dpkg-dev binutils lintian
 
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS = http-request config token-response error-response state-file
 
-.PHONY: deps dev build release test lint format install check-units clean bench-build bench reliability fuzz-build fuzz
+.PHONY: deps dev build release test lint format install deb check-units clean bench-build bench reliability fuzz-build fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -100,6 +112,13 @@ fuzz: fuzz-build
 	    -artifact_prefix=.build-fuzz/crash-$$t- || exit 1; \
 	done
 
+deb: release
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_APT_PACKAGES)"
+	@rm -f $(DEB_OUT)/token-broker_*.deb
+	@deb=$$(sh .debian/build-deb.sh $(BUILD)/release $(DEB_OUT) $(DEB_REVISION)) && \
+	  echo "built $$deb ($$(du -k $$deb | cut -f1) KiB)" && \
+	  lintian --fail-on error,warning --info $$deb && echo "lintian: clean"
+
 check-units:
 	@sh systemd/check-units.sh
 
@@ -111,8 +130,11 @@ install: release
 	install -D -m 0644 systemd/token-broker.socket $(DESTDIR)$(UNITDIR)/token-broker.socket
 	install -D -m 0644 systemd/token-broker.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/token-broker.conf
 	install -D -m 0644 systemd/token-broker.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/token-broker.conf
+	mkdir -p $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	$(BUILD)/release/tokenctl --generate-completion-script bash \
+	  >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tokenctl
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/token-broker/broker.toml ]; then \
 	  install -D -m 0640 etc/token-broker/broker.toml $(DESTDIR)$(SYSCONFDIR)/token-broker/broker.toml; fi
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(DEB_OUT)

@@ -96,7 +96,13 @@ struct TokenBrokerd: AsyncParsableCommand {
     }
     if checkConfig {
       for w in loaded.warnings { Output.standardError("warning: \(w)\n") }
-      print("\(config): ok (\(loaded.config.providers.count) providers)")
+      let (problems, user) = serviceAccessProblems(loader, loaded)
+      guard problems.isEmpty else {
+        reportProblems(problems)
+        throw ExitCode(DaemonExit.config)
+      }
+      let checked = user.map { "; user \($0) can read it and every secret file" } ?? ""
+      print("\(config): ok (\(loaded.config.providers.count) providers\(checked))")
       return
     }
     let control = LogLevelControl()
@@ -104,6 +110,28 @@ struct TokenBrokerd: AsyncParsableCommand {
       target: loaded.config.broker.logTarget, level: loaded.config.broker.logLevel, control: control)
     let daemon = Daemon(loader: loader, logger: logger, startupTimeout: startupTimeout, logLevel: control)
     throw ExitCode(await daemon.run(loaded))
+  }
+
+  /// Run as root, `--check-config` also checks what the service will see: that the user of
+  /// the installed token-broker.service (README "Install and run under systemd") can read the
+  /// file and every secret file and write the state directory. Not as root, or with neither
+  /// that unit nor its user here, there is nothing to check: no problems and no user.
+  func serviceAccessProblems(_ loader: ConfigLoader, _ loaded: LoadedConfig) -> ([ConfigProblem], String?) {
+    guard geteuid() == 0 else { return ([], nil) }
+    let unit = ServiceUnit.installed()
+    guard let user = ServiceUser.lookup(unit.user) else {
+      guard unit.found else { return ([], nil) }
+      let missing = ConfigProblem(
+        path: config, line: 0,
+        message:
+          "user \(unit.user) of token-broker.service does not exist; run: systemd-sysusers token-broker.conf")
+      return ([missing], nil)
+    }
+    guard user.uid != 0 else { return ([], nil) }
+    let problems = loader.serviceAccessProblems(
+      loaded, check: ServiceAccessCheck(user: user),
+      managedStateDirectory: unit.found ? unit.stateDirectory : nil)
+    return (problems, user.name)
   }
 
   /// `PATH:LINE: message` per problem on stderr, the same for --check-config and a refused

@@ -51,7 +51,10 @@ final class SystemdContainer: @unchecked Sendable {
 
   /// Boots the container and waits (bounded) until its systemd says `running`.
   /// `repository` holds `systemd/`; `binaries` the built `token-brokerd` and `tokenctl`.
-  static func boot(repository: String, binaries: String) throws -> SystemdContainer {
+  /// With `makeInstall` false nothing of token-broker is installed (the package install test
+  /// installs the .deb itself).
+  static func boot(repository: String, binaries: String, makeInstall: Bool = true) throws -> SystemdContainer
+  {
     let staging = try TempDirectory("tbst")
     try FileManager.default.createDirectory(
       atPath: staging.file("layers"), withIntermediateDirectories: false)
@@ -67,8 +70,8 @@ final class SystemdContainer: @unchecked Sendable {
         [
           "-c",
           "echo $$ >\"$1/cgroup.procs\" && exec setsid -w unshare --pid --fork --kill-child --mount "
-            + "--mount-proc --propagation private --uts --ipc --net --cgroup sh \"$2/init\" \"$2\" \"$3\" \"$4\"",
-          "sh", cgroup, staging.path, repository, binaries,
+            + "--mount-proc --propagation private --uts --ipc --net --cgroup sh \"$2/init\" \"$2\" \"$3\" \"$4\" \"$5\"",
+          "sh", cgroup, staging.path, repository, binaries, makeInstall ? "make-install" : "none",
         ],
         outputIn: staging, name: "container")
       try launcher.start()
@@ -230,12 +233,13 @@ final class SystemdContainer: @unchecked Sendable {
 
   deinit { shutdown() }
 
-  /// PID 1 until it execs systemd: arguments STAGING REPOSITORY BINARIES. Every mount is in the
+  /// PID 1 until it execs systemd: arguments STAGING REPOSITORY BINARIES MODE (make-install or
+  /// none: what `make install` installs, or nothing). Every mount is in the
   /// new mount namespace (`mount -n`: no mtab); nothing here writes to the host's file system
   /// but the overlays' upper layers, which are a tmpfs of this namespace.
   static let initScript = #"""
     set -eu
-    S=$1 REPO=$2 BIN=$3
+    S=$1 REPO=$2 BIN=$3 MODE=$4
     m() { mount -n "$@"; }
     m -t tmpfs -o mode=0700 tbsd-layers "$S/layers"
     for d in etc var usr; do
@@ -278,18 +282,24 @@ final class SystemdContainer: @unchecked Sendable {
     printf '[Unit]\nDescription=token-broker test container\nWants=systemd-journald.service\n' \
       >/lib/systemd/system/tbsd.target
 
-    # make install (PREFIX=/usr, UNITDIR=/lib/systemd/system), with the built binaries
-    for b in token-brokerd tokenctl; do
-      install -m 0755 /dev/null /usr/bin/$b
-      m --bind -o ro "$BIN/$b" /usr/bin/$b
-    done
-    install -D -m 0644 "$REPO/systemd/token-broker.service" /lib/systemd/system/token-broker.service
-    install -D -m 0644 "$REPO/systemd/token-broker.socket" /lib/systemd/system/token-broker.socket
-    install -D -m 0644 "$REPO/systemd/token-broker.sysusers" /usr/lib/sysusers.d/token-broker.conf
-    install -D -m 0644 "$REPO/systemd/token-broker.tmpfiles" /usr/lib/tmpfiles.d/token-broker.conf
-    # then README "Install and run under systemd"
-    systemd-sysusers token-broker.conf
-    systemd-tmpfiles --create token-broker.conf
+    if [ "$MODE" = make-install ]; then
+      # make install (PREFIX=/usr, UNITDIR=/lib/systemd/system), with the built binaries
+      for b in token-brokerd tokenctl; do
+        install -m 0755 /dev/null /usr/bin/$b
+        m --bind -o ro "$BIN/$b" /usr/bin/$b
+      done
+      install -D -m 0644 "$REPO/systemd/token-broker.service" /lib/systemd/system/token-broker.service
+      install -D -m 0644 "$REPO/systemd/token-broker.socket" /lib/systemd/system/token-broker.socket
+      install -D -m 0644 "$REPO/systemd/token-broker.sysusers" /usr/lib/sysusers.d/token-broker.conf
+      install -D -m 0644 "$REPO/systemd/token-broker.tmpfiles" /usr/lib/tmpfiles.d/token-broker.conf
+      # then README "Install and run under systemd", from source
+      systemd-sysusers token-broker.conf
+      systemd-tmpfiles --create token-broker.conf
+    else
+      # A policy-rc.d of the host (a build machine's or container image's "exit 101": start
+      # nothing from maintainer scripts) is no server's: packages start their units here.
+      rm -f /usr/sbin/policy-rc.d
+    fi
     ip link set lo up
 
     # The host's /tmp (which holds $S) goes out of sight last.

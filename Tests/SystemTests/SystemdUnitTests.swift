@@ -185,15 +185,10 @@ extension SystemSuite {
         $0["TOKEN_BROKER_EVENT"] == "served" && $0["TOKEN_BROKER_PROVIDER"] == "alpha"
       }
       #expect(served?["TOKEN_BROKER_CALLER_UID"] == "0", "\(String(describing: served))")
-      // Every line of the daemon goes natively to the journal, but libdispatch's: it logs each
-      // setpriority() that SystemCallFilter=~@resources fails (EPERM) through syslog(3), at
-      // notice, whenever it starts a worker thread.
+      // Every line of the daemon goes natively to the journal (no stderr, no syslog(3)).
       let foreign = mine.filter { $0["_TRANSPORT"] != "journal" }.map { $0["MESSAGE"] ?? "" }
-      #expect(
-        foreign.allSatisfy { $0.hasPrefix("Failed to set thread priority for worker thread") }, "\(foreign)")
-      withKnownIssue("libdispatch logs every failed setpriority() to syslog", isIntermittent: true) {
-        #expect(foreign.isEmpty, "\(foreign.count) lines, e.g. \(foreign.first ?? "")")
-      }
+      let limits = try await f.inside { try $0.check(["cat", "/proc/\(pid)/limits"]) }
+      try await f.expectNoForeignLines(foreign, limits: limits)
 
       let everything = try await f.journal(unit: false)
       let secrets =
@@ -203,6 +198,47 @@ extension SystemSuite {
         entry.filter { _, value in secrets.contains { value.contains($0) } }.map { "\($0.key)=\($0.value)" }
       }
       #expect(leaks.isEmpty, "\(leaks)")
+    }
+
+    /// A normal start, reload and stop under the shipped unit: every journal entry of the
+    /// daemon's process is one of its own (native, from its Swift code), none from
+    /// libdispatch or anything else writing to stderr or syslog. (libdispatch sets each
+    /// worker thread's nice value with setpriority(2) and logs each failure: the unit allows
+    /// that call and `LimitNICE=` the values it asks for.)
+    @Test func startReloadAndStopLogOnlyTheDaemonsOwnLines() async throws {
+      let f = try UnitFixture.current
+      try await f.reset()
+      try await f.inside { c in
+        try c.systemctl("stop", "token-broker.service")
+        try c.systemctl("start", "token-broker.service")
+      }
+      let pid = String(try await f.mainPID())
+      let limits = try await f.inside { try $0.check(["cat", "/proc/\(pid)/limits"]) }
+      // Work on several threads: tokens, a refresh against the upstream, a reload.
+      _ = try await f.client.token("alpha")
+      #expect(try await f.client.request("POST", "/v1/providers/pv/refresh").status == 200)
+      try await f.inside { try $0.systemctl("reload", "token-broker.service") }
+      try await offload {
+        try awaitValue("the reloaded entry of \(pid)") {
+          try f.journalNow(unit: true).first { $0["_PID"] == pid && $0["TOKEN_BROKER_EVENT"] == "reloaded" }
+        }
+      }
+      _ = try await f.client.token("alpha")
+      try await f.inside { try $0.systemctl("stop", "token-broker.service") }
+      let mine = try await offload {
+        try awaitValue("the stopped entry of \(pid)") {
+          let entries = try f.journalNow(unit: true).filter { $0["_PID"] == pid }
+          return entries.contains { $0["TOKEN_BROKER_EVENT"] == "stopped" } ? entries : nil
+        }
+      }
+      let events = Set(mine.compactMap { $0["TOKEN_BROKER_EVENT"] })
+      #expect(events.isSuperset(of: ["started", "ready", "reloaded", "stopping", "stopped"]), "\(events)")
+      let foreign = mine.filter {
+        $0["_TRANSPORT"] != "journal" || $0["SYSLOG_IDENTIFIER"] != "token-brokerd"
+          || $0["CODE_FILE"]?.hasSuffix(".swift") != true
+      }
+      try await f.expectNoForeignLines(foreign.map { $0["MESSAGE"] ?? "" }, limits: limits)
+      #expect(try await f.inside { try $0.property("token-broker.service", "Result") } == "success")
     }
 
     /// `systemctl stop` ends the daemon with exit status 0 and result success; the socket
@@ -502,6 +538,40 @@ final class UnitFixture: Sendable {
     else { throw SetupError("GET /v1/status: \(response.status) \(response.text)") }
     return object["providers"] as? [[String: Any]] ?? []
   }
+
+  /// No journal line of the daemon's process but its own. libdispatch sets each worker
+  /// thread's nice value (0 for default work, down to -4) and logs each refusal; the unit
+  /// allows setpriority() and sets `LimitNICE=-4` so that none is refused. Where systemd cannot
+  /// raise RLIMIT_NICE (a PID 1 without CAP_SYS_RESOURCE in its bounding set, as on the
+  /// sandboxed machine these tests were written on) the raise to -4 is refused (EACCES): then
+  /// only that line may appear, as a known issue of the machine, never the filter's EPERM.
+  /// `limits`: /proc/PID/limits of the daemon, read while it ran.
+  func expectNoForeignLines(_ foreign: [String], limits: String) async throws {
+    #expect(try await inside { try $0.property("token-broker.service", "LimitNICE") } == "24")
+    let nice = limits.split(separator: "\n").first { $0.hasPrefix("Max nice priority") }
+    let applied = nice?.split(separator: " ").dropFirst(3).first.flatMap { Int($0) } ?? 0
+    if applied >= 24 || geteuid() != 0 || Self.pid1CanRaiseLimits {
+      #expect(foreign.isEmpty, "\(foreign)")
+      return
+    }
+    let refusal = "Failed to set thread priority for worker thread: "
+    #expect(foreign.allSatisfy { $0.hasPrefix(refusal) && $0.hasSuffix("errno=13") }, "\(foreign)")
+    withKnownIssue(
+      "RLIMIT_NICE stays 0 here: this machine's PID 1 lacks CAP_SYS_RESOURCE, so LimitNICE=-4 is not applied",
+      isIntermittent: true
+    ) {
+      #expect(foreign.isEmpty, "\(foreign)")
+    }
+  }
+
+  /// Whether this machine's processes may have CAP_SYS_RESOURCE (bit 24 of the bounding set),
+  /// which systemd needs to apply `LimitNICE=`.
+  static let pid1CanRaiseLimits: Bool = {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") }
+    let mask = line.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) } ?? 0
+    return mask & (1 << 24) != 0
+  }()
 
   /// The container's journal, of token-broker.service only or all of it.
   func journal(unit: Bool) async throws -> [[String: String]] {

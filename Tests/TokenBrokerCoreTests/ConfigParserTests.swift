@@ -1003,7 +1003,7 @@ private func energy(_ extra: String = "", grant: String = "client_credentials") 
       ConfigProblem(path: "p", line: 5, message: "c"), ConfigProblem(path: "p", line: 0, message: "z"),
     ])
     #expect(e.problems.map(\.message) == ["z", "a", "b", "c"])
-    #expect(e.description == "p:0: z\np:2: a\np:5: b\np:5: c")
+    #expect(e.description == "p: z\np:2: a\np:5: b\np:5: c")
   }
 }
 

@@ -15,7 +15,9 @@ package struct ConfigProblem: Error, Sendable, Equatable, CustomStringConvertibl
     self.message = message
   }
 
-  package var description: String { "\(path):\(line): \(message)" }
+  /// `PATH:LINE: message`, or `PATH: message` when no line is known (e.g. the file could not
+  /// be read).
+  package var description: String { line > 0 ? "\(path):\(line): \(message)" : "\(path): \(message)" }
 }
 
 /// Every problem found in a configuration file, sorted by line.

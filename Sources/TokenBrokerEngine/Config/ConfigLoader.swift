@@ -47,11 +47,18 @@ package struct ConfigLoader: Sendable {
   package func load() throws(ConfigError) -> LoadedConfig {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
-      let reason = String(cString: strerror(errno))
-      throw ConfigError(problems: [
-        ConfigProblem(
-          path: path, line: 0, message: "cannot read the configuration: \(reason); pass --config PATH")
-      ])
+      let code = errno
+      let reason = String(cString: strerror(code))
+      var message = "cannot read the configuration: \(reason); pass --config PATH"
+      // Permission denied: say as whom, and what gives this user the file (README
+      // "Troubleshooting").
+      if code == EACCES, let me = ServiceUser.current(),
+        let p = ServiceAccessCheck(user: me).readProblem(path)
+      {
+        message =
+          "cannot read the configuration as user \(me.name): \(reason) (\(p.detail)); run as root: \(p.fix)"
+      }
+      throw ConfigError(problems: [ConfigProblem(path: path, line: 0, message: message)])
     }
     var st = stat()
     fstat(fd, &st)

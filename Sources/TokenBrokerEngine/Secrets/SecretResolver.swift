@@ -105,7 +105,16 @@ package struct SecretResolver: Sendable {
   private func readFile(_ path: String, refuseOtherReadable: Bool) throws(Failure) -> String {
     let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
     guard fd >= 0 else {
-      throw Failure(description: "cannot read \(path): \(String(cString: strerror(errno)))")
+      let code = errno
+      let reason = String(cString: strerror(code))
+      if code == EACCES, let me = ServiceUser.current(),
+        let p = ServiceAccessCheck(user: me).readProblem(path)
+      {
+        throw Failure(
+          description:
+            "cannot read \(path) as user \(me.name): \(reason) (\(p.detail)); run as root: \(p.fix)")
+      }
+      throw Failure(description: "cannot read \(path): \(reason)")
     }
     defer { close(fd) }
     var st = stat()
