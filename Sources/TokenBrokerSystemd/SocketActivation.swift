@@ -54,10 +54,31 @@ package enum SocketActivation {
     guard isListeningUnixStreamSocket(fd) else { throw .notAListeningUnixStreamSocket(fd: fd) }
   }
 
+  /// The passed descriptors with their names (`FileDescriptorName=` of a socket unit, which
+  /// defaults to the unit's name; `FDNAME=` of one the service kept in its store), `[]` as
+  /// ``listenFileDescriptors()``.
+  package static func namedFileDescriptors() -> [(fd: Int32, name: String)] {
+    var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+    let count = sd_listen_fds_with_names(0, &names)
+    guard count > 0 else { return [] }
+    defer {
+      if let names {
+        for i in 0..<Int(count) { free(names[i]) }
+        free(names)
+      }
+    }
+    return (0..<count).map { i in
+      (firstFileDescriptor + i, names?[Int(i)].map { String(cString: $0) } ?? "unknown")
+    }
+  }
+
   /// The broker's inherited listening socket: nil when not socket activated, the descriptor when
-  /// exactly one valid one was passed; throws when there are several or it is not usable.
+  /// exactly one valid one was passed; throws when there are several or it is not usable. What
+  /// the service kept in systemd's file-descriptor store (the token handover) is not a socket
+  /// and does not count.
   package static func inheritedListeningSocket() throws(SocketActivationError) -> Int32? {
-    let fds = try checkedListenFileDescriptors()
+    _ = try checkedListenFileDescriptors()
+    let fds = namedFileDescriptors().filter { $0.name != FileDescriptorStore.handoverName }.map(\.fd)
     guard let fd = fds.first else { return nil }
     guard fds.count == 1 else { throw .unexpectedCount(fds.count) }
     try validateListeningUnixStreamSocket(fd)

@@ -173,7 +173,9 @@ extension SystemSuite {
       try await aFailingServiceIsExplained(c)
 
       // The upgrade: the service restarts in the new package, the socket is kept, the edited
-      // configuration too.
+      // configuration too, and the token in hand: served afterwards with no request upstream.
+      let held = try c.check(["runuser", "-u", "scheduler", "--", "tokenctl", "token", "energy"]).trimmed
+      let requests = upstream.requestCount
       let before = try c.property("token-broker.service", "MainPID")
       let socketSince = try c.property("token-broker.socket", "ActiveEnterTimestampMonotonic")
       let upgrade = try c.run([
@@ -187,8 +189,8 @@ extension SystemSuite {
       #expect(
         try String(contentsOfFile: c.hostPath(configPath), encoding: .utf8) == edits(upstream)["broker.toml"])
       #expect(
-        upstream.issuedAccessTokens.contains(
-          try c.check(["runuser", "-u", "scheduler", "--", "tokenctl", "token", "energy"]).trimmed))
+        try c.check(["runuser", "-u", "scheduler", "--", "tokenctl", "token", "energy"]).trimmed == held)
+      #expect(upstream.requestCount == requests, "the upgraded daemon asked the upstream again")
 
       // Remove: stopped, the socket gone; configuration, state and users kept.
       let removed = try c.run(["dpkg", "-r", "token-broker"])

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import NIOPosix
+import Synchronization
 import Testing
 import TokenBrokerClient
 import TokenBrokerTestSupport
@@ -300,6 +301,60 @@ extension SystemSuite {
         }
       try await f.reset()
       #expect(started.status == 0, "exit \(exit): \(refusal?["MESSAGE"] ?? started.stderr)")
+    }
+
+    /// `systemctl restart`: the tokens still valid pass to the new process through systemd's
+    /// file-descriptor store (a sealed memfd, never on disk) and are served with no request
+    /// upstream; a plain stop empties the store, so the next start asks again.
+    @Test func restartServesTheTokensItHadWithoutAskingTheUpstream() async throws {
+      let f = try UnitFixture.current
+      try await f.reset()
+      try await f.inside { try $0.systemctl("start", "token-broker.service") }
+      try await offload {
+        try poll("pv's first token") { try f.providerState("pv") == "ok" }
+      }
+      let token = try await f.client.token("pv")
+      let before = try await f.mainPID()
+      let requests = f.upstream.requestCount
+      // A client asking all through the restart: the socket unit holds the listening socket,
+      // so every request is answered, by one process or the next.
+      let restarted = Mutex(false)
+      let client = Task {
+        var answers: [String] = []
+        while !restarted.withLock({ $0 }) { answers.append((try? await f.client.token("pv")) ?? "refused") }
+        return answers
+      }
+      try await f.inside { try $0.systemctl("restart", "token-broker.service") }
+      restarted.withLock { $0 = true }
+      let answers = await client.value
+      #expect(!answers.isEmpty && answers.allSatisfy { $0 == token }, "\(answers.filter { $0 != token })")
+      let after = try await f.mainPID()
+      #expect(after != before)
+      #expect(try await f.client.token("pv") == token)
+      #expect(try await f.client.token("alpha") == f.alphaKey)
+      #expect(try f.providerState("pv") == "ok")
+      #expect(f.upstream.requestCount == requests, "\(f.upstream.requests.dropFirst(requests).map(\.json))")
+      let kept = try f.journalNow(unit: true).last { $0["TOKEN_BROKER_EVENT"] == "handover_kept" }
+      #expect(kept?["_PID"] == String(before), "\(String(describing: kept))")
+      let taken = try f.journalNow(unit: true).last { $0["TOKEN_BROKER_EVENT"] == "tokens_taken_over" }
+      #expect(taken?["_PID"] == String(after), "\(String(describing: taken))")
+      // The access token is nowhere on disk: neither in the state directory nor in the journal.
+      let stateFiles = try await f.inside {
+        try $0.check([
+          "sh", "-c", "cat /var/lib/token-broker/* /var/lib/token-broker/*/* 2>/dev/null || true",
+        ])
+      }
+      #expect(!stateFiles.contains(token))
+      #expect(!(try f.journalNow(unit: true).contains { $0["MESSAGE"]?.contains(token) == true }))
+
+      // stop, then start: nothing kept, so the upstream is asked again.
+      try await f.inside { c in
+        try c.systemctl("stop", "token-broker.service")
+        try c.systemctl("start", "token-broker.service")
+      }
+      #expect(try f.providerState("pv") == "ok")
+      #expect(f.upstream.requestCount > requests)
+      #expect(try await f.client.token("pv") != token)
     }
 
     /// A `systemctl stop` while a refresh that rotates the refresh token is in flight: the

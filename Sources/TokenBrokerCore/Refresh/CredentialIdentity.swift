@@ -18,6 +18,13 @@ package struct CredentialIdentity: Sendable, Equatable, CustomStringConvertible 
     key = secrets.apiKey.map(Self.fnv1a)
   }
 
+  /// An identity as recorded earlier (a handover from the previous run).
+  package init(fingerprint: String, seed: String?, key: String?) {
+    self.fingerprint = fingerprint
+    self.seed = seed
+    self.key = key
+  }
+
   package var description: String { "CredentialIdentity(\(fingerprint), seed: \(seed ?? "none"))" }
 
   /// FNV-1a 64, hex: identifies a value without storing it.

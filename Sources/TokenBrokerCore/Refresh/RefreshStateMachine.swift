@@ -140,8 +140,12 @@ package struct RefreshStateMachine: Sendable {
   // MARK: Events
 
   /// Start: an api_key provider publishes its key; others fetch the default token
-  /// unless a login is needed.
-  package mutating func start(now: Double, apiKey: Token? = nil) -> [Action] {
+  /// unless a login is needed. `restored` are the tokens the previous run handed over
+  /// (README "Restarts and upgrades"): each one still servable is published and refreshed
+  /// on its own schedule, with no request now.
+  package mutating func start(
+    now: Double, apiKey: Token? = nil, restored: [ScopeSet: Token] = [:], random: Double = 0.5
+  ) -> [Action] {
     let key = settings.defaultScopes
     var slot = Slot(lastUsed: now)
     if let apiKey {
@@ -157,7 +161,25 @@ package struct RefreshStateMachine: Sendable {
       firstAttemptDone = true
       return []
     }
-    return enqueue(key) + pump()
+    var actions: [Action] = []
+    // The default set first, then the others in a fixed order (tests pin the actions).
+    let others = restored.keys.filter { $0 != key }.sorted { $0.description < $1.description }
+    for scopes in (restored[key] == nil ? [] : [key]) + others
+    where slots.count < settings.maxScopeSets || scopes == key {
+      let token = restored[scopes]!
+      guard settings.policy.isServable(token, now: now, requestedMinValid: nil),
+        unservableMessage(token) == nil
+      else { continue }
+      var taken = slots[scopes] ?? Slot(lastUsed: now)
+      taken.token = token
+      taken.lastRefresh = token.issuedAt
+      taken.nextRefresh = settings.policy.nextRefresh(for: token, now: now, random: random)
+      slots[scopes] = taken
+      if scopes == key { firstAttemptDone = true }
+      actions.append(.publish(scopes, token))
+      if let at = taken.nextRefresh { actions.append(.schedule(scopes, at: at)) }
+    }
+    return slots[key]?.token == nil ? actions + enqueue(key) + pump() : actions
   }
 
   /// A caller wants a token for `scopes` with at least `requested` seconds left

@@ -108,6 +108,7 @@ package final class Daemon: Sendable {
       return DaemonExit.failure
     }
     defer { close(stateLock) }
+    let handover = await takeHandover()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let transport = HTTPTokenTransport(eventLoopGroup: group)
     let environment = EngineEnvironment(
@@ -141,7 +142,8 @@ package final class Daemon: Sendable {
       configuration: ServiceGroupConfiguration(
         services: [
           SystemdService(daemon: self, broker: broker),
-          EngineService(broker: broker, settleTimeout: requestTimeout + 1, logger: logger),
+          EngineService(
+            broker: broker, handover: handover, settleTimeout: requestTimeout + 1, logger: logger),
           SocketService(
             server: server, tracker: app.handler, group: group,
             // A request may wait for a refresh already in flight, then make its own.
@@ -158,6 +160,7 @@ package final class Daemon: Sendable {
       logger.critical("stopped on an error: \(error)", metadata: ["event": "stopped"])
       exit = DaemonExit.failure
     }
+    await keepHandover(broker)
     await transport.shutdown()
     try? await group.shutdownGracefully()
     logger.info("stopped", metadata: ["event": "stopped"])

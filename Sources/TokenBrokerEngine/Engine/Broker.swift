@@ -66,9 +66,20 @@ package final class Broker: Sendable {
     box.withLockedValue { s in s.config.providers.compactMap { s.serving[$0.name]?.engine } }
   }
 
-  /// Starts every provider's first fetch.
-  package func start() async {
-    for e in engines { await e.start() }
+  /// Starts every provider's first fetch; a provider whose credential is unchanged since the
+  /// run that wrote `handover` serves the tokens it hands over instead (README "Restarts and
+  /// upgrades").
+  package func start(handover: TokenHandover? = nil) async {
+    for e in engines {
+      await e.start(restored: handover?.tokens(provider: e.name, identity: e.identity) ?? [:])
+    }
+  }
+
+  /// Every provider's tokens still servable, for the next run to take over.
+  package func handover() async -> TokenHandover {
+    var entries: [TokenHandover.Entry] = []
+    for e in engines { entries += await e.handover() }
+    return TokenHandover(entries: entries)
   }
 
   /// Returns when every provider has had its first attempt (true), or after

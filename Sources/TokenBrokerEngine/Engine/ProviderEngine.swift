@@ -84,8 +84,10 @@ package actor ProviderEngine {
 
   // MARK: Life cycle
 
-  /// Loads the persisted credential (off the cooperative pool) and starts the first fetch.
-  package func start() async {
+  /// Loads the persisted credential (off the cooperative pool) and starts the first fetch,
+  /// unless the previous run handed over a default token still servable (`restored`, README
+  /// "Restarts and upgrades").
+  package func start(restored: [ScopeSet: Token] = [:]) async {
     guard !started else { return }
     let now = env.clock.now()
     if config.grant == .apiKey, let key = secrets.apiKey {
@@ -94,7 +96,13 @@ package actor ProviderEngine {
     } else {
       let credential = await loadCredential()
       machine = RefreshStateMachine(settings: machine.settings, credential: credential)
-      execute(machine.start(now: env.clock.now()))
+      execute(machine.start(now: env.clock.now(), restored: restored, random: env.random()))
+      let taken = machine.slots.values.filter { $0.token != nil }.count
+      if taken > 0 {
+        logger.info(
+          "\(taken) token\(taken == 1 ? "" : "s") taken over from the previous run; no request needed",
+          metadata: ["event": "tokens_taken_over"])
+      }
     }
     started = true
     for w in startWaiters { w.resume() }
@@ -138,6 +146,19 @@ package actor ProviderEngine {
     execute(machine.stop())
     for (_, t) in timers { t.cancel() }
     timers.removeAll()
+  }
+
+  /// The tokens the next run may take over: every scope set's, still servable, of a grant
+  /// that asks the upstream (an api_key needs no handing over).
+  package func handover() -> [TokenHandover.Entry] {
+    guard config.grant != .apiKey, !machine.credential.needsLogin else { return [] }
+    let now = env.clock.now()
+    return machine.slots.compactMap { scopes, slot in
+      guard let token = slot.token, slot.unservable == nil,
+        machine.settings.policy.isServable(token, now: now, requestedMinValid: nil)
+      else { return nil }
+      return TokenHandover.Entry(provider: name, identity: identity, scopes: scopes, token: token)
+    }.sorted { $0.scopes.description < $1.scopes.description }
   }
 
   /// Waits until no request is on the wire or queued and every write has finished.
