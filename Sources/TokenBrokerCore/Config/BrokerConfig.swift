@@ -6,10 +6,19 @@ package struct BrokerConfig: Sendable, Equatable {
   package var broker: BrokerSettings
   /// Providers sorted by name.
   package var providers: [ProviderConfig]
+  /// `[fleet]`, when the brokers of several servers share their tokens (README "Fleet").
+  package var fleet: FleetSettings?
 
-  package init(broker: BrokerSettings, providers: [ProviderConfig]) {
+  package init(broker: BrokerSettings, providers: [ProviderConfig], fleet: FleetSettings? = nil) {
     self.broker = broker
     self.providers = providers.sorted { $0.name < $1.name }
+    self.fleet = fleet
+  }
+
+  /// Whether `provider` shares its tokens with the fleet: under `[fleet]`, unless it says
+  /// `fleet = false` or is an api_key (nothing to refresh).
+  package func sharesWithFleet(_ provider: ProviderConfig) -> Bool {
+    fleet != nil && provider.fleet && provider.grant != .apiKey
   }
 
   package func provider(named name: String) -> ProviderConfig? {

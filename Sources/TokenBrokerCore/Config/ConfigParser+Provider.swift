@@ -6,7 +6,7 @@ extension ConfigReader {
     "token_url", "grant", "client_auth", "body", "client_id", "client_secret", "username", "password",
     "refresh_token", "api_key", "api_key_header", "scopes", "allowed_scopes", "params", "headers", "allow",
     "ca_file", "min_valid", "authorize_url", "redirect_uri", "authorize_params", "device_authorization_url",
-    "revocation_url", "introspection_url", "introspection_method",
+    "revocation_url", "introspection_url", "introspection_method", "fleet",
   ]
 
   /// Keys of the login flows (README "Logging in"): for grants that live on a refresh token.
@@ -20,7 +20,7 @@ extension ConfigReader {
   static func keysUsed(by grant: Grant) -> Set<String> {
     let endpoint = Set<String>([
       "token_url", "client_auth", "body", "client_id", "client_secret", "scopes", "allowed_scopes", "params",
-      "headers", "ca_file", "min_valid",
+      "headers", "ca_file", "min_valid", "fleet",
     ]).union(tokenInfoKeys)
     switch grant {
     case .clientCredentials: return endpoint
@@ -128,6 +128,13 @@ extension ConfigReader {
     }
     if wanted("min_valid"), let value = table["min_valid"] {
       provider.minValid = minValid(value, at: key("min_valid"))
+    }
+    if wanted("fleet"), let value = table["fleet"] {
+      if let shared = value.bool {
+        provider.fleet = shared
+      } else {
+        wrongType(key("fleet"), expected: "true or false", found: value)
+      }
     }
     parseLoginEndpoints(table, into: &provider, at: base, wanted: wanted)
 

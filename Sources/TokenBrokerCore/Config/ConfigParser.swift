@@ -35,7 +35,7 @@ package enum ConfigParser {
     }
 
     var reader = ConfigReader(path: path, fileMode: fileMode, lines: ConfigSourceLines(root))
-    reader.checkKeys(root, at: [], known: ["broker", "providers"])
+    reader.checkKeys(root, at: [], known: ["broker", "providers", "fleet"])
 
     var broker = BrokerSettings()
     if let value = root["broker"] {
@@ -63,8 +63,13 @@ package enum ConfigParser {
       }
     }
 
+    var fleet: FleetSettings?
+    if let value = root["fleet"], let table = reader.table(value, at: ["fleet"]) {
+      fleet = reader.parseFleet(table, requestTimeout: broker.requestTimeout)
+    }
+
     guard reader.problems.isEmpty else { throw ConfigError(problems: reader.problems) }
-    return BrokerConfig(broker: broker, providers: providers)
+    return BrokerConfig(broker: broker, providers: providers, fleet: fleet)
   }
 }
 

@@ -97,6 +97,8 @@ package struct ProviderConfig: Sendable, Equatable {
   package var allow: [Principal] = []
   /// Seconds; overrides `[broker] min_valid` for this provider when set.
   package var minValid: Double? = nil
+  /// `fleet = false` keeps this provider's tokens local under `[fleet]`.
+  package var fleet: Bool = true
   /// PEM bundle used instead of the system trust store.
   package var caFile: String? = nil
   /// Login, revocation and inspection endpoints.

@@ -17,14 +17,18 @@ package struct LoadedConfig: Sendable {
   package var access: AccessPolicy
   /// Not fatal (e.g. an allow entry naming a user that does not exist).
   package var warnings: [String]
+  /// `[fleet] store` and `key`, resolved (README "Fleet").
+  package var fleet: FleetSecrets?
 
   package init(
-    config: BrokerConfig, secrets: [String: ResolvedSecrets], access: AccessPolicy, warnings: [String]
+    config: BrokerConfig, secrets: [String: ResolvedSecrets], access: AccessPolicy, warnings: [String],
+    fleet: FleetSecrets? = nil
   ) {
     self.config = config
     self.secrets = secrets
     self.access = access
     self.warnings = warnings
+    self.fleet = fleet
   }
 }
 
@@ -102,8 +106,27 @@ package struct ConfigLoader: Sendable {
           path: path, line: line,
           message: "broker.socket_group: no group named \(group) (create it, e.g. with systemd-sysusers)"))
     }
+    var fleet: FleetSecrets?
+    if let settings = config.fleet {
+      func problem(_ key: String, _ message: String) {
+        let line = text.flatMap { ConfigParser.line(of: ["fleet", key], in: $0) } ?? 0
+        problems.append(ConfigProblem(path: path, line: line, message: "fleet.\(key): \(message)"))
+      }
+      var store: String?
+      var key: [UInt8]?
+      do { store = try resolver.resolve(settings.store) } catch { problem("store", error.description) }
+      do {
+        switch FleetSecrets.decodeKey(try resolver.resolve(settings.key)) {
+        case .success(let bytes): key = bytes
+        case .failure(let why): problem("key", why.description)
+        }
+      } catch {
+        problem("key", error.description)
+      }
+      if let store, let key { fleet = FleetSecrets(store: store, key: key) }
+    }
     guard problems.isEmpty else { throw ConfigError(problems: problems) }
     let (access, warnings) = AccessResolver.resolve(config)
-    return LoadedConfig(config: config, secrets: secrets, access: access, warnings: warnings)
+    return LoadedConfig(config: config, secrets: secrets, access: access, warnings: warnings, fleet: fleet)
   }
 }
