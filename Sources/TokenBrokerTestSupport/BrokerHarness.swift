@@ -27,7 +27,7 @@ package final class BrokerHarness: Sendable {
   package static func start(
     providers: [ProviderConfig], secrets: [String: ResolvedSecrets], settings: BrokerSettings = .testDefaults,
     clock: ManualClock = ManualClock(), stateDir: String? = nil, random: Double = 0.5,
-    limits: ServerLimits = ServerLimits(),
+    limits: ServerLimits = ServerLimits(), fleet: FleetMember? = nil,
     wrapTransport: (HTTPTokenTransport) -> any TokenTransport = { $0 }
   ) async throws -> BrokerHarness {
     let dir = try stateDir ?? TempDirectory.make("tb-state")
@@ -43,13 +43,17 @@ package final class BrokerHarness: Sendable {
     let transport = HTTPTokenTransport(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
     let env = EngineEnvironment(
       transport: wrapTransport(transport), clock: clock, store: StateStore(directory: dir), logger: logger,
-      random: { random })
+      random: { random }, fleet: fleet)
     let (access, _) = AccessResolver.resolve(config)
     let app = BrokerApp.compose(
       LoadedConfig(config: config, secrets: secrets, access: access, warnings: []), environment: env,
       logger: logger)
     let broker = app.broker
     let api = app.handler
+    if let fleet {
+      let followLogger = logger
+      Task { await fleet.follow(broker, logger: followLogger) }
+    }
     let server = try await HTTPServer.start(
       .unix(path: settings.socket, mode: 0o666), group: MultiThreadedEventLoopGroup.singleton, handler: api,
       limits: limits, logger: logger)

@@ -293,6 +293,42 @@ package struct RefreshStateMachine: Sendable {
     return finish(scopes, outcome, usedRefreshToken: usedRefreshToken, now: now, random: random)
   }
 
+  /// Another broker of the fleet refreshed `scopes`, or logged in (README "Fleet"): its token
+  /// is served from now on and refreshed on its schedule, and its refresh token becomes the
+  /// credential (persisted; a provider that needed a login no longer does). Nothing is sent.
+  /// Ignored while this broker's own request for the scope set is on the wire, or its answer
+  /// waits for a write, and when the token is the one already held.
+  package mutating func adopted(
+    _ scopes: ScopeSet, _ token: Token, refreshToken: String?, now: Double, random: Double
+  ) -> [Action] {
+    guard !stopped, var slot = slots[scopes], inFlight?.scopes != scopes, awaitingPersist?.scopes != scopes,
+      slot.token != token
+    else { return [] }
+    var actions: [Action] = []
+    // A request of another scope set that presented the refresh token brings a newer one.
+    if let rt = refreshToken, rt != credential.refreshToken || credential.needsLogin,
+      inFlight?.usedRefreshToken != true
+    {
+      credential.refreshToken = rt
+      credential.needsLogin = false
+      persistsPending += 1
+      actions.append(.persist(credential))
+    }
+    slot.token = token
+    slot.failures = 0
+    slot.lastError = nil
+    slot.lastRefresh = now
+    slot.unservable = unservableMessage(token)
+    slot.nextRefresh =
+      slot.unservable == nil
+      ? settings.policy.nextRefresh(for: token, now: now, random: random) : now + settings.policy.backoffCap
+    slots[scopes] = slot
+    if scopes == settings.defaultScopes { firstAttemptDone = true }
+    if slot.unservable == nil { actions.append(.publish(scopes, token)) }
+    if let at = slot.nextRefresh, !slot.queued { actions.append(.schedule(scopes, at: at)) }
+    return actions + answerWaiters(scopes, now: now)
+  }
+
   /// A login's exchange is ready (`LoginStateMachine`): it goes on the wire as soon as the
   /// credential is free, before anything queued, and replaces any earlier one not yet sent.
   package mutating func loginWanted(_ grant: RequestGrant, now: Double) -> [Action] {

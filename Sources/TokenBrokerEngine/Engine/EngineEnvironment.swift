@@ -15,13 +15,16 @@ package struct EngineEnvironment: Sendable {
   package var metrics: BrokerMetrics
   /// Raised after every refresh outcome (success or failure) of any engine.
   package var changes: ChangeSignal
+  /// This broker's fleet under `[fleet]` (README "Fleet"); nil: every provider is local.
+  package var fleet: FleetMember?
 
   package init(
     transport: any TokenTransport, clock: any BrokerClock, store: StateStore, logger: Logger,
     cache: TokenCache = TokenCache(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
     userAgent: String = "token-broker/\(BrokerVersion.current)", metrics: BrokerMetrics = BrokerMetrics(),
-    changes: ChangeSignal = ChangeSignal()
+    changes: ChangeSignal = ChangeSignal(), fleet: FleetMember? = nil
   ) {
+    self.fleet = fleet
     self.changes = changes
     self.metrics = metrics
     self.transport = transport

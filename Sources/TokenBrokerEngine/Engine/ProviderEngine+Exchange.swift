@@ -9,7 +9,18 @@ import TokenBrokerCore
 
 extension ProviderEngine {
   /// One upstream request for `scopes`, as the machine asked; its outcome goes back to it.
+  /// A provider shared with a fleet goes through the fleet's claim first (README "Fleet").
   func send(_ scopes: ScopeSet, _ grant: RequestGrant) async {
+    if let fleet = env.fleet, sharesWithFleet, !grant.isLogin {
+      await fleetSend(scopes, grant, fleet: fleet)
+      return
+    }
+    let (outcome, rotated) = await exchange(scopes, grant)
+    answered(scopes, outcome, rotated: rotated)
+  }
+
+  /// One upstream request: its outcome and the refresh token it brought, logged and counted.
+  func exchange(_ scopes: ScopeSet, _ grant: RequestGrant) async -> (RefreshStateMachine.Outcome, String?) {
     let config = self.config
     let secrets = self.secrets
     let requestID = RequestID.make()
@@ -61,8 +72,7 @@ extension ProviderEngine {
         let quiet = failure.code == "authorization_pending" || failure.code == "slow_down"
         logger.log(
           level: quiet ? .debug : .notice, "login exchange answered: \(failure.description)", metadata: meta)
-        answered(scopes, .failure(failure), rotated: nil)
-        return
+        return (.failure(failure), nil)
       }
       meta["event"] = "refresh_failed"
       logger.warning("token refresh failed: \(failure.description)", metadata: meta)
@@ -83,7 +93,7 @@ extension ProviderEngine {
         "the answer was refused but carried a new refresh token; keeping it",
         metadata: ["event": "refresh_token_kept", "request_id": "\(requestID)"])
     }
-    answered(scopes, outcome, rotated: rotated)
+    return (outcome, rotated)
   }
 
   // MARK: State

@@ -189,6 +189,7 @@ extension ProviderEngine {
       logger.notice(
         "login completed; refresh token stored",
         metadata: ["event": "login_completed", "method": "\(method)"])
+      fleetSeed()
     case .denied, .expired, .failed:
       logger.warning(
         "login ended: \(login.current?.message ?? "failed")",
@@ -241,6 +242,7 @@ extension ProviderEngine {
     await settle()
     execute(machine.loggedOut(now: env.clock.now()))
     await settle()
+    await fleetForget()
     logger.notice(
       revoked
         ? "logged out; tokens revoked and forgotten" : "logged out; tokens forgotten (no revocation_url)",

@@ -26,12 +26,15 @@ package actor ProviderEngine {
   private var timers: [ScopeSet: any TimerHandle] = [:]
   private var waiters: [Int: CheckedContinuation<Result<Token, ServeFailure>, Never>] = [:]
   private var nextWaiter = 0
-  private var started = false
+  private(set) var started = false
   private var startWaiters: [CheckedContinuation<Void, Never>] = []
   private var firstAttemptWaiters: [CheckedContinuation<Void, Never>] = []
   private var idleWaiters: [CheckedContinuation<Void, Never>] = []
   /// Writes of the credential, one after another in the order the machine asked for them.
   private var persistTail: Task<Void, Never>?
+
+  /// What this broker knows of its tokens in the fleet (README "Fleet").
+  var fleetLedger = FleetLedger()
 
   /// The pending login, if any (README "Logging in"), and what waits on it.
   var login: LoginStateMachine
@@ -213,7 +216,8 @@ package actor ProviderEngine {
     return ProviderStatus(
       name: name, grant: config.grant, state: state, expiresIn: expiresIn,
       lastRefresh: slot?.lastRefresh, nextRefresh: slot?.nextRefresh, failures: slot?.failures ?? 0,
-      lastError: machine.lastError, cachedScopeSets: machine.slots.values.filter { $0.token != nil }.count)
+      lastError: machine.lastError, cachedScopeSets: machine.slots.values.filter { $0.token != nil }.count,
+      fleet: fleetStatus())
   }
 
   // MARK: Actions

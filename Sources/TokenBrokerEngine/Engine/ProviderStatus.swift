@@ -13,6 +13,17 @@ package struct ProviderStatus: Sendable, Equatable {
   package var lastError: String?
   /// Cached tokens of this provider (one per scope set in use).
   package var cachedScopeSets: Int
+  /// Under `[fleet]`, for a provider it shares (README "Fleet").
+  package var fleet: Fleet? = nil
+
+  package struct Fleet: Sendable, Equatable {
+    /// `refresher` when this broker refreshed the default token last, else `follower`.
+    package var role: String
+    /// The broker that refreshed it last, when known.
+    package var holder: String?
+    /// `ok` or `unreachable`.
+    package var store: String
+  }
 
   package func json(now: Double) -> [UInt8] {
     var w = JSONWriter.Object()
@@ -26,6 +37,13 @@ package struct ProviderStatus: Sendable, Equatable {
     w.field("failures", failures)
     w.field("last_error", lastError)
     w.field("scope_sets", cachedScopeSets)
+    if let fleet {
+      var f = JSONWriter.Object()
+      f.field("role", fleet.role)
+      f.field("holder", fleet.holder)
+      f.field("store", fleet.store)
+      w.raw("fleet", f.finished())
+    }
     return w.finished()
   }
 }

@@ -51,11 +51,14 @@ package struct FleetRow: Sendable, Equatable {
   package var holder: String?
   /// Seconds the live claim has left on the database's clock (nil: no live claim).
   package var claimRemaining: Double?
+  /// The node whose commit (or login) wrote this version.
+  package var refresher: String?
 
   package init(
     key: FleetKey, version: Int64, epoch: Int64, seed: String?, tokens: FleetTokens?, holder: String?,
-    claimRemaining: Double?
+    claimRemaining: Double?, refresher: String? = nil
   ) {
+    self.refresher = refresher
     self.key = key
     self.version = version
     self.epoch = epoch
@@ -119,14 +122,15 @@ package protocol FleetStore: Sendable {
   /// node's claim is live. nil when another node holds it or the row moved on.
   func claim(_ key: FleetKey, version: Int64?, node: String, lease: Double) async throws -> FleetClaim?
   /// Writes `tokens` as version `claim.row.version + 1` if the row is still at the claim's
-  /// version and epoch, releases the claim and notifies the fleet. false: fenced (the claim
+  /// version and epoch, records the claim's holder as the row's refresher, releases the claim
+  /// and notifies the fleet. false: fenced (the claim
   /// lapsed and another node moved the row on); nothing was written.
   func commit(_ claim: FleetClaim, tokens: FleetTokens, seed: String?) async throws -> Bool
   /// Gives a claim up without writing (the refresh failed).
   func release(_ claim: FleetClaim) async throws
-  /// A login: writes `tokens` under a new seed as a new version, whatever the row held, and
-  /// notifies the fleet. Returns the new version.
-  func seed(_ key: FleetKey, tokens: FleetTokens, seed: String) async throws -> Int64
+  /// A login on `node`: writes `tokens` under a new seed as a new version, whatever the row
+  /// held, and notifies the fleet. Returns the new version.
+  func seed(_ key: FleetKey, tokens: FleetTokens, seed: String, node: String) async throws -> Int64
   /// A logout: deletes every row of `provider` and notifies the fleet.
   func forget(provider: String) async throws
   /// Changes committed by any broker of this fleet, this one's included.
