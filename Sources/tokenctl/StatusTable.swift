@@ -3,17 +3,24 @@ import TokenBrokerJSON
 
 /// The readable `tokenctl status` table.
 enum StatusTable {
+  /// Under `[fleet]` a FLEET column says each shared token's role here and who refreshed it
+  /// last (`refresher`, `follower of web-2`), and `store unreachable` when it is.
   static func render(_ providers: [JSONValue]) -> String {
-    var rows: [[String]] = [["PROVIDER", "STATE", "EXPIRES IN", "NEXT REFRESH", "FAILURES", "LAST ERROR"]]
+    let fleet = providers.contains { $0["fleet"]?.object != nil }
+    var header = ["PROVIDER", "STATE", "EXPIRES IN", "NEXT REFRESH", "FAILURES", "LAST ERROR"]
+    if fleet { header.insert("FLEET", at: 5) }
+    var rows: [[String]] = [header]
     for p in providers {
-      rows.append([
+      var row = [
         p["name"]?.string ?? "?",
         p["state"]?.string ?? "?",
         duration(p["expires_in"]?.number),
         p["next_refresh_in"]?.number.map { "in " + duration($0) } ?? "-",
         p["failures"]?.number.map { String(Int($0)) } ?? "0",
         p["last_error"]?.string ?? "-",
-      ])
+      ]
+      if fleet { row.insert(describeFleet(p["fleet"]), at: 5) }
+      rows.append(row)
     }
     if providers.isEmpty { return "no providers visible to this user" }
     var widths = [Int](repeating: 0, count: rows[0].count)
@@ -24,6 +31,14 @@ enum StatusTable {
       }
       .joined(separator: "  ")
     }.joined(separator: "\n")
+  }
+
+  static func describeFleet(_ f: JSONValue?) -> String {
+    guard let f, f.object != nil else { return "local" }
+    var text = f["role"]?.string ?? "?"
+    if text == "follower", let holder = f["holder"]?.string { text += " of \(holder)" }
+    if f["store"]?.string == "unreachable" { text += ", store unreachable" }
+    return text
   }
 
   static func duration(_ seconds: Double?) -> String {

@@ -212,3 +212,37 @@ extension TokenctlTests {
     }
   }
 }
+
+extension TokenctlTests {
+  /// Under `[fleet]` `tokenctl status` shows each shared token's role and who refreshed it,
+  /// and a store that cannot be reached; a local provider says `local`.
+  @Test func statusShowsTheFleetRoleAndHolder() async throws {
+    let body = """
+      {"providers":[
+      {"name":"a","grant":"refresh_token","state":"ok","expires_in":900,"failures":0,"fleet":{"role":"refresher","holder":"web-1","store":"ok"}},
+      {"name":"b","grant":"password","state":"ok","expires_in":900,"failures":0,"fleet":{"role":"follower","holder":"web-2","store":"unreachable"}},
+      {"name":"c","grant":"client_credentials","state":"ok","expires_in":900,"failures":0}
+      ]}
+      """
+    let daemon = try FakeDaemon { _ in (200, body) }
+    let r = try await tokenctl(["--socket", daemon.path, "status"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let lines = r.stdout.split(separator: "\n").map(String.init)
+    #expect(lines.first?.contains("FLEET") == true, "\(r.stdout)")
+    #expect(lines.contains { $0.hasPrefix("a ") && $0.contains("refresher") }, "\(r.stdout)")
+    #expect(lines.contains { $0.hasPrefix("b ") && $0.contains("follower of web-2, store unreachable") })
+    #expect(lines.contains { $0.hasPrefix("c ") && $0.contains("local") })
+  }
+
+  @Test func statusWithoutAFleetHasNoFleetColumn() async throws {
+    let daemon = try FakeDaemon { _ in
+      (
+        200,
+        #"{"providers":[{"name":"c","grant":"client_credentials","state":"ok","expires_in":900,"failures":0}]}"#
+      )
+    }
+    let r = try await tokenctl(["--socket", daemon.path, "status"])
+    #expect(r.status == 0)
+    #expect(!r.stdout.contains("FLEET"), "\(r.stdout)")
+  }
+}
