@@ -314,6 +314,7 @@ package final class SocketAPI: ServerRequestHandler {
   func metrics() async -> ServerResponse {
     let metrics = broker.environment.metrics
     metrics.update(await broker.statuses(), now: broker.environment.clock.now())
+    if let fleet = broker.environment.fleet { metrics.update(fleet: fleet) }
     return ServerResponse(
       status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render())
   }

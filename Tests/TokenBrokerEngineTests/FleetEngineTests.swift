@@ -89,6 +89,15 @@ import TokenBrokerTestSupport
     #expect(roles.filter { $0?.role == "refresher" }.count == 1, "\(roles)")
     #expect(roles.allSatisfy { $0?.store == "ok" && $0?.holder != nil }, "\(roles)")
     #expect(f.brokers.allSatisfy { $0.leakedSecrets(upstreams: [f.upstream]).isEmpty })
+    // The metrics count the claims the brokers won: one per refresh, over the fleet.
+    var won = 0
+    for b in f.brokers {
+      let text = String(decoding: try await b.get("/metrics", accept: "text/plain").body, as: UTF8.self)
+      #expect(text.contains("token_broker_fleet_store_up 1"), "\(text)")
+      let line = text.split(separator: "\n").first { $0.hasPrefix("token_broker_fleet_claims_won ") }
+      won += Int(Double(line?.split(separator: " ").last ?? "") ?? 0)
+    }
+    #expect(won == 5)
     await f.stop()
   }
 
