@@ -13,7 +13,8 @@ import Synchronization
 ///
 /// One `initdb` per test process: later fixtures copy its cluster. ``stop()`` (`pg_ctl -m fast`)
 /// simulates an outage, ``start()`` ends it; ``teardown()``, or deinit, always stops the server
-/// and removes the directory. Needs root (`runuser -u postgres`).
+/// and removes the directory, and the next test process stops and removes what a killed one
+/// left (`owner.pid` names the process a fixture belongs to). Needs root (`runuser -u postgres`).
 package final class PostgresFixture: Sendable {
   package static let binaries = "/usr/lib/postgresql/15/bin"
   package static let role = "broker"
@@ -58,6 +59,7 @@ package final class PostgresFixture: Sendable {
 
   private init(template: String) throws {
     directory = try TempDirectory.make("tb-pg")
+    try TempDirectory.write(directory + "/owner.pid", "\(getpid())\n")
     dataDirectory = directory + "/data"
     socketDirectory = directory + "/sock"
     port = try Self.freePort()
@@ -151,7 +153,9 @@ package final class PostgresFixture: Sendable {
   }
 
   private static func makeTemplate() async throws -> String {
+    reapOrphans()
     let dir = try TempDirectory.make("tb-pgtemplate")
+    try TempDirectory.write(dir + "/owner.pid", "\(getpid())\n")
     let pg = getpwnam("postgres")!.pointee
     chown(dir, pg.pw_uid, pg.pw_gid)
     let data = dir + "/data"
@@ -166,6 +170,29 @@ package final class PostgresFixture: Sendable {
   }
 
   private static let templatePath = Mutex<String?>(nil)
+
+  /// Stops the servers and removes the directories of fixtures whose test process died without
+  /// a teardown (killed, or crashed): their `owner.pid` names a process that is gone.
+  private static func reapOrphans() {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+    for name in names where name.hasPrefix("tb-pg-") || name.hasPrefix("tb-pgtemplate-") {
+      let dir = "/tmp/" + name
+      guard let text = try? String(contentsOfFile: dir + "/owner.pid", encoding: .utf8),
+        let owner = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+        kill(owner, 0) != 0 && errno == ESRCH
+      else { continue }
+      if access(dir + "/data/postmaster.pid", F_OK) == 0 {
+        _ = try? ChildProcess.run(
+          "/usr/sbin/runuser",
+          [
+            "-u", "postgres", "--", binaries + "/pg_ctl", "-D", dir + "/data", "-m", "immediate", "-w",
+            "stop",
+          ],
+          environment: ChildProcess.minimalEnvironment(), within: 60)
+      }
+      try? FileManager.default.removeItem(atPath: dir)
+    }
+  }
 
   fileprivate static func templateCleanup() {
     if let dir = templatePath.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: dir) }
