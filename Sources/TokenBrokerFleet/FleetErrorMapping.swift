@@ -39,7 +39,12 @@ struct FleetErrorContext: Sendable {
       return unreachable(doing, "the transaction failed")
     case let e as PSQLError: return map(e, doing)
     case is CancellationError: return unreachable(doing, "the request was cancelled")
-    default: return unreachable(doing, "\(error)")
+    default:
+      // postgres-nio's pool fails requests at once while it backs off after failed connections.
+      if "\(type(of: error))".contains("ConnectionPoolError") {
+        return unreachable(doing, "no connection could be made; the connection pool is backing off")
+      }
+      return unreachable(doing, "\(error)")
     }
   }
 

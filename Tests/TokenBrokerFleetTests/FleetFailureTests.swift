@@ -16,11 +16,12 @@ import TokenBrokerTestSupport
     let before = try await pg.snapshot()
     let wrongKey = Fleet.randomKey()
     let wrong = try Fleet.launch(pg, node: "node-b", key: wrongKey)
-    let error = await #expect(throws: FleetStoreError.self) { try await wrong.task.value }
+    let error = try await wrong.outcome() as? FleetStoreError
     #expect(error?.code == .keyMismatch)
     #expect(error?.message.contains("differs from the one that created fleet default") == true)
     #expect(error?.message.contains("same [fleet] key on every broker") == true)
-    await #expect(throws: FleetStoreError.self) { try await wrong.store.ready() }
+    let refusal = try #require(error)
+    await #expect(throws: refusal) { try await wrong.ready() }
     #expect(wrong.store.health.state == .failed)
     // Nothing goes through it afterwards either.
     let seed = await #expect(throws: FleetStoreError.self) {
@@ -121,7 +122,7 @@ import TokenBrokerTestSupport
     try await pg.psql("CREATE ROLE reader LOGIN PASSWORD 'reader-pw-7x'")
     let dsn = "postgresql://reader:reader-pw-7x@127.0.0.1:\(pg.port)/fleet?sslmode=disable"
     let reader = try Fleet.launch(pg, node: "node-r", key: Fleet.randomKey(), dsn: dsn)
-    let error = await #expect(throws: FleetStoreError.self) { try await reader.task.value }
+    let error = try await reader.outcome() as? FleetStoreError
     #expect(error?.code == .refused)
     #expect(error?.message.contains("permission denied") == true)
     #expect(
@@ -138,7 +139,7 @@ import TokenBrokerTestSupport
     defer { pg.teardown() }
     let dsn = "postgresql://broker:not-the-pw-93@127.0.0.1:\(pg.port)/fleet?sslmode=disable"
     let s = try Fleet.launch(pg, key: Fleet.randomKey(), dsn: dsn)
-    let error = await #expect(throws: FleetStoreError.self) { try await s.task.value }
+    let error = try await s.outcome() as? FleetStoreError
     #expect(error?.code == .refused)
     #expect(error?.message.contains("password authentication failed") == true)
     #expect(error?.message.contains("not-the-pw-93") == false)

@@ -37,7 +37,7 @@ import TokenBrokerTestSupport
     await first.stop()
     try await pg.psql("UPDATE token_broker_schema SET version = 99")
     let s = try Fleet.launch(pg, key: Fleet.randomKey())
-    let error = await #expect(throws: FleetStoreError.self) { try await s.task.value }
+    let error = try await s.outcome() as? FleetStoreError
     #expect(error?.code == .refused)
     #expect(error?.message.contains("schema version 99") == true)
   }

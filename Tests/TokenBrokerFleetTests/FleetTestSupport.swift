@@ -23,6 +23,24 @@ final class RunningStore: Sendable {
   /// A test that failed half-way leaves no store running.
   deinit { task.cancel() }
 
+  /// `store.ready()`, bounded: a start-up that never ends fails the test instead of hanging it.
+  func ready() async throws {
+    try await bounded("the store to be ready") { [store] in try await store.ready() }
+  }
+
+  /// What `run()` threw, bounded likewise (nil: it returned); `run()` is cancelled on a timeout.
+  func outcome() async throws -> (any Error)? {
+    try await bounded("run() to end") { [task] in
+      let result = await withTaskCancellationHandler {
+        await task.result
+      } onCancel: {
+        task.cancel()
+      }
+      if case .failure(let e) = result { return e }
+      return nil
+    }
+  }
+
   /// Ends `run()` (the pool and the LISTEN connection close); what `run()` threw, if anything.
   @discardableResult
   func stop() async -> (any Error)? {
@@ -52,6 +70,22 @@ final class ChangeRecorder: Sendable {
     try await until("\(change) seen \(times) time(s); seen: \(all)", within: seconds) {
       self.count(of: change) >= times
     }
+  }
+}
+
+/// `body`'s result, or a ``SetupError`` after `seconds` (a guard against a hang, not a timing
+/// check): `body` is cancelled then.
+func bounded<T: Sendable>(
+  _ what: String, within seconds: Double = 60, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+  try await withThrowingTaskGroup(of: T.self) { group in
+    group.addTask { try await body() }
+    group.addTask {
+      try await Task.sleep(for: .seconds(seconds))
+      throw SetupError("timed out waiting for \(what)")
+    }
+    defer { group.cancelAll() }
+    return try await group.next()!
   }
 }
 
@@ -87,7 +121,7 @@ enum Fleet {
     dsn: String? = nil, options: PostgresFleetStore.Options = .init()
   ) async throws -> RunningStore {
     let running = try launch(pg, fleet: fleet, node: node, key: key, dsn: dsn, options: options)
-    try await running.store.ready()
+    try await running.ready()
     return running
   }
 
