@@ -30,7 +30,8 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
-    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    // 3.x or 4.x: the rest of the graph (async-http-client, swift-certificates) resolves 4.x.
+    .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
   ],
   targets: [
     .systemLibrary(
