@@ -1,6 +1,10 @@
 import PostgresNIO
 import TokenBrokerEngine
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Turns what postgres-nio throws into a `FleetStoreError` whose message names the fleet, what
 /// the broker was doing (a row as `provider [scopes]`, never a token) and what to do. Only the
 /// server's primary message and SQLSTATE are used: never a query, its parameters or the DSN.
@@ -63,9 +67,33 @@ struct FleetErrorContext: Sendable {
         doing, "authentication as \(quotedUser) failed (\(e.code))",
         "check the user and password in the [fleet] store DSN and the server's pg_hba.conf")
     case .connectionError:
-      return unreachable(doing, e.underlying.map { "\($0)" } ?? "connection error")
+      return unreachable(doing, e.underlying.map(Self.reason) ?? "connection error")
     case .queryCancelled: return unreachable(doing, "the request was cancelled")
     default: return unreachable(doing, "\(e.code)")
+    }
+  }
+
+  /// Why a connection failed, in a few words (no nested message): "Connection refused",
+  /// "cannot resolve db.example.net", "password authentication failed ... (SQLSTATE 28P01)".
+  static func reason(_ error: any Error) -> String {
+    switch error {
+    case let e as FleetStoreError: return e.message
+    case let e as PostgresTransactionError:
+      return (e.closureError ?? e.commitError ?? e.beginError).map(reason) ?? "the transaction failed"
+    case let e as PSQLError:
+      switch e.code {
+      case .server:
+        return "\(e.serverInfo?[.message] ?? "no message") (SQLSTATE \(e.serverInfo?[.sqlState] ?? "?"))"
+      case .connectionError: return e.underlying.map(reason) ?? "connection error"
+      default: return "\(e.code)"
+      }
+    case let e as NIOConnectionError:
+      if e.dnsAError != nil || e.dnsAAAAError != nil { return "cannot resolve \(e.host)" }
+      return e.connectionErrors.last.map { reason($0.error) } ?? "cannot connect to \(e.host):\(e.port)"
+    case let e as IOError: return String(cString: strerror(e.errnoCode))
+    case ChannelError.connectTimeout: return "the connection timed out"
+    case is DeadlineExceeded: return "no answer in time"
+    default: return "\(error)"
     }
   }
 

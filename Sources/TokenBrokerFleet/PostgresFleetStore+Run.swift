@@ -71,7 +71,9 @@ extension PostgresFleetStore {
           s.phase = .starting(lastFailure: e)
           s.health = FleetStoreHealth(state: .unreachable, lastError: e.message)
         }
-        logger.warning("\(e.message)", metadata: ["event": "fleet_unreachable", "attempt": "\(attempt + 1)"])
+        logger.log(
+          level: attempt == 0 ? .warning : .debug, "\(e.message)",
+          metadata: ["event": "fleet_unreachable", "attempt": "\(attempt + 1)"])
       }
       do {
         try await Task.sleep(for: backoff(attempt))
@@ -100,7 +102,7 @@ extension PostgresFleetStore {
       connection = try await PostgresConnection.connect(
         configuration: configuration, id: nextConnectionID(), logger: driverLogger)
     } catch {
-      state.withLock { $0.lastConnectError = context.map(error, "connect").message }
+      state.withLock { $0.lastConnectError = FleetErrorContext.reason(error) }
       throw error
     }
     do {
@@ -121,8 +123,8 @@ extension PostgresFleetStore {
       do {
         try await withConnection { c in
           try await c.listen(on: FleetSchema.channel) { notifications in
+            subscribed(after: attempt)
             attempt = 0
-            subscribed()
             try await withThrowingTaskGroup(of: Void.self) { group in
               group.addTask { try await self.keepAlive(c) }
               for try await n in notifications { self.received(n.payload) }
@@ -131,10 +133,10 @@ extension PostgresFleetStore {
           }
         }
         if Task.isCancelled { break }
-        lost("the LISTEN connection closed")
+        lost("the connection closed", attempt: attempt)
       } catch {
         if Task.isCancelled { break }
-        lost(context.map(error, "listen for changes").message)
+        lost(FleetErrorContext.reason(error), attempt: attempt)
       }
       do {
         try await Task.sleep(for: backoff(attempt))
@@ -163,22 +165,33 @@ extension PostgresFleetStore {
     }
   }
 
-  private func subscribed() {
+  private func subscribed(after attempts: Int) {
     state.update { s in
       s.health.state = .ok
+      s.lastConnectError = nil
       if case .started = s.phase { s.phase = .started(listening: true) }
     }
     changeSink.yield(.resubscribed)
-    logger.info("listening for the fleet's changes", metadata: ["event": "fleet_subscribed"])
+    logger.info(
+      attempts == 0
+        ? "listening for the fleet's changes" : "reconnected; listening for the fleet's changes again",
+      metadata: ["event": "fleet_subscribed"])
   }
 
-  private func lost(_ why: String) {
-    let message = "fleet \(fleet): lost the LISTEN connection to \(dsn.endpoint) (\(why)); reconnecting"
+  /// The LISTEN connection failed or could not be made: a warning the first time, then debug
+  /// lines until it is back (an outage logs once, not once per attempt).
+  private func lost(_ why: String, attempt: Int) {
+    let message =
+      attempt == 0
+      ? "fleet \(fleet): lost the LISTEN connection to \(dsn.endpoint) (\(why)); reconnecting"
+      : "fleet \(fleet): cannot reconnect to \(dsn.endpoint) (\(why)); retrying"
     state.withLock { s in
       s.health = FleetStoreHealth(state: .unreachable, lastError: message)
       s.lastConnectError = why
     }
-    logger.warning("\(message)", metadata: ["event": "fleet_unreachable"])
+    logger.log(
+      level: attempt == 0 ? .warning : .debug, "\(message)",
+      metadata: ["event": "fleet_unreachable", "attempt": "\(attempt + 1)"])
   }
 
   /// `FLEET|VERSION|ID`: this fleet's changes go on; other fleets' and malformed ones do not.

@@ -97,7 +97,9 @@ package final class PostgresFleetStore: FleetStore, Sendable {
       case .stopped:
         return FleetStoreError(.unreachable, "fleet \(fleet): cannot \(doing): the store has stopped")
       case .failed(let e): return e
-      case .starting(let last?): return last
+      case .starting(let last?):
+        return FleetStoreError(
+          last.code, "fleet \(fleet): cannot \(doing): the store has not started yet (\(last.message))")
       case .starting(nil), .started: return nil
       }
     }

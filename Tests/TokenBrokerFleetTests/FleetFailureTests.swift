@@ -109,6 +109,10 @@ import TokenBrokerTestSupport
     let secrets = Fleet.secrets(pg, key: key, tags: ["v1", "lost", "v2"])
     #expect(a.logs.leaks(of: secrets).isEmpty)
     #expect(a.logs.events("fleet_unreachable").isEmpty == false)
+    // The outage is one warning from the LISTEN side, however many reconnection attempts it took.
+    #expect(a.logs.lines.filter { $0.level == .warning && $0.message.contains("lost the LISTEN") }.count == 1)
+    #expect(
+      a.logs.lines.contains { $0.message.contains("reconnected; listening for the fleet's changes again") })
     #expect(!secrets.contains { a.store.health.lastError?.contains($0) == true })
     await a.stop()
     await b.stop()
