@@ -39,7 +39,9 @@ extension PostgresDSN {
   }
 
   /// Throws when the TLS context cannot be made (an unreadable `sslrootcert`).
-  func connectionConfiguration(connectTimeout: Duration) throws -> PostgresConnection.Configuration {
+  func connectionConfiguration(
+    connectTimeout: Duration, applicationName: String = "token-broker"
+  ) throws -> PostgresConnection.Configuration {
     var c: PostgresConnection.Configuration
     if let socketPath {
       c = .init(unixSocketPath: socketPath, username: user, password: password, database: database)
@@ -58,7 +60,7 @@ extension PostgresDSN {
     let ms =
       connectTimeout.components.seconds * 1000 + connectTimeout.components.attoseconds / 1_000_000_000_000_000
     c.options.connectTimeout = .milliseconds(ms)
-    c.options.additionalStartupParameters = [("application_name", "token-broker")]
+    c.options.additionalStartupParameters = [("application_name", applicationName)]
     return c
   }
 }

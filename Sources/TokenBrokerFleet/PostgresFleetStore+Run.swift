@@ -40,7 +40,7 @@ extension PostgresFleetStore {
       do {
         let cipher = try checkedConfiguration()
         let found = try await withDeadline(options.operationTimeout) {
-          try await self.withConnection { c in
+          try await self.withConnection("token-broker-start") { c in
             try await FleetSchema.prepare(
               on: c, fleet: self.fleet, cipher: cipher, context: self.context, logger: self.driverLogger)
           }
@@ -95,8 +95,12 @@ extension PostgresFleetStore {
   }
 
   /// A connection of its own (not the pool's), closed after `body`.
-  func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-    let configuration = try dsn.connectionConfiguration(connectTimeout: options.operationTimeout)
+  /// `applicationName` tells the connection apart in `pg_stat_activity`.
+  func withConnection<T: Sendable>(
+    _ applicationName: String, _ body: (PostgresConnection) async throws -> T
+  ) async throws -> T {
+    let configuration = try dsn.connectionConfiguration(
+      connectTimeout: options.operationTimeout, applicationName: applicationName)
     let connection: PostgresConnection
     do {
       connection = try await PostgresConnection.connect(
@@ -121,7 +125,7 @@ extension PostgresFleetStore {
     var attempt = 0
     while !Task.isCancelled {
       do {
-        try await withConnection { c in
+        try await withConnection("token-broker-listen") { c in
           try await c.listen(on: FleetSchema.channel) { notifications in
             subscribed(after: attempt)
             attempt = 0
