@@ -16,8 +16,8 @@ BUILD    ?= .build
 CONFIG   ?= debug
 
 # Debian packages the build and the tests need (dpkg-dev and binutils: the package install test
-# builds a .deb of the debug binaries).
-APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace openssl dpkg-dev binutils
+# builds a .deb of the debug binaries; postgresql: the fleet store's tests start throwaway clusters).
+APT_PACKAGES = libsystemd-dev pkg-config systemd util-linux curl strace openssl dpkg-dev binutils postgresql
 
 # The Debian package. Its sources live in .debian/ (a dot directory: the top level of the
 # repository holds only the project's own directories, and debian/ would make tools such as

@@ -9,6 +9,7 @@ import PackageDescription
 //   TokenBrokerServer    HTTP/1.1 on a Unix socket (SwiftNIO), peer credentials at accept
 //   TokenBrokerSystemd   sd_notify, sd_listen_fds, journald (libsystemd)
 //   TokenBrokerEngine    per-provider actors over the refresh state machine, cache, state, secrets
+//   TokenBrokerFleet     the fleet's shared store on PostgreSQL (PostgresNIO), AES-256-GCM (swift-crypto)
 //   TokenBrokerAPI       the socket API and BrokerApp.compose (one wiring for daemon, tests, fuzzing)
 //   TokenBrokerDaemon    the process: ServiceGroup, systemd status and watchdog, reload, demo issuer
 //   TokenBrokerClient    a small blocking HTTP-over-Unix-socket client for tokenctl
@@ -28,6 +29,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+    // 3.x or 4.x: the rest of the graph (async-http-client, swift-certificates) resolves 4.x.
+    .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
   ],
   targets: [
     .systemLibrary(
@@ -81,6 +85,18 @@ let package = Package(
         .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
+      ]
+    ),
+    // The fleet's shared store (README "Fleet"): FleetStore on PostgreSQL, the tokens sealed
+    // with AES-256-GCM before they leave the daemon. Only what names it links PostgresNIO.
+    .target(
+      name: "TokenBrokerFleet",
+      dependencies: [
+        "TokenBrokerCore",
+        "TokenBrokerEngine",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
       ]
     ),
     // The socket API (routes, authorisation, answers) and the one composition function
@@ -259,6 +275,11 @@ let package = Package(
     .testTarget(
       name: "TokenBrokerEngineTests",
       dependencies: ["TokenBrokerEngine", "TokenBrokerAPI", "TokenBrokerCore", "TokenBrokerTestSupport"]
+    ),
+    // Against a throwaway PostgreSQL 15 cluster (PostgresFixture; Debian's postgresql package).
+    .testTarget(
+      name: "TokenBrokerFleetTests",
+      dependencies: ["TokenBrokerFleet", "TokenBrokerEngine", "TokenBrokerCore", "TokenBrokerTestSupport"]
     ),
     .testTarget(
       name: "TokenBrokerAPITests",
