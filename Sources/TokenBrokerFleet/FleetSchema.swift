@@ -36,6 +36,7 @@ enum FleetSchema {
         rt_ct bytea,
         claim_holder text,
         claim_until timestamptz,
+        refresher text,
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (fleet, id))
       """,

@@ -78,7 +78,7 @@ extension PostgresFleetStore {
           """
           UPDATE token_broker_credentials
           SET at_ct = \(at), rt_ct = \(rt), seed = coalesce(\(seed), seed), version = version + 1,
-              claim_holder = NULL, claim_until = NULL, updated_at = now()
+              refresher = claim_holder, claim_holder = NULL, claim_until = NULL, updated_at = now()
           WHERE fleet = \(fleet) AND id = \(key.id) AND version = \(version) AND epoch = \(epoch)
           RETURNING version
           """, logger: logger
@@ -116,7 +116,7 @@ extension PostgresFleetStore {
     }
   }
 
-  package func seed(_ key: FleetKey, tokens: FleetTokens, seed: String) async throws -> Int64 {
+  package func seed(_ key: FleetKey, tokens: FleetTokens, seed: String, node: String) async throws -> Int64 {
     let (fleet, logger) = (self.fleet, driverLogger)
     let cipher = try self.cipher.get()
     let version = try await perform("write the login of \(key)") {
@@ -137,7 +137,7 @@ extension PostgresFleetStore {
           """
           UPDATE token_broker_credentials
           SET at_ct = \(at), rt_ct = \(rt), seed = \(seed), version = \(next), epoch = epoch + 1,
-              claim_holder = NULL, claim_until = NULL, updated_at = now()
+              refresher = \(node), claim_holder = NULL, claim_until = NULL, updated_at = now()
           WHERE fleet = \(fleet) AND id = \(key.id)
           """, logger: logger)
         try await c.query(

@@ -157,7 +157,7 @@ package final class PostgresFleetStore: FleetStore, Sendable {
 
   // MARK: - Rows
 
-  /// A row as selected: `version, epoch, seed, at_ct, rt_ct, holder, remaining`.
+  /// A row as selected: `version, epoch, seed, at_ct, rt_ct, holder, remaining, refresher`.
   struct StoredRow: Sendable {
     var version: Int64
     var epoch: Int64
@@ -166,10 +166,12 @@ package final class PostgresFleetStore: FleetStore, Sendable {
     var refreshCT: [UInt8]?
     var holder: String?
     var claimRemaining: Double?
+    var refresher: String?
 
     init(_ row: PostgresRow) throws {
-      let (version, epoch, seed, at, rt, holder, remaining) = try row.decode(
-        (Int64, Int64, String?, ByteBuffer?, ByteBuffer?, String?, Double?).self)
+      let (version, epoch, seed, at, rt, holder, remaining, refresher) = try row.decode(
+        (Int64, Int64, String?, ByteBuffer?, ByteBuffer?, String?, Double?, String?).self)
+      self.refresher = refresher
       self.version = version
       self.epoch = epoch
       self.seed = seed
@@ -184,7 +186,7 @@ package final class PostgresFleetStore: FleetStore, Sendable {
   /// database's clock.
   static let columns =
     "version, epoch, seed, at_ct, rt_ct, CASE WHEN claim_until > now() THEN claim_holder END, "
-    + "CASE WHEN claim_until > now() THEN extract(epoch FROM claim_until - now())::float8 END"
+    + "CASE WHEN claim_until > now() THEN extract(epoch FROM claim_until - now())::float8 END, refresher"
 
   /// The row in the clear; `.tampered` when a ciphertext does not authenticate under its
   /// fleet, row, version and part.
@@ -220,7 +222,7 @@ package final class PostgresFleetStore: FleetStore, Sendable {
     }
     return FleetRow(
       key: key, version: stored.version, epoch: stored.epoch, seed: stored.seed, tokens: tokens,
-      holder: stored.holder, claimRemaining: stored.claimRemaining)
+      holder: stored.holder, claimRemaining: stored.claimRemaining, refresher: stored.refresher)
   }
 
   /// `FLEET|VERSION|ID`, the NOTIFY payload.

@@ -12,14 +12,15 @@ import TokenBrokerTestSupport
     defer { pg.teardown() }
     let a = try await Fleet.start(pg, key: Fleet.randomKey())
     #expect(try await a.store.read(Fleet.key) == nil)
-    let version = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("one"), seed: "seed-fp-1")
+    let version = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("one"), seed: "seed-fp-1", node: "a")
     #expect(version == 1)
     let row = try #require(try await a.store.read(Fleet.key))
     #expect(row.tokens == Fleet.tokens("one"))
     #expect(row.version == 1 && row.seed == "seed-fp-1" && row.holder == nil && row.claimRemaining == nil)
     // Without a refresh token, rt_ct stays empty and the row reads back without one.
     #expect(
-      try await a.store.seed(Fleet.otherKey, tokens: Fleet.tokens("two", refresh: false), seed: "s") == 1)
+      try await a.store.seed(
+        Fleet.otherKey, tokens: Fleet.tokens("two", refresh: false), seed: "s", node: "a") == 1)
     #expect(try await a.store.read(Fleet.otherKey)?.tokens == Fleet.tokens("two", refresh: false))
     #expect(try await pg.psql("SELECT count(*) FROM token_broker_credentials WHERE rt_ct IS NULL") == "1")
     // What the database holds is ciphertext: no token in any column.
@@ -64,7 +65,7 @@ import TokenBrokerTestSupport
     let key = Fleet.randomKey()
     let a = try await Fleet.start(pg, node: "node-a", key: key)
     let b = try await Fleet.start(pg, node: "node-b", key: key)
-    let v1 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "seed")
+    let v1 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "seed", node: "a")
     let claimA = try #require(try await a.store.claim(Fleet.key, version: v1, node: "node-a", lease: 600))
     #expect(claimA.row.holder == "node-a" && claimA.row.tokens == Fleet.tokens("v1"))
     #expect((claimA.row.claimRemaining ?? 0) > 0)
@@ -76,6 +77,8 @@ import TokenBrokerTestSupport
     #expect(try await b.store.read(Fleet.key)?.holder == nil)
     let claimB = try #require(try await b.store.claim(Fleet.key, version: v1, node: "node-b", lease: 600))
     #expect(claimB.row.epoch == claimA.row.epoch + 1)
+    // The row says who refreshed it last: node-a's login.
+    #expect(claimB.row.refresher == "a")
     // The deposed holder's commit is fenced: false, nothing written, logged as an error.
     let before = try await pg.snapshot()
     #expect(try await a.store.commit(claimA, tokens: Fleet.tokens("from-a"), seed: nil) == false)
@@ -86,7 +89,7 @@ import TokenBrokerTestSupport
     #expect(try await b.store.commit(claimB, tokens: Fleet.tokens("from-b"), seed: nil))
     let row = try #require(try await a.store.read(Fleet.key))
     #expect(row.version == v1 + 1 && row.tokens == Fleet.tokens("from-b") && row.seed == "seed")
-    #expect(row.holder == nil && row.claimRemaining == nil)
+    #expect(row.holder == nil && row.claimRemaining == nil && row.refresher == "node-b")
     #expect(
       try await pg.psql("SELECT claim_holder IS NULL AND claim_until IS NULL FROM token_broker_credentials")
         == "t")
@@ -102,22 +105,22 @@ import TokenBrokerTestSupport
     defer { pg.teardown() }
     let key = Fleet.randomKey()
     let a = try await Fleet.start(pg, node: "node-a", key: key)
-    let v1 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "seed")
+    let v1 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "seed", node: "a")
     let claim = try #require(try await a.store.claim(Fleet.key, version: v1, node: "node-a", lease: 600))
     try await a.store.release(claim)
     #expect(try await a.store.read(Fleet.key)?.holder == nil)
     let again = try #require(try await a.store.claim(Fleet.key, version: v1, node: "node-b", lease: 600))
     // A login writes a new version whatever the row held, and the claim it overtook is fenced.
-    let v2 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("login"), seed: "seed-2")
+    let v2 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("login"), seed: "seed-2", node: "a")
     #expect(v2 == v1 + 1)
     #expect(try await a.store.commit(again, tokens: Fleet.tokens("late"), seed: nil) == false)
     let row = try #require(try await a.store.read(Fleet.key))
     #expect(
       row.version == v2 && row.seed == "seed-2" && row.tokens == Fleet.tokens("login") && row.holder == nil)
     // A logout forgets every row of the provider, only those.
-    _ = try await a.store.seed(Fleet.otherKey, tokens: Fleet.tokens("other"), seed: "s")
+    _ = try await a.store.seed(Fleet.otherKey, tokens: Fleet.tokens("other"), seed: "s", node: "a")
     let scoped = FleetKey(provider: Fleet.key.provider, scopes: "", identity: Fleet.key.identity)
-    _ = try await a.store.seed(scoped, tokens: Fleet.tokens("scoped"), seed: "s")
+    _ = try await a.store.seed(scoped, tokens: Fleet.tokens("scoped"), seed: "s", node: "a")
     try await a.store.forget(provider: Fleet.key.provider)
     #expect(try await a.store.read(Fleet.key) == nil)
     #expect(try await a.store.read(scoped) == nil)

@@ -12,7 +12,7 @@ import TokenBrokerTestSupport
     defer { pg.teardown() }
     let key = Fleet.randomKey()
     let first = try await Fleet.start(pg, node: "node-a", key: key)
-    _ = try await first.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "s")
+    _ = try await first.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "s", node: "a")
     let before = try await pg.snapshot()
     let wrongKey = Fleet.randomKey()
     let wrong = try Fleet.launch(pg, node: "node-b", key: wrongKey)
@@ -25,7 +25,7 @@ import TokenBrokerTestSupport
     #expect(wrong.store.health.state == .failed)
     // Nothing goes through it afterwards either.
     let seed = await #expect(throws: FleetStoreError.self) {
-      try await wrong.store.seed(Fleet.key, tokens: Fleet.tokens("evil"), seed: "x")
+      try await wrong.store.seed(Fleet.key, tokens: Fleet.tokens("evil"), seed: "x", node: "a")
     }
     #expect(seed?.code == .keyMismatch)
     await #expect(throws: FleetStoreError.self) {
@@ -43,8 +43,8 @@ import TokenBrokerTestSupport
     let pg = try await PostgresFixture.start()
     defer { pg.teardown() }
     let a = try await Fleet.start(pg, key: Fleet.randomKey())
-    _ = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("one"), seed: "s")
-    _ = try await a.store.seed(Fleet.otherKey, tokens: Fleet.tokens("two"), seed: "s")
+    _ = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("one"), seed: "s", node: "a")
+    _ = try await a.store.seed(Fleet.otherKey, tokens: Fleet.tokens("two"), seed: "s", node: "a")
     // One bit of the access token's ciphertext flipped.
     try await pg.psql(
       "UPDATE token_broker_credentials SET at_ct = set_byte(at_ct, 20, get_byte(at_ct, 20) # 1) WHERE provider = 'github'"
@@ -77,7 +77,7 @@ import TokenBrokerTestSupport
     defer { pg.teardown() }
     let key = Fleet.randomKey()
     let a = try await Fleet.start(pg, node: "node-a", key: key, options: Fleet.quick)
-    _ = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "s")
+    _ = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "s", node: "a")
     #expect(a.store.health.state == .ok)
     #expect(a.changes.count(of: .resubscribed) == 1)
     try await pg.stop()
@@ -86,7 +86,7 @@ import TokenBrokerTestSupport
         switch call {
         case 0: _ = try await a.store.read(Fleet.key)
         case 1: _ = try await a.store.claim(Fleet.key, version: 1, node: "node-a", lease: 60)
-        default: _ = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("lost"), seed: "s")
+        default: _ = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("lost"), seed: "s", node: "a")
         }
       }
       #expect(error?.code == .unreachable)
@@ -103,7 +103,7 @@ import TokenBrokerTestSupport
     #expect(a.store.health.state == .ok)
     // A notification after the restart arrives, from another broker too.
     let b = try await Fleet.start(pg, node: "node-b", key: key)
-    let v2 = try await b.store.seed(Fleet.key, tokens: Fleet.tokens("v2"), seed: "s2")
+    let v2 = try await b.store.seed(Fleet.key, tokens: Fleet.tokens("v2"), seed: "s2", node: "a")
     try await a.changes.wait(for: .row(id: Fleet.key.id, version: v2))
     #expect(try await a.store.read(Fleet.key)?.tokens == Fleet.tokens("v2"))
     let secrets = Fleet.secrets(pg, key: key, tags: ["v1", "lost", "v2"])

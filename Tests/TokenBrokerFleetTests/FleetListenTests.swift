@@ -30,7 +30,7 @@ import TokenBrokerTestSupport
     kill(pid, SIGCONT)
     #expect(try await pg.psql(Self.listener + " AND pid <> \(pid)").isEmpty == false)
     // The new subscription carries notifications.
-    let v1 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "s")
+    let v1 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "s", node: "a")
     try await a.changes.wait(for: .row(id: Fleet.key.id, version: v1))
     #expect(a.store.health.state == .ok)
     await a.stop()

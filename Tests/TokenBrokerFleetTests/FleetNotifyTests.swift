@@ -15,7 +15,7 @@ import TokenBrokerTestSupport
     // ready() returned after the first LISTEN: .resubscribed was the first change.
     #expect(b.changes.all.first == .resubscribed || b.changes.all.isEmpty)
     try await b.changes.wait(for: .resubscribed)
-    let v1 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "s")
+    let v1 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("v1"), seed: "s", node: "a")
     try await b.changes.wait(for: .row(id: Fleet.key.id, version: v1))
     let claim = try #require(try await b.store.claim(Fleet.key, version: v1, node: "node-b", lease: 60))
     #expect(try await b.store.commit(claim, tokens: Fleet.tokens("v2"), seed: nil))
@@ -35,11 +35,11 @@ import TokenBrokerTestSupport
     defer { pg.teardown() }
     let blue = try await Fleet.start(pg, fleet: "blue", node: "node-1", key: Fleet.randomKey())
     let green = try await Fleet.start(pg, fleet: "green", node: "node-1", key: Fleet.randomKey())
-    let vBlue = try await blue.store.seed(Fleet.key, tokens: Fleet.tokens("blue"), seed: "s")
+    let vBlue = try await blue.store.seed(Fleet.key, tokens: Fleet.tokens("blue"), seed: "s", node: "a")
     #expect(try await green.store.read(Fleet.key) == nil)
     // The same key in both fleets: two rows, each with its own tokens and versions.
-    let vGreen = try await green.store.seed(Fleet.key, tokens: Fleet.tokens("green"), seed: "s")
-    _ = try await green.store.seed(Fleet.key, tokens: Fleet.tokens("green2"), seed: "s")
+    let vGreen = try await green.store.seed(Fleet.key, tokens: Fleet.tokens("green"), seed: "s", node: "a")
+    _ = try await green.store.seed(Fleet.key, tokens: Fleet.tokens("green2"), seed: "s", node: "a")
     #expect(try await blue.store.read(Fleet.key)?.tokens == Fleet.tokens("blue"))
     #expect(try await green.store.read(Fleet.key)?.tokens == Fleet.tokens("green2"))
     #expect(try await blue.store.claim(Fleet.key, version: vBlue, node: "node-1", lease: 60) != nil)
@@ -51,7 +51,7 @@ import TokenBrokerTestSupport
     try await blue.store.forget(provider: Fleet.key.provider)
     try await blue.changes.wait(for: .row(id: Fleet.key.id, version: 0))
     #expect(try await green.store.read(Fleet.key)?.tokens == Fleet.tokens("green2"))
-    _ = try await green.store.seed(Fleet.otherKey, tokens: Fleet.tokens("g"), seed: "s")
+    _ = try await green.store.seed(Fleet.otherKey, tokens: Fleet.tokens("g"), seed: "s", node: "a")
     try await green.changes.wait(for: .row(id: Fleet.otherKey.id, version: 1))
     #expect(
       blue.changes.all.filter { if case .row = $0 { true } else { false } } == [

@@ -46,7 +46,7 @@ import TokenBrokerTestSupport
     let pg = try await PostgresFixture.start()
     defer { pg.teardown() }
     let s = try await Fleet.start(pg, key: Fleet.randomKey(), dsn: pg.socketDSN)
-    #expect(try await s.store.seed(Fleet.key, tokens: Fleet.tokens("sock"), seed: "s") == 1)
+    #expect(try await s.store.seed(Fleet.key, tokens: Fleet.tokens("sock"), seed: "s", node: "a") == 1)
     #expect(try await s.store.read(Fleet.key)?.tokens == Fleet.tokens("sock"))
     await s.stop()
   }
