@@ -19,6 +19,7 @@ let package = Package(
   products: [
     .executable(name: "token-brokerd", targets: ["token-brokerd"]),
     .executable(name: "tokenctl", targets: ["tokenctl"]),
+    .executable(name: "token-broker-fleet", targets: ["token-broker-fleet"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -129,6 +130,18 @@ let package = Package(
       ]
     ),
     .target(name: "TokenBrokerClient", dependencies: ["TokenBrokerJSON"]),
+    // The fleet helper: the PostgreSQL connections in a process of their own, started by
+    // token-brokerd under [fleet] (postgres-nio needs Foundation, which the daemon does not link).
+    .executableTarget(
+      name: "token-broker-fleet",
+      dependencies: [
+        "TokenBrokerFleet", "TokenBrokerEngine", "TokenBrokerCore", "CSystemd",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      // Like token-brokerd, it needs no Swift runtime on the server (the package's Depends:).
+      swiftSettings: [.unsafeFlags(["-static-stdlib"])],
+      linkerSettings: [.unsafeFlags(["-static-stdlib", "-use-ld=lld", "-Xlinker", "--no-export-dynamic"])]
+    ),
     .executableTarget(
       name: "token-brokerd",
       dependencies: [

@@ -1,5 +1,6 @@
 import NIOSSL
 import PostgresNIO
+import TokenBrokerCore
 
 /// The DSN as postgres-nio's configurations (the pool's and the LISTEN connection's).
 extension PostgresDSN {

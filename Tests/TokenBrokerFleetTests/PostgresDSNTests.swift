@@ -1,4 +1,5 @@
 import Testing
+import TokenBrokerCore
 import TokenBrokerFleet
 
 /// libpq's URI form, as the `[fleet] store` secret holds it; the password never shows.

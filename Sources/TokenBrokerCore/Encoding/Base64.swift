@@ -1,10 +1,10 @@
 /// Base64 (RFC 4648) without Foundation: the standard alphabet with padding for
 /// `Authorization: Basic`, and base64url decoding for a JWT's payload.
-enum Base64 {
+package enum Base64 {
   static let standardAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
   /// RFC 4648 §4: standard alphabet, padded with `=` to a multiple of four characters.
-  static func encode<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+  package static func encode<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
     var out: [UInt8] = []
     out.reserveCapacity((bytes.count + 2) / 3 * 4)
     var it = bytes.makeIterator()
@@ -31,7 +31,7 @@ enum Base64 {
   /// alphabet are read too, as the Foundation-based decoder before did. Nil for any other character,
   /// `=` other than the padding the length calls for, or a length no encoding has (4n + 1).
   /// Unused low bits of the last character are ignored, as Foundation's decoder did.
-  static func decodeURL(_ text: String) -> [UInt8]? {
+  package static func decodeURL(_ text: String) -> [UInt8]? {
     var chars = Array(text.utf8)
     var pad = 0
     while chars.last == UInt8(ascii: "=") {

@@ -111,8 +111,18 @@ package final class Daemon: Sendable {
     let handover = await takeHandover()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let transport = HTTPTokenTransport(eventLoopGroup: group)
-    let environment = EngineEnvironment(
+    var environment = EngineEnvironment(
       transport: transport, clock: DispatchClock(), store: store, logger: logger)
+    let fleet: (store: FleetProcessStore, member: FleetMember)?
+    do {
+      fleet = try joinFleet(loaded)
+    } catch {
+      logger.critical("\(error.description)", metadata: ["event": "start_failed"])
+      await transport.shutdown()
+      try? await group.shutdownGracefully()
+      return DaemonExit.config
+    }
+    environment.fleet = fleet?.member
     let app = BrokerApp.compose(loaded, environment: environment, logger: logger) { [self] broker in
       await self.reload(broker)
     }
@@ -138,9 +148,14 @@ package final class Daemon: Sendable {
     // Shut down in reverse order: reloads end, the socket quiesces (STOPPING=1, no new
     // connections, the requests in flight answered), the engines settle (a refresh on the
     // wire persists what it brings back), then systemd's status and watchdog end.
+    // The fleet's store goes first, so it shuts down last: the engines' last commits need it.
+    let fleetServices: [any Service] =
+      fleet.map {
+        [FleetService(store: $0.store, member: $0.member, broker: broker, logger: logger)]
+      } ?? []
     let services = ServiceGroup(
       configuration: ServiceGroupConfiguration(
-        services: [
+        services: fleetServices + [
           SystemdService(daemon: self, broker: broker),
           EngineService(
             broker: broker, handover: handover, settleTimeout: requestTimeout + 1, logger: logger),

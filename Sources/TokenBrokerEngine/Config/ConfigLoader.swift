@@ -114,7 +114,17 @@ package struct ConfigLoader: Sendable {
       }
       var store: String?
       var key: [UInt8]?
-      do { store = try resolver.resolve(settings.store) } catch { problem("store", error.description) }
+      do {
+        let text = try resolver.resolve(settings.store)
+        do {
+          _ = try PostgresDSN(parsing: text)
+          store = text
+        } catch {
+          problem("store", error.description)
+        }
+      } catch {
+        problem("store", error.description)
+      }
       do {
         switch FleetSecrets.decodeKey(try resolver.resolve(settings.key)) {
         case .success(let bytes): key = bytes

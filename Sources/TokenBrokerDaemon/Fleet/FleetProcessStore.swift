@@ -1,0 +1,283 @@
+import Dispatch
+import Logging
+import NIOConcurrencyHelpers
+import TokenBrokerCore
+import TokenBrokerEngine
+import TokenBrokerSystemd
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The fleet's store as token-brokerd sees it (README "Fleet"): requests to the fleet helper
+/// (`token-broker-fleet`, a child process on a socket pair, which holds the database
+/// connections) and the changes it announces. `run()` starts the helper and starts it again,
+/// with a growing delay, if it dies; while it is down every call fails as `.unreachable`, so
+/// the engines serve what they have and shared refresh tokens wait.
+final class FleetProcessStore: FleetStore, Sendable {
+  let helper: String
+  let setup: FleetWire.Setup
+  let logger: Logger
+  let changes: AsyncStream<FleetChange>
+  private let sink: AsyncStream<FleetChange>.Continuation
+
+  struct State {
+    var channel: LineChannel?
+    var pid: pid_t = 0
+    var pending: [Int: CheckedContinuation<JSONValue, any Error>] = [:]
+    var next = 0
+    /// Why the helper's store cannot be used for good (a wrong key, a refused role).
+    var failure: FleetStoreError?
+  }
+  private let state = NIOLockedValueBox(State())
+
+  init(helper: String, setup: FleetWire.Setup, logger: Logger) {
+    self.helper = helper
+    self.setup = setup
+    self.logger = logger
+    (changes, sink) = AsyncStream.makeStream(of: FleetChange.self)
+  }
+
+  /// The helper next to this executable (a build tree, or /usr/bin), else in
+  /// /usr/libexec/token-broker (the package).
+  static func locateHelper() -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    if n > 0 {
+      let me = String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      if let slash = me.lastIndex(of: "/") {
+        let sibling = String(me[..<slash]) + "/token-broker-fleet"
+        if access(sibling, X_OK) == 0 { return sibling }
+      }
+    }
+    return "/usr/libexec/token-broker/token-broker-fleet"
+  }
+
+  // MARK: Requests
+
+  func read(_ key: FleetKey) async throws -> FleetRow? {
+    let r = try await call("read", [("key", FleetWire.json(key))])
+    return r.isNull ? nil : try decoded(FleetWire.row(r), "read")
+  }
+
+  func claim(_ key: FleetKey, version: Int64?, node: String, lease: Double) async throws -> FleetClaim? {
+    let r = try await call(
+      "claim",
+      [
+        ("key", FleetWire.json(key)), ("version", version.map { .number(Double($0)) } ?? .null),
+        ("node", .string(node)), ("lease", .number(lease)),
+      ])
+    return r.isNull ? nil : try decoded(FleetWire.claim(r), "claim")
+  }
+
+  func commit(_ claim: FleetClaim, tokens: FleetTokens, seed: String?) async throws -> Bool {
+    let r = try await call(
+      "commit",
+      [
+        ("claim", FleetWire.json(claim)), ("tokens", FleetWire.json(tokens)),
+        ("seed", seed.map { .string($0) } ?? .null),
+      ])
+    return try decoded(r.bool, "commit")
+  }
+
+  func release(_ claim: FleetClaim) async throws {
+    _ = try await call("release", [("claim", FleetWire.json(claim))])
+  }
+
+  func seed(_ key: FleetKey, tokens: FleetTokens, seed: String, node: String) async throws -> Int64 {
+    let r = try await call(
+      "seed",
+      [
+        ("key", FleetWire.json(key)), ("tokens", FleetWire.json(tokens)), ("seed", .string(seed)),
+        ("node", .string(node)),
+      ])
+    return Int64(try decoded(r.number, "seed"))
+  }
+
+  func forget(provider: String) async throws {
+    _ = try await call("forget", [("provider", .string(provider))])
+  }
+
+  private func decoded<T>(_ value: T?, _ op: String) throws -> T {
+    guard let value else {
+      throw FleetStoreError(.unreachable, "the fleet helper's answer to \(op) was malformed")
+    }
+    return value
+  }
+
+  private func call(_ op: String, _ fields: [(String, JSONValue)]) async throws -> JSONValue {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<JSONValue, any Error>) in
+      let sent = state.withLockedValue { s -> (LineChannel, Int)? in
+        guard let channel = s.channel else { return nil }
+        s.next += 1
+        s.pending[s.next] = c
+        return (channel, s.next)
+      }
+      guard let (channel, id) = sent else {
+        let failure = state.withLockedValue { $0.failure }
+        c.resume(
+          throwing: failure
+            ?? FleetStoreError(.unreachable, "the fleet helper (token-broker-fleet) is not running"))
+        return
+      }
+      let line = FleetWire.line(.object([("id", .number(Double(id))), ("op", .string(op))] + fields))
+      if !channel.write(line) {
+        if let waiting = state.withLockedValue({ $0.pending.removeValue(forKey: id) }) {
+          waiting.resume(
+            throwing: FleetStoreError(.unreachable, "the fleet helper (token-broker-fleet) went away"))
+        }
+      }
+    }
+  }
+
+  // MARK: The helper's life
+
+  /// Starts the helper, and again whenever it dies, until cancelled.
+  func run() async {
+    var delay: Double = 1
+    while !Task.isCancelled {
+      let started = SystemdNotifier.monotonicMicroseconds()
+      do {
+        try await runOnce()
+      } catch {
+        logger.error("\(error)", metadata: ["event": "fleet_helper_failed"])
+      }
+      if Task.isCancelled { break }
+      if SystemdNotifier.monotonicMicroseconds() - started > 60_000_000 { delay = 1 }
+      logger.warning(
+        "the fleet helper (token-broker-fleet) stopped; starting it again in \(Int(delay)) s",
+        metadata: ["event": "fleet_helper_restart"])
+      try? await Task.sleep(for: .seconds(delay))
+      delay = min(delay * 2, 30)
+    }
+  }
+
+  struct StartFailure: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  private func runOnce() async throws {
+    var pair: [Int32] = [-1, -1]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0
+    else {
+      throw StartFailure(
+        description: "cannot make the fleet helper's socket pair: \(String(cString: strerror(errno)))")
+    }
+    let pid: pid_t
+    do {
+      pid = try spawn(childEnd: pair[1])
+    } catch {
+      close(pair[0])
+      close(pair[1])
+      throw error
+    }
+    close(pair[1])
+    let ours = pair[0]
+    let channel = LineChannel(fd: ours)
+    state.withLockedValue { s in
+      s.channel = channel
+      s.pid = pid
+      s.failure = nil
+    }
+    channel.write(FleetWire.line(setup.json))
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        DispatchQueue(label: "token-brokerd.fleet-helper").async { [self] in
+          while let line = channel.readLine() { received(line) }
+          done.resume()
+        }
+      }
+    } onCancel: {
+      // The helper exits when its end reads end of file.
+      shutdown(ours, Int32(SHUT_RDWR))
+    }
+    let pending = state.withLockedValue { s -> [CheckedContinuation<JSONValue, any Error>] in
+      s.channel = nil
+      defer { s.pending.removeAll() }
+      return Array(s.pending.values)
+    }
+    for c in pending {
+      c.resume(throwing: FleetStoreError(.unreachable, "the fleet helper (token-broker-fleet) went away"))
+    }
+    close(ours)
+    let status = await withCheckedContinuation { (c: CheckedContinuation<Int32, Never>) in
+      DispatchQueue.global().async {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        c.resume(returning: status)
+      }
+    }
+    if !Task.isCancelled {
+      let how = status & 0x7f == 0 ? "exit \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
+      logger.error(
+        "the fleet helper (token-broker-fleet) ended: \(how)", metadata: ["event": "fleet_helper_ended"])
+    }
+  }
+
+  private func received(_ line: [UInt8]) {
+    guard let v = JSONValue.parse(line) else { return }
+    if let id = v["id"]?.number {
+      guard let c = state.withLockedValue({ $0.pending.removeValue(forKey: Int(id)) }) else { return }
+      if let error = v["error"], !error.isNull {
+        c.resume(throwing: FleetWire.error(error))
+      } else {
+        c.resume(returning: v["result"] ?? .null)
+      }
+      return
+    }
+    if v["event"]?.string == "failed" {
+      let failure = FleetWire.error(v["error"])
+      state.withLockedValue { $0.failure = failure }
+      logger.critical(
+        "the fleet's store cannot be used: \(failure)", metadata: ["event": "fleet_store_failed"])
+      return
+    }
+    if let change = FleetWire.change(v) { sink.yield(change) }
+  }
+
+  private func spawn(childEnd: Int32) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    // dup2 clears close-on-exec on descriptor 3 (a descriptor already 3 is moved first).
+    var source = childEnd
+    if source == 3 {
+      source = fcntl(childEnd, F_DUPFD_CLOEXEC, 4)
+      guard source >= 0 else { throw StartFailure(description: "cannot move the helper's descriptor") }
+    }
+    defer { if source != childEnd { close(source) } }
+    posix_spawn_file_actions_adddup2(&actions, source, 3)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var all = sigset_t()
+    sigfillset(&all)
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+    // Nothing of the daemon's environment (NOTIFY_SOCKET, LISTEN_FDS, credentials) but PATH
+    // and the backtracer setting the unit makes.
+    var environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+    if let backtrace = getenv("SWIFT_BACKTRACE") {
+      environment.append("SWIFT_BACKTRACE=" + String(cString: backtrace))
+    }
+    let argv = [strdup(helper), nil]
+    let envp = environment.map { strdup($0) } + [nil]
+    defer {
+      for p in argv { free(p) }
+      for p in envp { free(p) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, helper, &actions, &attributes, argv, envp)
+    guard rc == 0 else {
+      throw StartFailure(
+        description:
+          "cannot start the fleet helper \(helper): \(String(cString: strerror(rc))); it is installed with token-brokerd (README \"Fleet\")"
+      )
+    }
+    return pid
+  }
+}
