@@ -140,7 +140,16 @@ let package = Package(
       ],
       // Like token-brokerd, it needs no Swift runtime on the server (the package's Depends:).
       swiftSettings: [.unsafeFlags(["-static-stdlib"])],
-      linkerSettings: [.unsafeFlags(["-static-stdlib", "-use-ld=lld", "-Xlinker", "--no-export-dynamic"])]
+      linkerSettings: [
+        .unsafeFlags([
+          "-static-stdlib", "-use-ld=lld", "-Xlinker", "--no-export-dynamic",
+          // what a debug build's autolink entries leave out (see token-brokerd)
+          "-Xlinker", "-lCoreFoundation", "-Xlinker", "-lFoundationInternationalization", "-Xlinker",
+          "-l_FoundationICU",
+          "-Xlinker", "-l_FoundationCShims", "-Xlinker",
+          "-l_FoundationCollections",
+        ])
+      ]
     ),
     .executableTarget(
       name: "token-brokerd",
