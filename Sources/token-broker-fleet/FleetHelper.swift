@@ -45,6 +45,13 @@ enum FleetHelper {
     }
     let store = PostgresFleetStore(
       dsn: dsn, key: setup.key, fleet: setup.fleet, node: setup.node, logger: logger)
+    // The daemon holds its first requests until the tables and the key are checked.
+    let readiness = Task {
+      do {
+        try await store.ready()
+        channel.write(FleetWire.line(.object([("event", .string("ready"))])))
+      } catch {}
+    }
     let forward = Task {
       for await change in store.changes { channel.write(FleetWire.line(FleetWire.json(change))) }
     }
@@ -69,6 +76,7 @@ enum FleetHelper {
     }
     running.cancel()
     forward.cancel()
+    readiness.cancel()
     exit(0)
   }
 

@@ -28,7 +28,13 @@ final class FleetProcessStore: FleetStore, Sendable {
     var next = 0
     /// Why the helper's store cannot be used for good (a wrong key, a refused role).
     var failure: FleetStoreError?
+    /// The helper said its store is ready (tables and key checked, LISTEN live).
+    var ready = false
+    var readyWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
   }
+
+  /// How long a request waits for a starting helper's store before it is tried anyway.
+  static let startPatience: Duration = .seconds(10)
   private let state = NIOLockedValueBox(State())
 
   init(helper: String, setup: FleetWire.Setup, logger: Logger) {
@@ -105,8 +111,40 @@ final class FleetProcessStore: FleetStore, Sendable {
     return value
   }
 
+  /// Returns once the helper's store is ready, or after `startPatience`.
+  private func awaitReady() async {
+    if state.withLockedValue({ $0.ready || $0.failure != nil }) { return }
+    let ticket = state.withLockedValue { s -> Int in
+      s.next += 1
+      return s.next
+    }
+    let timeout = Task {
+      try? await Task.sleep(for: Self.startPatience)
+      state.withLockedValue { $0.readyWaiters.removeValue(forKey: ticket) }?.resume()
+    }
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      let now = state.withLockedValue { s -> Bool in
+        if s.ready || s.failure != nil { return true }
+        s.readyWaiters[ticket] = c
+        return false
+      }
+      if now { c.resume() }
+    }
+    timeout.cancel()
+  }
+
+  private func wakeReadyWaiters(ready: Bool) {
+    let waiters = state.withLockedValue { s -> [CheckedContinuation<Void, Never>] in
+      if ready { s.ready = true }
+      defer { s.readyWaiters.removeAll() }
+      return Array(s.readyWaiters.values)
+    }
+    for w in waiters { w.resume() }
+  }
+
   private func call(_ op: String, _ fields: [(String, JSONValue)]) async throws -> JSONValue {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<JSONValue, any Error>) in
+    await awaitReady()
+    return try await withCheckedThrowingContinuation { (c: CheckedContinuation<JSONValue, any Error>) in
       let sent = state.withLockedValue { s -> (LineChannel, Int)? in
         guard let channel = s.channel else { return nil }
         s.next += 1
@@ -193,6 +231,7 @@ final class FleetProcessStore: FleetStore, Sendable {
     }
     let pending = state.withLockedValue { s -> [CheckedContinuation<JSONValue, any Error>] in
       s.channel = nil
+      s.ready = false
       defer { s.pending.removeAll() }
       return Array(s.pending.values)
     }
@@ -225,9 +264,15 @@ final class FleetProcessStore: FleetStore, Sendable {
       }
       return
     }
+    if v["event"]?.string == "ready" {
+      wakeReadyWaiters(ready: true)
+      logger.info("the fleet's store is ready", metadata: ["event": "fleet_store_ready"])
+      return
+    }
     if v["event"]?.string == "failed" {
       let failure = FleetWire.error(v["error"])
       state.withLockedValue { $0.failure = failure }
+      wakeReadyWaiters(ready: false)
       logger.critical(
         "the fleet's store cannot be used: \(failure)", metadata: ["event": "fleet_store_failed"])
       return
