@@ -126,6 +126,8 @@ install: release
 	install -D -m 0755 $(BUILD)/release/token-brokerd $(DESTDIR)$(PREFIX)/bin/token-brokerd
 	strip --strip-all $(DESTDIR)$(PREFIX)/bin/token-brokerd
 	install -D -m 0755 $(BUILD)/release/tokenctl $(DESTDIR)$(PREFIX)/bin/tokenctl
+	install -D -m 0755 $(BUILD)/release/token-broker-fleet $(DESTDIR)$(PREFIX)/libexec/token-broker/token-broker-fleet
+	strip --strip-all $(DESTDIR)$(PREFIX)/libexec/token-broker/token-broker-fleet
 	install -D -m 0644 systemd/token-broker.service $(DESTDIR)$(UNITDIR)/token-broker.service
 	install -D -m 0644 systemd/token-broker.socket $(DESTDIR)$(UNITDIR)/token-broker.socket
 	install -D -m 0644 systemd/token-broker.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/token-broker.conf

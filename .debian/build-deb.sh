@@ -36,9 +36,11 @@ umask 022
 
 install -D -m 0755 "$bin/token-brokerd" "$root/usr/bin/token-brokerd"
 install -D -m 0755 "$bin/tokenctl" "$root/usr/bin/tokenctl"
+# The fleet helper (README "Fleet"), started by token-brokerd under [fleet] only.
+install -D -m 0755 "$bin/token-broker-fleet" "$root/usr/libexec/token-broker/token-broker-fleet"
 # As Debian strips executables (dh_strip): no symbols, no .comment or .note sections.
 strip --strip-all --remove-section=.comment --remove-section=.note "$root/usr/bin/token-brokerd" \
-  "$root/usr/bin/tokenctl"
+  "$root/usr/bin/tokenctl" "$root/usr/libexec/token-broker/token-broker-fleet"
 install -D -m 0644 "$repo/systemd/token-broker.service" "$root/lib/systemd/system/token-broker.service"
 install -D -m 0644 "$repo/systemd/token-broker.socket" "$root/lib/systemd/system/token-broker.socket"
 install -D -m 0644 "$repo/systemd/token-broker.sysusers" "$root/usr/lib/sysusers.d/token-broker.conf"
@@ -86,6 +88,7 @@ chmod 0644 "$doc/changelog.Debian.gz"
 mkdir -p "$work/src/debian"
 printf 'Source: token-broker\n\nPackage: token-broker\nArchitecture: any\n' >"$work/src/debian/control"
 shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -e"$root/usr/bin/token-brokerd" -e"$root/usr/bin/tokenctl" \
+  -e"$root/usr/libexec/token-broker/token-broker-fleet" \
   2>"$work/shlibdeps.log") || { cat "$work/shlibdeps.log" >&2; exit 1; }
 depends=${shlibs#shlibs:Depends=}
 [ -n "$depends" ] && [ "$depends" != "$shlibs" ] || { echo "dpkg-shlibdeps found no dependencies" >&2; exit 1; }

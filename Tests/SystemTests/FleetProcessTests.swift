@@ -212,6 +212,7 @@ extension SystemSuite {
           }
         }
         #expect(!f.upstream.familyRevoked)
+        #expect(f.brokers[1].stderr.contains("took the refresh of pv over from b1, whose claim lapsed"))
         #expect(try await f.fleetStatus(1)["role"] as? String == "refresher")
         #expect(try await f.clients[1].token("pv") == f.upstream.issuedAccessTokens.last)
       } catch {

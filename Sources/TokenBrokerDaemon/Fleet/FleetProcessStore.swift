@@ -44,16 +44,19 @@ final class FleetProcessStore: FleetStore, Sendable {
     (changes, sink) = AsyncStream.makeStream(of: FleetChange.self)
   }
 
-  /// The helper next to this executable (a build tree, or /usr/bin), else in
-  /// /usr/libexec/token-broker (the package).
+  /// The helper next to this executable (a build tree), else in `../libexec/token-broker/`
+  /// beside its `bin/` (`make install`, the package: /usr/libexec/token-broker).
   static func locateHelper() -> String {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     if n > 0 {
       let me = String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
       if let slash = me.lastIndex(of: "/") {
-        let sibling = String(me[..<slash]) + "/token-broker-fleet"
-        if access(sibling, X_OK) == 0 { return sibling }
+        let dir = String(me[..<slash])
+        for candidate in [dir + "/token-broker-fleet", dir + "/../libexec/token-broker/token-broker-fleet"]
+        where access(candidate, X_OK) == 0 {
+          return candidate
+        }
       }
     }
     return "/usr/libexec/token-broker/token-broker-fleet"

@@ -8,6 +8,9 @@ struct FleetLedger: Sendable {
   var role: Role = .follower
   /// The node that refreshed the default token last (or logged in), as far as this broker knows.
   var refresher: String?
+  /// The broker whose live claim this one last found in its way, by scope set: when this one
+  /// claims next, it took the refresh over from it (its claim lapsed).
+  var blockedBy: [ScopeSet: String] = [:]
   /// Commits the store did not take because it was unreachable, pushed when it is back.
   var pending: [ScopeSet: (claim: FleetClaim, tokens: FleetTokens)] = [:]
 }
@@ -64,6 +67,7 @@ extension ProviderEngine {
     guard let claim else {
       // Another broker refreshes it: wait for its commit, then take it.
       fleet.count(\.claimsLost)
+      if let holder = row?.holder { fleetLedger.blockedBy[scopes] = holder }
       await fleet.awaitChange(key.id, seconds: fleet.lease, clock: env.clock)
       if let again = try? await fleet.store.read(key), let tokens = takeable(again, for: scopes) {
         took(scopes, tokens, from: again.refresher, fleet: fleet)
@@ -77,6 +81,11 @@ extension ProviderEngine {
       return
     }
     fleet.count(\.claimsWon)
+    if let previous = fleetLedger.blockedBy.removeValue(forKey: scopes), previous != fleet.node {
+      logger.notice(
+        "took the refresh of \(key) over from \(previous), whose claim lapsed",
+        metadata: ["event": "fleet_takeover", "from": "\(previous)"])
+    }
     // Only local elapsed time is trusted: a claim that may lapse before the answer is back
     // is given up rather than used.
     guard env.clock.now() - asked < fleet.lease - requestTimeout - 1 else {
