@@ -135,7 +135,7 @@ let package = Package(
     .executableTarget(
       name: "token-broker-fleet",
       dependencies: [
-        "TokenBrokerFleet", "TokenBrokerEngine", "TokenBrokerCore", "CSystemd",
+        "TokenBrokerFleet", "TokenBrokerEngine", "TokenBrokerCore",
         .product(name: "Logging", package: "swift-log"),
       ],
       // Like token-brokerd, it needs no Swift runtime on the server (the package's Depends:).

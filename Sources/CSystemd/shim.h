@@ -12,10 +12,4 @@ static inline int tb_memfd_create(const char *name, unsigned int flags) {
   return (int)syscall(SYS_memfd_create, name, flags);
 }
 
-#include <sys/prctl.h>
-#include <signal.h>
-/* prctl(2) is variadic, which Swift cannot call: the fleet helper's parent-death signal. */
-static inline int tb_set_parent_death_signal(int sig) {
-  return prctl(PR_SET_PDEATHSIG, (unsigned long)sig);
-}
 #endif

@@ -16,6 +16,7 @@ struct TokenBrokerBench: AsyncParsableCommand {
       """,
     subcommands: [
       All.self, Serve.self, Oneshot.self, Tokenctl.self, SingleFlight.self, Scale.self, Economy.self,
+      Fleet.self,
     ])
 }
 
@@ -208,6 +209,27 @@ extension TokenBrokerBench {
       if let jitter { p.jitter = jitter }
       if let clients { p.clients = max(1, clients) }
       try await runBenchmarks(common, [(EconomyBench.title, EconomyBench(parameters: p).run)])
+    }
+  }
+
+  struct Fleet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract:
+        "Brokers sharing one credential through PostgreSQL: requests per token lifetime, takeover after "
+        + "SIGKILL, RSS and idle CPU next to a lone broker (needs root and PostgreSQL 15).")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Comma-separated fleet sizes (default 3,10; 3 with --quick).") var sizes: String?
+    @Option(help: "Token lifetime in seconds (default 10).") var lifetime: Int?
+    @Option(help: "Token lifetimes in the window (default 4; 2 with --quick).") var lifetimes: Int?
+    @Option(help: "Seconds of the idle CPU window (default 20; 5 with --quick).") var idle: Double?
+
+    func run() async throws {
+      var p = FleetParameters(quick: common.quick)
+      if let sizes { p.sizes = parseList(sizes).compactMap { Int($0) }.filter { $0 > 0 } }
+      if let lifetime { p.lifetime = max(4, lifetime) }
+      if let lifetimes { p.lifetimes = max(1, lifetimes) }
+      if let idle { p.idle = max(1, idle) }
+      try await runBenchmarks(common, [(FleetBench.title, FleetBench(parameters: p).run)])
     }
   }
 }

@@ -1,4 +1,3 @@
-import CSystemd
 import Dispatch
 import Logging
 import TokenBrokerCore
@@ -19,8 +18,9 @@ import TokenBrokerFleet
 @main
 enum FleetHelper {
   static func main() async {
-    // Gone with the daemon, whatever killed it.
-    _ = tb_set_parent_death_signal(SIGTERM)
+    // Gone with the daemon, whatever killed it: its end of the socket pair closes, and the
+    // request loop below reads end of file. (Not PR_SET_PDEATHSIG: it fires when the thread
+    // that spawned this process ends, and the daemon spawns from a pool thread.)
     signal(SIGPIPE, SIG_IGN)
     let channel = LineChannel(fd: 3)
     guard let first = channel.readLine(), let value = JSONValue.parse(first),

@@ -176,6 +176,8 @@ extension SystemSuite {
         }
         #expect(f.upstream.requestCount == requests + 1)
         #expect(!f.upstream.familyRevoked)
+        // The helpers stayed up through it all (the database going away is not their end).
+        for b in f.brokers { #expect(!b.stderr.contains("fleet_helper_ended"), "\(b.stderrTail(20))") }
         try await offload {
           try poll("the other broker to follow") {
             let r = try UnixHTTPClient(socketPath: f.clients[1].socketPath).request("GET", "/v1/token/pv")

@@ -43,7 +43,7 @@ extension ProviderEngine {
 
   func fleetSend(_ scopes: ScopeSet, _ grant: RequestGrant, fleet: FleetMember) async {
     let key = fleetKey(scopes)
-    let row: FleetRow?
+    var row: FleetRow?
     do {
       row = try await fleet.store.read(key)
       storeReached(fleet)
@@ -56,24 +56,37 @@ extension ProviderEngine {
       answered(scopes, .token(tokens.token), rotated: tokens.refreshToken)
       return
     }
-    let asked = env.clock.now()
-    let claim: FleetClaim?
-    do {
-      claim = try await fleet.store.claim(key, version: row?.version, node: fleet.node, lease: fleet.lease)
-    } catch {
-      await storeUnreachable(scopes, grant, error, fleet: fleet)
-      return
-    }
-    guard let claim else {
-      // Another broker refreshes it: wait for its commit, then take it.
+    var asked = env.clock.now()
+    var won: FleetClaim?
+    // Claim; when another broker holds the claim, wait for its commit (an announcement) or
+    // for its claim to run out, then take its token or claim once more.
+    for attempt in 0..<2 {
+      asked = env.clock.now()
+      do {
+        won = try await fleet.store.claim(key, version: row?.version, node: fleet.node, lease: fleet.lease)
+      } catch {
+        await storeUnreachable(scopes, grant, error, fleet: fleet)
+        return
+      }
+      if won != nil || attempt == 1 { break }
       fleet.count(\.claimsLost)
       if let holder = row?.holder { fleetLedger.blockedBy[scopes] = holder }
-      await fleet.awaitChange(key.id, seconds: fleet.lease, clock: env.clock)
-      if let again = try? await fleet.store.read(key), let tokens = takeable(again, for: scopes) {
-        took(scopes, tokens, from: again.refresher, fleet: fleet)
+      let wait = min(fleet.lease, (row?.claimRemaining ?? fleet.lease) + 0.5)
+      await fleet.awaitChange(key.id, seconds: wait, clock: env.clock)
+      do {
+        row = try await fleet.store.read(key)
+      } catch {
+        await storeUnreachable(scopes, grant, error, fleet: fleet)
+        return
+      }
+      if let tokens = takeable(row, for: scopes) {
+        took(scopes, tokens, from: row?.refresher, fleet: fleet)
         answered(scopes, .token(tokens.token), rotated: tokens.refreshToken)
         return
       }
+    }
+    guard let claim = won else {
+      fleet.count(\.claimsLost)
       let holder = row?.holder.map { " (\($0))" } ?? ""
       let failure = UpstreamFailure(
         .retryLater, message: "another broker of the fleet\(holder) is refreshing \(name); retry shortly")
