@@ -46,10 +46,10 @@ extension SystemSuite {
       }
     }
 
-    static func start(_ count: Int, lease: Int? = nil, reuseDetection: Bool = true) async throws -> Fleet {
+    static func start(_ count: Int, lease: Int? = nil, rotating: Bool = true) async throws -> Fleet {
       let pg = try await PostgresFixture.start()
       var settings = FakeUpstream.Settings()
-      settings.reuseDetection = reuseDetection
+      settings.rotateRefreshTokens = rotating
       let upstream = FakeUpstream(.powerverse, settings: settings, now: { Date().timeIntervalSince1970 })
       try await upstream.start()
       upstream.seedRefreshToken("rt_fleet_seed")
@@ -189,6 +189,63 @@ extension SystemSuite {
         throw error
       }
       await f.stop()
+    }
+
+    /// A refresher paused (SIGSTOP) past its lease, then resumed: another broker took the
+    /// refresh over meanwhile, and the paused one's commit is refused (fenced), writes
+    /// nothing, and it follows the fleet. Here the pause holds its commit in its helper, and
+    /// the provider's refresh tokens do not rotate, so it answers both: with rotation that is
+    /// the replay README "Fleet" says no fence can stop, only a provider's grace window.
+    @Test func aPausedRefresherIsFencedWhenItResumes() async throws {
+      let f = try await Self.start(2, lease: 6, rotating: false)
+      do {
+        let before = f.upstream.requestCount
+        f.upstream.failNext(.delayed(0.5))
+        let helper = try #require(Self.children(of: f.brokers[0].pid).first, "b1's fleet helper")
+        let paused = Task { try? await f.clients[0].request("POST", "/v1/providers/pv/refresh") }
+        try await offload {
+          try poll("b1's refresh to reach the upstream") { f.upstream.requestCount > before }
+        }
+        kill(helper, SIGSTOP)
+        // b2 takes over once b1's claim lapsed on the database's clock.
+        try await offload {
+          try poll("b2 to take the refresh over", within: 30, every: 0.2) {
+            let r = try UnixHTTPClient(socketPath: f.clients[1].socketPath).request(
+              "POST", "/v1/providers/pv/refresh")
+            return r.status == 200 && f.upstream.requestCount > before + 1
+          }
+        }
+        let b2Token = try await f.clients[1].token("pv")
+        kill(helper, SIGCONT)
+        _ = await paused.value
+        try await offload {
+          // The daemon's own line (its helper logs the refused statement too).
+          try poll("b1's commit to be fenced") {
+            f.brokers[0].stderr.contains("<3>fenced: this broker's claim")
+          }
+        }
+        // Nothing written over: the fleet's token is b2's, and b1 serves it too.
+        #expect(try await f.clients[0].token("pv") == b2Token)
+        let status = try await f.fleetStatus(0)
+        #expect(status["holder"] as? String == "b2", "\(status)")
+        let metrics = String(decoding: try await f.clients[0].request("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("token_broker_fleet_fenced_writes 1"), "\(metrics)")
+      } catch {
+        await f.stop()
+        throw error
+      }
+      await f.stop()
+    }
+
+    /// The children of every thread of `pid`.
+    static func children(of pid: pid_t) -> [pid_t] {
+      let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+      return tasks.flatMap { task -> [pid_t] in
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap {
+          pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+      }
     }
 
     /// The refresher killed with SIGKILL while its refresh is on the wire: its claim lapses on
