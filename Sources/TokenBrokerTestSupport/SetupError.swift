@@ -46,3 +46,16 @@ package func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) as
     Thread { continuation.resume(with: Result { try body() }) }.start()
   }
 }
+
+/// Yields to other tasks until `condition` holds, at most `attempts` times (a bound against
+/// hanging, not a timing assertion); returns whether it held. For work another task of this
+/// process finishes (an announcement handled, a follower updated), without sleeping.
+@discardableResult
+package func yieldUntil(attempts: Int = 100_000, _ condition: () async throws -> Bool) async rethrows -> Bool
+{
+  for _ in 0..<attempts {
+    if try await condition() { return true }
+    await Task.yield()
+  }
+  return try await condition()
+}

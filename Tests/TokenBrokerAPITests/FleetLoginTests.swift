@@ -37,7 +37,8 @@ import TokenBrokerTestSupport
 
     // The other broker takes the login's token and refresh token from the announcement
     // (bounded only as a failure guard).
-    for _ in 0..<100_000 where await brokers[1].status("p")?.state != .ok { await Task.yield() }
+    let follower = brokers[1]
+    await yieldUntil { await follower.status("p")?.state == .ok }
     #expect(await brokers[1].status("p")?.state == .ok)
     let served = try await brokers[1].get("/v1/token/p")
     #expect(served.json["access_token"] as? String == upstream.issuedAccessTokens.last)

@@ -117,7 +117,7 @@ import TokenBrokerTestSupport
       scope: [])
     // b1 found the claim taken and waits for the commit (bounded only as a failure guard).
     let member = try #require(f.brokers[0].broker.environment.fleet)
-    for _ in 0..<100_000 where member.counters.claimsLost == 0 { await Task.yield() }
+    await yieldUntil { member.counters.claimsLost > 0 }
     #expect(member.counters.claimsLost == 1)
     #expect(
       try await store2.commit(claim, tokens: FleetTokens(token: issued, refreshToken: "rt_b2"), seed: "s"))
@@ -169,6 +169,68 @@ import TokenBrokerTestSupport
     #expect(!f.upstream.familyRevoked)
     #expect(await f.brokers[0].status("pv")?.fleet?.store == "ok")
     await f.stop()
+  }
+
+  /// The store goes down between a broker's claim and its commit: the answer is kept (its
+  /// refresh token persisted locally, its token served) and pushed to the store when it is
+  /// back; the other broker then follows it, and nobody asks the upstream again.
+  @Test func aCommitTheStoreMissedIsPushedWhenItIsBack() async throws {
+    let clock = ManualClock()
+    let upstream = FakeUpstream(.powerverse, now: { clock.now() })
+    try await upstream.start()
+    upstream.seedRefreshToken("rt_seed")
+    var (p, secrets) = SeedProviders.config("pv", for: upstream, grant: .refreshToken)
+    secrets.refreshToken = "rt_seed"
+    p.clientAuth = .none
+    let database = MemoryFleetDatabase(now: { clock.now() })
+    var gate: GatedTransport?
+    var brokers: [BrokerHarness] = []
+    for node in ["b1", "b2"] {
+      let member = FleetMember(store: database.store(node: node), node: node, lease: 30)
+      let b = try await BrokerHarness.start(
+        providers: [p], secrets: ["pv": secrets], clock: clock, fleet: member,
+        wrapTransport: { inner in
+          let g = GatedTransport(inner)
+          if node == "b1" { gate = g }
+          return g
+        })
+      await b.firstAttempts()
+      brokers.append(b)
+    }
+    let key = FleetKey(
+      provider: "pv", scopes: "", identity: CredentialIdentity(p, secrets: ResolvedSecrets()).fingerprint)
+    let version = try #require(database.row(key)?.version)
+    let b1Gate = try #require(gate)
+    b1Gate.close()
+    let arrivals = b1Gate.arrivals
+    let b1 = try #require(brokers[0].broker.engine(named: "pv"))
+    let refresh = Task { await b1.refreshNow() }
+    await b1Gate.awaitArrivals(arrivals + 1)
+    database.setReachable(false)
+    b1Gate.open()
+    _ = await refresh.value
+    // b1 kept the answer: served, and its refresh token on disk.
+    let issued = try #require(upstream.issuedAccessTokens.last)
+    #expect(try await brokers[0].get("/v1/token/pv").json["access_token"] as? String == issued)
+    #expect(
+      try StateStore(directory: brokers[0].stateDir).load("pv")?.refreshToken
+        == upstream.issuedRefreshTokens.last)
+    #expect(database.row(key)?.version == version)
+    let requests = upstream.requestCount
+    database.setReachable(true)
+    await yieldUntil { database.row(key)?.version != version }
+    #expect(database.row(key)?.version == version + 1)
+    #expect(database.row(key)?.tokens?.token.accessToken == issued)
+    let follower = brokers[1]
+    try await yieldUntil(attempts: 5_000) {
+      try await follower.get("/v1/token/pv").json["access_token"] as? String == issued
+    }
+    #expect(try await brokers[1].get("/v1/token/pv").json["access_token"] as? String == issued)
+    #expect(upstream.requestCount == requests)
+    #expect(!upstream.familyRevoked)
+    for b in brokers { await b.shutdown() }
+    database.close()
+    await upstream.stop()
   }
 
   @Test func aClientCredentialsProviderRefreshesLocallyWhileTheStoreIsDown() async throws {
