@@ -116,8 +116,14 @@ package final class HTTPServer: Sendable {
     }
   }
 
-  /// Stops accepting; open connections finish on their own.
+  /// Stops accepting; open connections finish on their own. A socket inherited from systemd
+  /// is not closed, only no longer read: the socket is shared with the socket unit, and the
+  /// connections waiting in its queue are the next process's (a restart loses none).
   package func close() async {
+    if case .inherited = binding {
+      try? await channel.setOption(ChannelOptions.autoRead, value: false).get()
+      return
+    }
     try? await channel.close()
     if case .unix(let path, _, _) = binding { unlink(path) }
   }

@@ -321,7 +321,9 @@ extension SystemSuite {
       let restarted = Mutex(false)
       let client = Task {
         var answers: [String] = []
-        while !restarted.withLock({ $0 }) { answers.append((try? await f.client.token("pv")) ?? "refused") }
+        while !restarted.withLock({ $0 }) {
+          do { answers.append(try await f.client.token("pv")) } catch { answers.append("refused: \(error)") }
+        }
         return answers
       }
       try await f.inside { try $0.systemctl("restart", "token-broker.service") }

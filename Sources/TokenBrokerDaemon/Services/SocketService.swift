@@ -16,10 +16,18 @@ struct SocketService: Service {
   let logger: Logger
   let onStopping: @Sendable () async -> Void
 
+  /// How long connections accepted before the close have to send their first request.
+  static let firstRequestGrace: Duration = .milliseconds(250)
+
   func run() async throws {
     try? await gracefulShutdown()
     await onStopping()
     await server.close()
+    // A connection accepted just before the close may not have sent its request yet: give
+    // such requests a moment to arrive and be tracked, or the process would exit under a
+    // client that did nothing wrong (a restart under load, README "Restarts and upgrades").
+    // New clients meanwhile wait in the socket unit's queue for the next process.
+    try? await Task.sleep(for: Self.firstRequestGrace)
     if await withDeadline(seconds: drainTimeout, { await tracker.idle() }) == nil {
       logger.warning(
         "\(tracker.inFlight) requests still unanswered after \(Int(drainTimeout)) s; closing their connections",
