@@ -63,35 +63,16 @@ struct FleetBench: Sendable {
   ) -> String {
     BenchConfig.broker(
       in: dir, extra: ["refresh_at = 0.8", "refresh_jitter = 0.05", "min_valid = 1", "request_timeout = 2"])
-        + """
-        [providers.pv]
-        token_url = "\(upstream.tokenURL)"
-        grant = "refresh_token"
-        client_auth = "none"
-        body = "json"
-        client_id = "\(upstream.settings.clientID)"
-        refresh_token = "rt_bench_seed"
-
-        """
+      + FleetConfig.rotatingProvider(upstream, seed: "rt_bench_seed")
       + (fleet.map {
-        """
-        [fleet]
-        store = { file = "\(dsnFile)" }
-        key = { file = "\(keyFile)" }
-        name = "\($0)"
-        node = "\(node)"
-        lease = \(lease)
-
-        """
+        FleetConfig.table(dsnFile: dsnFile, keyFile: keyFile, node: node, name: $0, lease: lease)
       } ?? "")
   }
 
   static func secrets(_ pg: PostgresFixture) throws -> (dir: TempDirectory, dsn: String, key: String) {
     let dir = try TempDirectory("tbb-fleet")
-    let dsn = try dir.write("dsn", pg.dsn + "\n")
-    var key = [UInt8](repeating: 0, count: 32)
-    for i in key.indices { key[i] = UInt8.random(in: 0...255) }
-    return (dir, dsn, try dir.write("key", Data(key).base64EncodedString() + "\n"))
+    let (dsn, key) = try FleetConfig.writeSecrets(dsn: pg.dsn, in: dir)
+    return (dir, dsn, key)
   }
 
   static func upstream(lifetime: Int) async throws -> FakeUpstream {

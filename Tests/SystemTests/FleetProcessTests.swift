@@ -54,10 +54,7 @@ extension SystemSuite {
       try await upstream.start()
       upstream.seedRefreshToken("rt_fleet_seed")
       let dir = try TempDirectory("tbfleet")
-      let dsn = try dir.write("fleet-dsn", pg.dsn + "\n")
-      var key = [UInt8](repeating: 0, count: 32)
-      for i in key.indices { key[i] = UInt8.random(in: 0...255) }
-      let keyFile = try dir.write("fleet-key", Data(key).base64EncodedString() + "\n")
+      let (dsn, keyFile) = try FleetConfig.writeSecrets(dsn: pg.dsn, in: dir)
       var brokers: [ChildProcess] = []
       for i in 1...count {
         let config = try dir.write(
@@ -66,22 +63,8 @@ extension SystemSuite {
             "socket = \"\(dir.file("b\(i).sock"))\"", "state_dir = \"\(dir.file("state-b\(i)"))\"",
             "log_target = \"console\"", "log_level = \"debug\"", "request_timeout = 2",
           ])
-            + """
-            [providers.pv]
-            token_url = "\(upstream.tokenURL)"
-            grant = "refresh_token"
-            client_auth = "none"
-            body = "json"
-            client_id = "\(upstream.settings.clientID)"
-            refresh_token = "rt_fleet_seed"
-
-            [fleet]
-            store = { file = "\(dsn)" }
-            key = { file = "\(keyFile)" }
-            node = "b\(i)"
-            \(lease.map { "lease = \($0)" } ?? "")
-
-            """)
+            + FleetConfig.rotatingProvider(upstream, seed: "rt_fleet_seed")
+            + FleetConfig.table(dsnFile: dsn, keyFile: keyFile, node: "b\(i)", lease: lease))
         let notify = try NotifyListener(path: dir.file("notify-b\(i)"))
         let broker = try ChildProcess(
           try BuiltBinaries.tokenBrokerd, ["--config", config], environment: ["NOTIFY_SOCKET": notify.path],

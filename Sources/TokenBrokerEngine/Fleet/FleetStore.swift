@@ -21,21 +21,9 @@ package struct FleetKey: Hashable, Sendable, CustomStringConvertible {
   package var description: String { scopes.isEmpty ? provider : "\(provider) [\(scopes)]" }
 }
 
-/// The secret part of a row, in the clear only inside the daemon.
-package struct FleetTokens: Sendable, Equatable, CustomStringConvertible {
-  package var token: Token
-  /// The current refresh token of a rotating (or any refresh-token) grant.
-  package var refreshToken: String?
-
-  package init(token: Token, refreshToken: String?) {
-    self.token = token
-    self.refreshToken = refreshToken
-  }
-
-  package var description: String {
-    "FleetTokens(\(token), refresh_token: \(refreshToken == nil ? "none" : "<redacted>"))"
-  }
-}
+/// The secret part of a row, in the clear only inside the brokers: a token and the refresh
+/// token in force, exactly what a token response carries (its description redacts both).
+package typealias FleetTokens = TokenResponse
 
 /// One row as read: who holds its refresh, and its tokens (decrypted).
 package struct FleetRow: Sendable, Equatable {
