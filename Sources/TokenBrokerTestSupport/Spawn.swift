@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TokenBrokerEngine
 
 #if canImport(Glibc)
   import Glibc
@@ -22,41 +23,23 @@ package enum Spawn {
     guard let closeFrom = addCloseFrom else {
       throw SetupError("this glibc has no posix_spawn_file_actions_addclosefrom_np (2.34)")
     }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
     let flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC)
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, stdout, flags, 0o600)
-    if stderr == stdout {
-      posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    } else {
-      posix_spawn_file_actions_addopen(&actions, 2, stderr, flags, 0o600)
+    do {
+      return try ProcessSpawn.start(
+        executable, arguments, environment: environment.map { "\($0.key)=\($0.value)" }
+      ) { actions in
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, flags, 0o600)
+        if stderr == stdout {
+          posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+          posix_spawn_file_actions_addopen(&actions, 2, stderr, flags, 0o600)
+        }
+        _ = closeFrom(&actions, 3)
+      }
+    } catch {
+      throw SetupError("cannot start \(executable): \(error)")
     }
-    _ = closeFrom(&actions, 3)
-    // Default signal dispositions and an empty mask, whatever this process set.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var all = sigset_t()
-    sigfillset(&all)
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-      for p in argv { free(p) }
-      for p in envp { free(p) }
-    }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-    guard rc == 0 else {
-      throw SetupError("cannot start \(executable): \(String(cString: strerror(rc)))")
-    }
-    return pid
   }
 
   /// A `waitpid` status as an exit status, or 128 + the signal that ended the process.

@@ -284,10 +284,6 @@ final class FleetProcessStore: FleetStore, Sendable {
   }
 
   private func spawn(childEnd: Int32) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     // dup2 clears close-on-exec on descriptor 3 (a descriptor already 3 is moved first).
     var source = childEnd
     if source == 3 {
@@ -295,37 +291,23 @@ final class FleetProcessStore: FleetStore, Sendable {
       guard source >= 0 else { throw StartFailure(description: "cannot move the helper's descriptor") }
     }
     defer { if source != childEnd { close(source) } }
-    posix_spawn_file_actions_adddup2(&actions, source, 3)
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var all = sigset_t()
-    sigfillset(&all)
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
     // Nothing of the daemon's environment (NOTIFY_SOCKET, LISTEN_FDS, credentials) but PATH
     // and the backtracer setting the unit makes.
     var environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
     if let backtrace = getenv("SWIFT_BACKTRACE") {
       environment.append("SWIFT_BACKTRACE=" + String(cString: backtrace))
     }
-    let argv = [strdup(helper), nil]
-    let envp = environment.map { strdup($0) } + [nil]
-    defer {
-      for p in argv { free(p) }
-      for p in envp { free(p) }
-    }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, helper, &actions, &attributes, argv, envp)
-    guard rc == 0 else {
+    let from = source
+    do {
+      return try ProcessSpawn.start(helper, [], environment: environment) { actions in
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, from, 3)
+      }
+    } catch {
       throw StartFailure(
         description:
-          "cannot start the fleet helper \(helper): \(String(cString: strerror(rc))); it is installed with token-brokerd (README \"Fleet\")"
+          "cannot start the fleet helper \(helper): \(error); it is installed with token-brokerd (README \"Fleet\")"
       )
     }
-    return pid
   }
 }
