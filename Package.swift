@@ -5,7 +5,7 @@ import PackageDescription
 //   TokenBrokerTOML      TOML 1.0 parser, no dependencies
 //   TokenBrokerJSON      RFC 8259 JSON reader and writer, no Foundation
 //   TokenBrokerCore      no I/O: config model, token model, response/error parsing, policies
-//   TokenBrokerUpstream  the token endpoint client (AsyncHTTPClient)
+//   TokenBrokerUpstream  the token endpoint client (HTTP/1.1 on SwiftNIO, TLS by swift-nio-ssl)
 //   TokenBrokerServer    HTTP/1.1 on a Unix socket (SwiftNIO), peer credentials at accept
 //   TokenBrokerSystemd   sd_notify, sd_listen_fds, journald (libsystemd)
 //   TokenBrokerEngine    per-provider actors over the refresh state machine, cache, state, secrets
@@ -24,22 +24,19 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
-    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
-    // 3.x or 4.x: the rest of the graph (async-http-client, swift-certificates) resolves 4.x.
+    // 3.x or 4.x: the rest of the graph (postgres-nio, swift-certificates) resolves 4.x.
     .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
   ],
   targets: [
-    .systemLibrary(
-      name: "CSystemd",
-      pkgConfig: "libsystemd",
-      providers: [.apt(["libsystemd-dev"])]
-    ),
+    // The service manager's protocols (sd_notify, the journal's native protocol, socket
+    // activation) spoken directly: no libsystemd (README "Architecture").
+    .target(name: "CSystemdProtocol"),
     // RFC 8259 reader and writer, no Foundation: shared by the core, the client and the server.
     .target(name: "TokenBrokerJSON"),
     // TOML 1.0, on its own: no dependencies (the config parser above it adds the meaning).
@@ -49,10 +46,10 @@ let package = Package(
       name: "TokenBrokerUpstream",
       dependencies: [
         "TokenBrokerCore",
-        .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
       ]
@@ -71,7 +68,7 @@ let package = Package(
     .target(
       name: "TokenBrokerSystemd",
       dependencies: [
-        "CSystemd",
+        "CSystemdProtocol",
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
@@ -82,7 +79,7 @@ let package = Package(
       dependencies: [
         "TokenBrokerCore",
         .product(name: "Logging", package: "swift-log"),
-        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -160,7 +157,6 @@ let package = Package(
         "TokenBrokerServer",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOPosix", package: "swift-nio"),
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       // The Swift runtime and FoundationEssentials are linked in statically (nothing in the
       // daemon imports Foundation itself, so neither it nor ICU's data is in the binary: see
@@ -312,7 +308,11 @@ let package = Package(
     ),
     .testTarget(
       name: "TokenBrokerUpstreamTests",
-      dependencies: ["TokenBrokerUpstream", "TokenBrokerEngine", "TokenBrokerCore", "TokenBrokerTestSupport"]
+      dependencies: [
+        "TokenBrokerUpstream", "TokenBrokerEngine", "TokenBrokerCore", "TokenBrokerTestSupport",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ]
     ),
     .testTarget(
       name: "TokenBrokerClientTests",

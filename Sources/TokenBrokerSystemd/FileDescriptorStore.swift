@@ -1,4 +1,4 @@
-import CSystemd
+import CSystemdProtocol
 import Glibc
 
 /// systemd's file-descriptor store (`FDSTORE=1`, `FileDescriptorStoreMax=`): what one run of
@@ -38,7 +38,7 @@ package enum FileDescriptorStore {
     guard fcntl(fd, addSeals, allSeals) == 0 else { throw failure("seal the memfd") }
     forget(name: name)
     var fds: [Int32] = [fd]
-    let result = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(name)", &fds, 1)
+    let result = "FDSTORE=1\nFDNAME=\(name)".withCString { tb_notify($0, &fds, 1) }
     if result > 0 { return .sent }
     if result == 0 { return .notConfigured }
     return .failed(errno: -result)
@@ -76,7 +76,7 @@ package enum FileDescriptorStore {
 
   /// `FDSTOREREMOVE=1`: systemd closes what it keeps under `name`.
   static func forget(name: String) {
-    _ = sd_notify(0, "FDSTOREREMOVE=1\nFDNAME=\(name)")
+    _ = "FDSTOREREMOVE=1\nFDNAME=\(name)".withCString { tb_notify($0, nil, 0) }
   }
 
   private static func failure(_ what: String) -> Failure {

@@ -1,8 +1,9 @@
-import CSystemd
+import CSystemdProtocol
 import Glibc
 import Logging
 
-/// Writes each message natively to journald (`sd_journal_sendv(3)`) with structured fields:
+/// Writes each message to journald in its native protocol (what `sd_journal_sendv(3)` sends)
+/// with structured fields:
 ///
 /// - `MESSAGE`, `PRIORITY` (see ``SyslogPriority``), `SYSLOG_IDENTIFIER`, `CODE_FILE`,
 ///   `CODE_LINE`, `CODE_FUNC`;
@@ -18,7 +19,7 @@ package struct JournalLogHandler: LogHandler {
   package let label: String
   /// `SYSLOG_IDENTIFIER=` of every entry.
   package let syslogIdentifier: String
-  /// Where a message goes when `sd_journal_sendv` fails.
+  /// Where a message goes when journald cannot take it.
   package let fallbackFileDescriptor: Int32
   /// ``send(_:)``, replaceable in tests.
   var sender: @Sendable ([JournalField]) -> Int32 = { JournalLogHandler.send($0) }
@@ -77,7 +78,7 @@ package struct JournalLogHandler: LogHandler {
     return fields
   }
 
-  /// Sends one entry with `sd_journal_sendv`; returns its result (0, or a negative errno such as
+  /// Sends one entry (`tb_journal_sendv`); returns its result (0, or a negative errno such as
   /// `-ECONNREFUSED` / `-ENOENT` when no journald listens on `/run/systemd/journal/socket`).
   @discardableResult
   package static func send(_ fields: [JournalField]) -> Int32 {
@@ -100,7 +101,7 @@ package struct JournalLogHandler: LogHandler {
         vectors.append(iovec(iov_base: base + offset, iov_len: length))
         offset += length
       }
-      return vectors.withUnsafeBufferPointer { sd_journal_sendv($0.baseAddress, Int32($0.count)) }
+      return vectors.withUnsafeBufferPointer { tb_journal_sendv($0.baseAddress, Int32($0.count)) }
     }
   }
 }

@@ -1,9 +1,9 @@
-import CSystemd
+import CSystemdProtocol
 import Glibc
 
 /// Why an inherited descriptor cannot be used as the broker's listening socket.
 package enum SocketActivationError: Error, Equatable, CustomStringConvertible {
-  /// `sd_listen_fds` rejected `$LISTEN_FDS` / `$LISTEN_PID` (negative errno from libsystemd).
+  /// `$LISTEN_FDS` / `$LISTEN_PID` are malformed (a negative errno, as `sd_listen_fds` gives).
   case invalidEnvironment(errno: Int32)
   /// The descriptor systemd passed is not a listening `SOCK_STREAM` socket of `AF_UNIX`.
   case notAListeningUnixStreamSocket(fd: Int32)
@@ -24,28 +24,28 @@ package enum SocketActivationError: Error, Equatable, CustomStringConvertible {
   }
 }
 
-/// Socket activation (`sd_listen_fds(3)`).
+/// Socket activation (`sd_listen_fds(3)`: `$LISTEN_PID`, `$LISTEN_FDS`, `$LISTEN_FDNAMES`).
 package enum SocketActivation {
   /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
   package static let firstFileDescriptor: Int32 = 3
 
   /// The descriptors passed by systemd: `[3, 4, ...]`, or `[]` when the process was not socket
   /// activated (no `$LISTEN_FDS`, or `$LISTEN_PID` names another process) or the variables are
-  /// malformed. libsystemd sets `FD_CLOEXEC` on each; the environment is left as it is.
+  /// malformed. `FD_CLOEXEC` is set on each; the environment is left as it is.
   package static func listenFileDescriptors() -> [Int32] {
     (try? checkedListenFileDescriptors()) ?? []
   }
 
   /// Like ``listenFileDescriptors()`` but reports malformed `$LISTEN_FDS` instead of ignoring it.
   package static func checkedListenFileDescriptors() throws(SocketActivationError) -> [Int32] {
-    let count = sd_listen_fds(0)
+    let count = tb_listen_fds()
     if count < 0 { throw .invalidEnvironment(errno: -count) }
     return (0..<count).map { firstFileDescriptor + $0 }
   }
 
   /// True when `fd` is an `AF_UNIX` `SOCK_STREAM` socket in the listening state.
   package static func isListeningUnixStreamSocket(_ fd: Int32) -> Bool {
-    sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0
+    tb_is_listening_unix_stream(fd) > 0
   }
 
   /// Throws ``SocketActivationError/notAListeningUnixStreamSocket(fd:)`` unless `fd` is a
@@ -58,18 +58,16 @@ package enum SocketActivation {
   /// defaults to the unit's name; `FDNAME=` of one the service kept in its store), `[]` as
   /// ``listenFileDescriptors()``.
   package static func namedFileDescriptors() -> [(fd: Int32, name: String)] {
-    var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-    let count = sd_listen_fds_with_names(0, &names)
+    let count = tb_listen_fds()
     guard count > 0 else { return [] }
-    defer {
-      if let names {
-        for i in 0..<Int(count) { free(names[i]) }
-        free(names)
-      }
+    // `$LISTEN_FDNAMES`: one name per descriptor, colon-separated; without it, "unknown".
+    var names = [String](repeating: "unknown", count: Int(count))
+    if let raw = getenv("LISTEN_FDNAMES") {
+      let given = String(cString: raw).split(separator: ":", omittingEmptySubsequences: false).map(
+        String.init)
+      if given.count == names.count { names = given }
     }
-    return (0..<count).map { i in
-      (firstFileDescriptor + i, names?[Int(i)].map { String(cString: $0) } ?? "unknown")
-    }
+    return (0..<count).map { i in (firstFileDescriptor + i, names[Int(i)]) }
   }
 
   /// The broker's inherited listening socket: nil when not socket activated, the descriptor when

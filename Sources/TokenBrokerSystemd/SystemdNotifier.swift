@@ -1,4 +1,4 @@
-import CSystemd
+import CSystemdProtocol
 import Glibc
 
 /// Talks to the service manager over `$NOTIFY_SOCKET` (`sd_notify(3)`).
@@ -14,7 +14,7 @@ package struct SystemdNotifier: Sendable {
     case sent
     /// `NOTIFY_SOCKET` is not set: not running under systemd `Type=notify`.
     case notConfigured
-    /// `sd_notify` failed with this errno (e.g. `ENOENT` when the socket is gone).
+    /// Sending failed with this errno (e.g. `ENOENT` when the socket is gone).
     case failed(errno: Int32)
   }
 
@@ -66,7 +66,7 @@ package struct SystemdNotifier: Sendable {
   /// Sends `raw` as it is (newline separated `KEY=VALUE` assignments).
   @discardableResult
   package func notify(_ raw: String) -> Outcome {
-    let result = sd_notify(0, raw)
+    let result = raw.withCString { tb_notify($0, nil, 0) }
     if result > 0 { return .sent }
     if result == 0 { return .notConfigured }
     return .failed(errno: -result)
@@ -75,8 +75,10 @@ package struct SystemdNotifier: Sendable {
   /// The service's `WatchdogSec=` as systemd passed it (`$WATCHDOG_USEC`, honouring
   /// `$WATCHDOG_PID`), or nil when the watchdog is off. Ping at half of this.
   package func watchdogInterval() -> Duration? {
-    var usec: UInt64 = 0
-    guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
+    guard let raw = getenv("WATCHDOG_USEC"), let usec = UInt64(String(cString: raw)), usec > 0 else {
+      return nil
+    }
+    if let pid = getenv("WATCHDOG_PID"), Int32(String(cString: pid)) != getpid() { return nil }
     return .microseconds(Int64(clamping: usec))
   }
 

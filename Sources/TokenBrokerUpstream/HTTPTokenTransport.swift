@@ -1,8 +1,7 @@
-import AsyncHTTPClient
-import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import TokenBrokerCore
 
@@ -10,135 +9,177 @@ import TokenBrokerCore
   import Glibc
 #endif
 
-/// The upstream token client over AsyncHTTPClient: certificate verification
-/// always on (an optional per-provider CA bundle), no redirects followed, a
-/// 64 KiB body cap, and one hard deadline that covers the body too.
-package final class HTTPTokenTransport: TokenTransport, @unchecked Sendable {
-  private let lock = NIOLockedValueBox<[String: HTTPClient]>([:])
-  private let eventLoopGroup: any EventLoopGroup
+/// The upstream client: HTTP/1.1 over SwiftNIO, one connection per request (a token
+/// endpoint is asked once per token lifetime; nothing is worth keeping open), certificate
+/// and host name verification always on (an optional per-provider CA bundle), no redirects
+/// followed, a 64 KiB body cap, and one hard deadline that covers connecting, TLS, the
+/// queue for a connection slot and the whole answer.
+package final class HTTPTokenTransport: TokenTransport, Sendable {
+  /// Connections open at once to one endpoint (the rest wait, within their deadline).
+  package static let connectionsPerEndpoint = 64
+
+  private let group: any EventLoopGroup
+  private let contexts = NIOLockedValueBox<[String: NIOSSLContext]>([:])
+  let limiter = ConnectionLimiter(limit: HTTPTokenTransport.connectionsPerEndpoint)
 
   package init(eventLoopGroup: any EventLoopGroup) {
-    self.eventLoopGroup = eventLoopGroup
-  }
-
-  /// One client per trust configuration ("" is the system store). A `ca_file` is keyed by
-  /// its path and its inode, size and modification time, so a replaced bundle is read anew.
-  private func client(caFile: String?) throws(UpstreamFailure) -> HTTPClient {
-    var key = ""
-    if let caFile {
-      var st = stat()
-      guard access(caFile, R_OK) == 0, stat(caFile, &st) == 0 else {
-        throw UpstreamFailure(.configurationWrong, message: "ca_file \(caFile) is not readable")
-      }
-      key = "\(caFile)|\(st.st_ino)|\(st.st_size)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
-    }
-    return lock.withLockedValue { clients -> HTTPClient in
-      if let existing = clients[key] { return existing }
-      var tls = TLSConfiguration.makeClientConfiguration()
-      tls.minimumTLSVersion = .tlsv12
-      tls.certificateVerification = .fullVerification
-      if let caFile { tls.trustRoots = .file(caFile) }
-      var config = HTTPClient.Configuration(
-        tlsConfiguration: tls, redirectConfiguration: .disallow, decompression: .disabled)
-      config.connectionPool = .init(idleTimeout: .seconds(60))
-      // Many providers on one identity provider refresh at once after a start: AHC's default
-      // of 8 connections per host would queue them into their deadlines.
-      config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
-      // A refused connection, a name that does not resolve or a certificate that does not
-      // verify fails the request at once with its own error: the engine's backoff (with
-      // jitter) retries, instead of the client retrying until request_timeout and the
-      // operator reading "no complete answer" for what was a refused connection.
-      config.connectionPool.retryConnectionEstablishment = false
-      config.httpVersion = .automatic
-      let made = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: config)
-      clients[key] = made
-      return made
-    }
+    self.group = eventLoopGroup
   }
 
   package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
     -> UpstreamResponse
   {
-    let client = try client(caFile: caFile)
-    let deadlineNanos = Int64(timeout * 1_000_000_000)
-    do {
-      return try await withThrowingTaskGroup(of: UpstreamResponse?.self) { group in
-        group.addTask {
-          var http = HTTPClientRequest(url: request.url)
-          http.method = HTTPMethod(rawValue: request.method)
-          for (name, value) in request.headers { http.headers.add(name: name, value: value) }
-          if request.body.isEmpty {
-            http.headers.replaceOrAdd(name: "Content-Length", value: "0")
-          } else {
-            http.body = .bytes(ByteBuffer(bytes: request.body))
-          }
-          let response = try await client.execute(http, deadline: .now() + .nanoseconds(deadlineNanos))
-          let body = try await response.body.collect(upTo: TokenExchange.maxBodyBytes)
-          var headers: [String: String] = [:]
-          for (name, value) in response.headers { headers[name.lowercased()] = value }
-          return UpstreamResponse(
-            status: Int(response.status.code), headers: headers, body: Array(buffer: body))
-        }
-        group.addTask {
-          // A little after the client's own deadline, whose error says more (e.g. connection refused).
-          try await Task.sleep(nanoseconds: UInt64(deadlineNanos) + 200_000_000)
-          return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let response = first else {
-          throw DeadlineExceeded()
-        }
-        return response
-      }
-    } catch {
-      throw Self.classify(error, timeout: timeout, url: request.url)
+    let url: EndpointURL
+    switch EndpointURL.parse(request.url) {
+    case .success(let parsed): url = parsed
+    case .failure(let problem):
+      throw UpstreamFailure(.configurationWrong, message: "token_url cannot be used: \(problem.message)")
     }
+    let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout * 1_000_000_000))
+    do {
+      let tls = url.scheme == "https" ? try await tlsContext(caFile: caFile) : nil
+      return try await exchange(request, url: url, tls: tls, deadline: deadline)
+    } catch let failure as UpstreamFailure {
+      throw failure
+    } catch {
+      throw Self.classify(error, timeout: timeout, url: url)
+    }
+  }
+
+  /// The TLS context of one trust configuration ("" is the system store), made once (off
+  /// the event loops and the cooperative pool: it reads the CA bundle). A `ca_file` is keyed
+  /// by its path and its inode, size and modification time, so a replaced bundle is read anew.
+  private func tlsContext(caFile: String?) async throws -> NIOSSLContext {
+    try await NIOThreadPool.singleton.runIfActive { [contexts] () throws -> NIOSSLContext in
+      var key = ""
+      if let caFile {
+        var st = stat()
+        guard access(caFile, R_OK) == 0, stat(caFile, &st) == 0 else {
+          throw UpstreamFailure(.configurationWrong, message: "ca_file \(caFile) is not readable")
+        }
+        key = "\(caFile)|\(st.st_ino)|\(st.st_size)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+      }
+      if let made = contexts.withLockedValue({ $0[key] }) { return made }
+      var configuration = TLSConfiguration.makeClientConfiguration()
+      configuration.minimumTLSVersion = .tlsv12
+      configuration.certificateVerification = .fullVerification
+      configuration.applicationProtocols = ["http/1.1"]
+      if let caFile { configuration.trustRoots = .file(caFile) }
+      let made = try NIOSSLContext(configuration: configuration)
+      contexts.withLockedValue { $0[key] = made }
+      return made
+    }
+  }
+
+  /// What one exchange holds while it runs, shared by the event loop's callbacks.
+  private struct Exchange {
+    var finished = false
+    var ticket: Int?
+    var channel: (any Channel)?
+  }
+
+  /// Waits for a connection slot, connects (an address as it is; a name resolved by
+  /// getaddrinfo off the event loop, its addresses tried in turn by Happy Eyeballs), sends
+  /// the request on the connection that won, and collects the answer. The outcome is decided
+  /// on the event loop (the answer, a failure or the deadline, whichever comes first), so a
+  /// busy cooperative pool cannot turn an answer that came in time into a timeout.
+  private func exchange(_ request: TokenRequest, url: EndpointURL, tls: NIOSSLContext?, deadline: NIODeadline)
+    async throws -> UpstreamResponse
+  {
+    let loop = group.next()
+    let answer = loop.makePromise(of: UpstreamResponse.self)
+    let endpoint = "\(url.connectHost)|\(url.effectivePort)"
+    let state = NIOLockedValueBox(Exchange())
+    let limiter = self.limiter
+    let timer = loop.scheduleTask(deadline: deadline) { answer.fail(DeadlineExceeded()) }
+    answer.futureResult.whenComplete { _ in
+      timer.cancel()
+      let (ticket, channel) = state.withLockedValue { s in
+        s.finished = true
+        return (s.ticket, s.channel)
+      }
+      if let ticket, channel == nil, limiter.withdraw(endpoint, ticket: ticket) { return }
+      channel?.close(promise: nil)
+    }
+    let ticket = limiter.acquire(endpoint) {
+      guard !state.withLockedValue({ $0.finished }) else {
+        limiter.release(endpoint)
+        return
+      }
+      self.connect(url: url, tls: tls, deadline: deadline, on: loop).whenComplete { result in
+        switch result {
+        case .failure(let error):
+          limiter.release(endpoint)
+          answer.fail(error)
+        case .success(let channel):
+          // The slot is given back once the connection is closed, not before.
+          channel.closeFuture.whenComplete { _ in limiter.release(endpoint) }
+          let finished = state.withLockedValue { s in
+            s.channel = channel
+            return s.finished
+          }
+          guard !finished else {
+            channel.close(promise: nil)
+            return
+          }
+          channel.eventLoop.execute {
+            do {
+              let handler = try channel.pipeline.syncOperations.handler(type: UpstreamExchangeHandler.self)
+              handler.start(head: Self.requestHead(request, url: url), body: request.body, promise: answer)
+            } catch {
+              answer.fail(error)
+            }
+          }
+        }
+      }
+    }
+    state.withLockedValue { $0.ticket = ticket }
+    return try await withTaskCancellationHandler {
+      try await answer.futureResult.get()
+    } onCancel: {
+      answer.fail(CancellationError())
+    }
+  }
+
+  private func connect(url: EndpointURL, tls: NIOSSLContext?, deadline: NIODeadline, on loop: any EventLoop)
+    -> EventLoopFuture<any Channel>
+  {
+    let limit = TokenExchange.maxBodyBytes
+    let serverName = url.isIPAddress ? nil : url.connectHost
+    let bootstrap = ClientBootstrap(group: loop)
+      .connectTimeout(max(.milliseconds(1), deadline - .now()))
+      .channelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          let sync = channel.pipeline.syncOperations
+          if let tls {
+            try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+          }
+          try sync.addHTTPClientHandlers()
+          try sync.addHandler(UpstreamExchangeHandler(limit: limit))
+        }
+      }
+    if url.isIPAddress, let address = try? SocketAddress(ipAddress: url.connectHost, port: url.effectivePort)
+    {
+      return bootstrap.connect(to: address)
+    }
+    return bootstrap.connect(host: url.connectHost, port: url.effectivePort)
+  }
+
+  static func requestHead(_ request: TokenRequest, url: EndpointURL) -> HTTPRequestHead {
+    var headers = HTTPHeaders()
+    headers.add(name: "Host", value: url.authority)
+    for (name, value) in request.headers { headers.add(name: name, value: value) }
+    if !request.body.isEmpty || request.method != "GET" {
+      headers.replaceOrAdd(name: "Content-Length", value: String(request.body.count))
+    }
+    headers.replaceOrAdd(name: "Connection", value: "close")
+    return HTTPRequestHead(
+      version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: url.rest, headers: headers)
   }
 
   struct DeadlineExceeded: Error {}
 
-  static func classify(_ error: any Error, timeout: Double, url: String) -> UpstreamFailure {
-    let seconds = timeout.rounded() == timeout ? "\(Int(timeout))" : "\(timeout)"
-    switch error {
-    case is DeadlineExceeded:
-      return UpstreamFailure(.retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
-    case is NIOTooManyBytesError:
-      return UpstreamFailure(.retryLater, message: "response body larger than 64 KiB")
-    case let e as HTTPClientError:
-      switch e {
-      case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
-        return UpstreamFailure(
-          .retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
-      case .remoteConnectionClosed:
-        return UpstreamFailure(.retryLater, message: "connection closed by the token endpoint")
-      case .invalidURL, .emptyHost, .emptyScheme:
-        return UpstreamFailure(.configurationWrong, message: "token_url cannot be used: \(e)")
-      default:
-        return UpstreamFailure(.retryLater, message: "request failed: \(e)")
-      }
-    case let e as NIOSSLError:
-      return UpstreamFailure(.retryLater, message: "TLS failure: \(e)")
-    case let e as BoringSSLError:
-      return UpstreamFailure(.retryLater, message: "TLS failure: \(e)")
-    case let e as NIOSSLExtraError:
-      return UpstreamFailure(.retryLater, message: "TLS failure: \(e)")
-    case let e as IOError:
-      return UpstreamFailure(.retryLater, message: "cannot reach the token endpoint: \(e.description)")
-    default:
-      let text = "\(error)"
-      if text.lowercased().contains("certificate") || text.contains("SSL") {
-        return UpstreamFailure(.retryLater, message: "TLS failure: \(text)")
-      }
-      return UpstreamFailure(.retryLater, message: "cannot reach the token endpoint: \(text)")
-    }
-  }
-
   package func shutdown() async {
-    let clients = lock.withLockedValue { c -> [HTTPClient] in
-      let all = Array(c.values)
-      c.removeAll()
-      return all
-    }
-    for c in clients { try? await c.shutdown() }
+    contexts.withLockedValue { $0.removeAll() }
   }
 }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import NIOPosix
 import TokenBrokerCore
@@ -6,110 +5,63 @@ import TokenBrokerDaemon
 import TokenBrokerEngine
 import TokenBrokerServer
 
-#if canImport(FoundationEssentials)
-  import FoundationEssentials
-#else
-  import Foundation
-#endif
-
 #if canImport(Glibc)
   import Glibc
 #endif
 
 @main
-struct TokenBrokerd: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "token-brokerd",
-    abstract:
-      "Holds OAuth2 client credentials and serves fresh tokens to local processes over a Unix socket.",
-    version: BrokerVersion.current)
+struct TokenBrokerd {
+  let options: DaemonOptions
+  var config: String { options.config }
+  var checkConfig: Bool { options.checkConfig }
+  var socket: String? { options.socket }
+  var startupTimeout: Double { options.startupTimeout }
 
-  /// ArgumentParser exits 64 (EX_USAGE) on a bad flag; the contract allows only 0, 78 and 1,
-  /// and systemd's `RestartPreventExitStatus=78` must stop a restart loop after a bad
-  /// `ExecStart=` edit. So a usage error prints ArgumentParser's message and exits 78.
+  /// Exits 0, 78 (configuration, a usage error included: the unit's
+  /// `RestartPreventExitStatus=78` stops a restart loop after a bad `ExecStart=` edit) or 1.
   static func main() async {
-    let command: any ParsableCommand
-    do {
-      command = try parseAsRoot()
-    } catch {
-      exitOnUsageError(error)
-    }
-    do {
-      if var asyncCommand = command as? any AsyncParsableCommand {
-        try await asyncCommand.run()
-      } else {
-        var syncCommand = command
-        try syncCommand.run()
-      }
-    } catch {
-      exitOnUsageError(error)
+    switch DaemonOptions.parse(Array(CommandLine.arguments.dropFirst())) {
+    case .failure(let error):
+      Output.standardError(error.description)
+      exit(DaemonExit.config)
+    case .success(.help):
+      Output.standardOutput(DaemonOptions.help)
+    case .success(.version):
+      Output.standardOutput(BrokerVersion.current + "\n")
+    case .success(.run(let options)):
+      exit(await TokenBrokerd(options: options).run())
     }
   }
 
-  /// 78 with the message for a usage or validation error; ArgumentParser's own handling
-  /// (help, --version, an ExitCode thrown by `run`) for everything else.
-  static func exitOnUsageError(_ error: any Error) -> Never {
-    if exitCode(for: error) == .validationFailure {
-      Output.standardError((fullMessage(for: error) + "\n"))
-      Glibc.exit(DaemonExit.config)
-    }
-    exit(withError: error)
-  }
-
-  @Option(help: "Configuration file.") var config = "/etc/token-broker/broker.toml"
-  @Flag(help: "Validate the configuration, print every problem as PATH:LINE: message, exit 0 or 78.")
-  var checkConfig = false
-  @Flag(help: "Demo mode: a built-in issuer on 127.0.0.1 and a provider named demo (30 s tokens).")
-  var dev = false
-  @Option(help: "Socket path (overrides [broker] socket).") var socket: String?
-  @Option(help: "trace | debug | info | notice | warning | error") var logLevel: String?
-  @Option(help: "auto | journal | console") var logTarget: String?
-  @Option(help: "Seconds to wait for every provider's first token before telling systemd READY=1.")
-  var startupTimeout: Double = 10
-
-  func validate() throws {
-    if let l = logLevel, LogLevel(rawValue: l) == nil {
-      throw ValidationError(
-        "--log-level must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))")
-    }
-    if let t = logTarget, TokenBrokerCore.LogTarget(rawValue: t) == nil {
-      throw ValidationError("--log-target must be one of auto, journal, console")
-    }
-    if dev && checkConfig { throw ValidationError("--dev and --check-config do not go together") }
-    if !(startupTimeout > 0 && startupTimeout <= 3600) {
-      throw ValidationError("--startup-timeout must be more than 0 and at most 3600 seconds")
-    }
-  }
-
-  func run() async throws {
+  func run() async -> Int32 {
     var loader = ConfigLoader(path: config)
     loader.socketOverride = socket
-    loader.logLevelOverride = logLevel.flatMap(LogLevel.init(rawValue:))
-    loader.logTargetOverride = logTarget.flatMap(TokenBrokerCore.LogTarget.init(rawValue:))
-    if dev { throw ExitCode(await runDev()) }
+    loader.logLevelOverride = options.logLevel
+    loader.logTargetOverride = options.logTarget
+    if options.dev { return await runDev() }
     let loaded: LoadedConfig
     do {
       loaded = try loader.load()
     } catch {
       reportProblems(error.problems)
-      throw ExitCode(DaemonExit.config)
+      return DaemonExit.config
     }
     if checkConfig {
       for w in loaded.warnings { Output.standardError("warning: \(w)\n") }
       let (problems, user) = serviceAccessProblems(loader, loaded)
       guard problems.isEmpty else {
         reportProblems(problems)
-        throw ExitCode(DaemonExit.config)
+        return DaemonExit.config
       }
       let checked = user.map { "; user \($0) can read it and every secret file" } ?? ""
-      print("\(config): ok (\(loaded.config.providers.count) providers\(checked))")
-      return
+      Output.standardOutput("\(config): ok (\(loaded.config.providers.count) providers\(checked))\n")
+      return 0
     }
     let control = LogLevelControl()
     let logger = LogSetup.makeLogger(
       target: loaded.config.broker.logTarget, level: loaded.config.broker.logLevel, control: control)
     let daemon = Daemon(loader: loader, logger: logger, startupTimeout: startupTimeout, logLevel: control)
-    throw ExitCode(await daemon.run(loaded))
+    return await daemon.run(loaded)
   }
 
   /// Run as root, `--check-config` also checks what the service will see: that the user of
@@ -148,7 +100,7 @@ struct TokenBrokerd: AsyncParsableCommand {
   }
 
   func runDev() async -> Int32 {
-    let level = logLevel.flatMap(LogLevel.init(rawValue:)) ?? .info
+    let level = options.logLevel ?? .info
     let logger = LogSetup.makeLogger(target: .console, level: level)
     let issuer: HTTPServer
     do {
@@ -159,7 +111,7 @@ struct TokenBrokerd: AsyncParsableCommand {
       logger.critical("cannot start the demo issuer: \(error)")
       return DaemonExit.failure
     }
-    let cwd = FileManager.default.currentDirectoryPath
+    let cwd = Self.currentDirectory()
     let socketPath = socket ?? "./token-broker-dev.sock"
     let absolute =
       socketPath.hasPrefix("/")
@@ -197,8 +149,20 @@ struct TokenBrokerd: AsyncParsableCommand {
     guard let slash = me.lastIndex(of: "/") else { return "tokenctl" }
     let candidate = String(me[..<slash]) + "/tokenctl"
     guard access(candidate, X_OK) == 0 else { return "tokenctl" }
-    let cwd = FileManager.default.currentDirectoryPath + "/"
+    let cwd = currentDirectory() + "/"
     return candidate.hasPrefix(cwd) ? String(candidate.dropFirst(cwd.count)) : candidate
+  }
+}
+
+extension TokenBrokerd {
+  /// The working directory (getcwd), "." when it cannot be named.
+  static func currentDirectory() -> String {
+    var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+    let named = buffer.withUnsafeMutableBufferPointer { raw in
+      raw.withMemoryRebound(to: CChar.self) { getcwd($0.baseAddress, $0.count) != nil }
+    }
+    guard named else { return "." }
+    return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
   }
 }
 

@@ -5,15 +5,14 @@ import TokenBrokerTestSupport
 
 extension SystemSuite {
   /// `token-brokerd` exits only 0, 78 or 1 (README "token-brokerd"): a bad flag is a configuration
-  /// error (78, which the unit's `RestartPreventExitStatus=` stops on), never
-  /// ArgumentParser's 64.
+  /// error (78, which the unit's `RestartPreventExitStatus=` stops on), never EX_USAGE's 64.
   @Suite("Exit status") struct ExitStatusTests {
     @Test(arguments: [
       ["--log-level", "bogus"], ["--log-target", "somewhere"], ["--no-such-flag"],
       ["--dev", "--check-config"],
       ["--startup-timeout", "0"], ["--startup-timeout", "soon"],
     ])
-    func badFlagsExit78WithArgumentParsersMessage(arguments: [String]) throws {
+    func badFlagsExit78WithTheUsage(arguments: [String]) throws {
       let dir = try TempDirectory("tbst")
       let config = try dir.write("broker.toml", "")
       let result = try runToEnd(try BuiltBinaries.tokenBrokerd, ["--config", config] + arguments)

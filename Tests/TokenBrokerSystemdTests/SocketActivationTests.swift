@@ -33,12 +33,12 @@ extension SystemdSuite {
     /// A real listening socket passed the way systemd does. fd 3 is usually taken in a test
     /// process (libdispatch's epoll), so the socket is duplicated onto the lowest free
     /// descriptor ≥ 3 and `LISTEN_FDS` covers 3 through it: the descriptors below it are open
-    /// (that is what "lowest free" means), as libsystemd requires.
+    /// (that is what "lowest free" means), as systemd passes them.
     @Test func returnsTheDescriptorsFromThree() throws {
       let directory = try TempDirectory("tbsd")
       let listener = try UnixSocket(type: stream, path: directory.path + "/s", listen: 8)
       // Tests of other targets in the same process may close one of the descriptors below ours
-      // between fcntl and sd_listen_fds (libsystemd then says EBADF): try again a few times.
+      // between fcntl and reading $LISTEN_FDS (then EBADF): try again a few times.
       var outcome: (fd: Int32, fds: [Int32])?
       for _ in 0..<20 where outcome == nil {
         let fd = fcntl(listener.fd, F_DUPFD_CLOEXEC, SocketActivation.firstFileDescriptor)

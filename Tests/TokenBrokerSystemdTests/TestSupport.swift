@@ -4,7 +4,7 @@ import Testing
 import TokenBrokerTestSupport
 
 /// Every suite of this target is nested in this one and so runs one test at a time: many tests
-/// change process-wide state (environment variables read by libsystemd, the descriptor table
+/// change process-wide state (environment variables read by the protocol code, the descriptor table
 /// under `$LISTEN_FDS`) or spawn processes, which must not race with one another.
 @Suite(.serialized) struct SystemdSuite {}
 

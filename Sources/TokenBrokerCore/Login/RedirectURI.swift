@@ -15,24 +15,12 @@ package struct RedirectURI: Sendable, Equatable, CustomStringConvertible {
   /// Parses an absolute `http`/`https` URI without a fragment or user info; `http` only
   /// to a loopback host.
   package static func parse(_ text: String) -> Result<RedirectURI, Problem> {
-    if case .failure(let problem) = ConfigReader.checkTokenURL(text) {
+    switch EndpointURL.parse(text) {
+    case .failure(let problem):
       return .failure(Problem(message: problem.message.replacing("oauth/token", with: "callback")))
+    case .success(let url):
+      return .success(RedirectURI(scheme: url.scheme, host: url.host, port: url.port, rest: url.rest))
     }
-    guard let sep = text.firstRange(of: "://") else {
-      return .failure(Problem(message: "not an absolute URI"))
-    }
-    let scheme = text[..<sep.lowerBound].lowercased()
-    let after = text[sep.upperBound...]
-    let end = after.firstIndex { $0 == "/" || $0 == "?" } ?? after.endIndex
-    var authority = after[..<end]
-    var port: Int?
-    if let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") {
-      port = Int(authority[authority.index(after: colon)...])
-      authority = authority[..<colon]
-    }
-    var rest = String(after[end...])
-    if rest.isEmpty || rest.hasPrefix("?") { rest = "/" + rest }
-    return .success(RedirectURI(scheme: scheme, host: authority.lowercased(), port: port, rest: rest))
   }
 
   /// `http` to a loopback address: tokenctl can listen for the browser's return.

@@ -13,7 +13,7 @@ package struct UpstreamResponse: Sendable, Equatable {
   }
 }
 
-/// Sends token requests. The production one (AsyncHTTPClient) lives in
+/// Sends token requests. The production one (HTTP/1.1 on SwiftNIO) lives in
 /// TokenBrokerUpstream; transport failures come back as `retryLater`.
 package protocol TokenTransport: Sendable {
   func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)

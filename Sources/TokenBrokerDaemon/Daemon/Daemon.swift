@@ -10,12 +10,6 @@ import TokenBrokerServer
 import TokenBrokerSystemd
 import TokenBrokerUpstream
 
-#if canImport(FoundationEssentials)
-  import FoundationEssentials
-#else
-  import Foundation
-#endif
-
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -90,12 +84,12 @@ package final class Daemon: Sendable {
 
     for w in loaded.warnings { logger.warning("\(w)", metadata: ["event": "config_warning"]) }
     // Peer credentials are meaningless when uids are remapped (PrivateUsers=, containers).
-    if let map = try? String(contentsOfFile: "/proc/self/uid_map", encoding: .utf8), !UIDMap.isIdentity(map) {
+    if let map = SystemIO.readText("/proc/self/uid_map"), !UIDMap.isIdentity(map) {
       logger.critical("\(UIDMap.refusal)", metadata: ["event": "start_failed"])
       return DaemonExit.failure
     }
     let stateDir =
-      ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap {
+      SystemIO.environment()["STATE_DIRECTORY"].flatMap {
         $0.split(separator: ":").first.map(String.init)
       } ?? loaded.config.broker.stateDir
     let store = StateStore(directory: stateDir)

@@ -5,12 +5,6 @@ import TokenBrokerCore
 import TokenBrokerEngine
 import TokenBrokerSystemd
 
-#if canImport(FoundationEssentials)
-  import FoundationEssentials
-#else
-  import Foundation
-#endif
-
 /// Chooses the log handler: journald natively when stderr is the journal (or
 /// `log_target = "journal"`), else `<N>`-prefixed lines on stderr.
 package enum LogSetup {
@@ -33,7 +27,7 @@ package enum LogSetup {
   /// Where `target` sends messages in this process (`auto` looks at `$JOURNAL_STREAM`).
   package static func destination(
     _ target: TokenBrokerCore.LogTarget,
-    environment: [String: String] = ProcessInfo.processInfo.environment
+    environment: [String: String] = SystemIO.environment()
   ) -> LogDestination {
     (try? LogTargetChoice.resolve(target.rawValue, environment: environment)) ?? .console
   }
@@ -42,7 +36,7 @@ package enum LogSetup {
   /// `control.level` (a reload that changes `log_level` takes effect at once).
   package static func makeLogger(
     target: TokenBrokerCore.LogTarget, level: TokenBrokerCore.LogLevel,
-    environment: [String: String] = ProcessInfo.processInfo.environment,
+    environment: [String: String] = SystemIO.environment(),
     control: LogLevelControl? = nil
   ) -> Logger {
     let destination = destination(target, environment: environment)

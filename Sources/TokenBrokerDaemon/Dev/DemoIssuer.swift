@@ -5,12 +5,6 @@ import TokenBrokerCore
 import TokenBrokerEngine
 import TokenBrokerServer
 
-#if canImport(FoundationEssentials)
-  import FoundationEssentials
-#else
-  import Foundation
-#endif
-
 /// The built-in issuer of `token-brokerd --dev`: an OAuth2 client-credentials
 /// endpoint on 127.0.0.1 (Basic auth, form body) issuing short-lived tokens.
 package final class DemoIssuer: ServerRequestHandler {
@@ -24,7 +18,7 @@ package final class DemoIssuer: ServerRequestHandler {
     guard request.method == .POST, request.path == "/oauth/token" else {
       return ServerResponse(status: .notFound, body: Array(#"{"error":"not_found"}"#.utf8))
     }
-    let expected = "Basic " + Data("\(Self.clientID):\(Self.clientSecret)".utf8).base64EncodedString()
+    let expected = "Basic " + Base64.encode(Array("\(Self.clientID):\(Self.clientSecret)".utf8))
     guard request.header("authorization") == expected else {
       return ServerResponse(status: .unauthorized, body: Array(#"{"error":"invalid_client"}"#.utf8))
     }

@@ -1,11 +1,5 @@
 import TokenBrokerCore
 
-#if canImport(FoundationEssentials)
-  import FoundationEssentials
-#else
-  import Foundation
-#endif
-
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -226,7 +220,7 @@ package enum ServiceUnit {
     var dropIns: [String: String] = [:]
     for dir in unitDirectories.reversed() {
       let path = root + dir + "/" + unit + ".d"
-      for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+      for name in SystemIO.directoryEntries(path) ?? []
       where name.hasSuffix(".conf") {
         dropIns[name] = path + "/" + name
       }
@@ -278,7 +272,7 @@ package enum ServiceUnit {
 
   package static func installed(root: String = "") -> Installed {
     let files = files(root: root)
-    let texts = files.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+    let texts = files.compactMap { SystemIO.readText($0) }
     let state = setting("StateDirectory", in: texts).flatMap { $0.split(separator: " ").first }
     return Installed(
       user: setting("User", in: texts) ?? defaultUser, stateDirectory: state.map { "/var/lib/" + $0 },
@@ -293,7 +287,7 @@ extension ConfigLoader {
   package func serviceAccessProblems(
     _ loaded: LoadedConfig, check: ServiceAccessCheck, managedStateDirectory: String?
   ) -> [ConfigProblem] {
-    let text = try? String(contentsOfFile: path, encoding: .utf8)
+    let text = SystemIO.readText(path)
     func line(_ key: [String], fallback: Int = 0) -> Int {
       text.flatMap { ConfigParser.line(of: key, in: $0) } ?? fallback
     }

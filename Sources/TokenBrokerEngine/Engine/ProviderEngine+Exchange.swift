@@ -1,12 +1,6 @@
 import Logging
 import TokenBrokerCore
 
-#if canImport(FoundationEssentials)
-  import FoundationEssentials
-#else
-  import Foundation
-#endif
-
 extension ProviderEngine {
   /// One upstream request for `scopes`, as the machine asked; its outcome goes back to it.
   /// A provider shared with a fleet goes through the fleet's claim first (README "Fleet").
@@ -183,7 +177,7 @@ extension ProviderEngine {
     if let rt = machine.credential.refreshToken { known.append(rt) }
     for slot in machine.slots.values { if let t = slot.token?.accessToken { known.append(t) } }
     if let id = config.clientID, let secret = secrets.clientSecret {
-      known.append(Data("\(id):\(secret)".utf8).base64EncodedString())
+      known.append(Base64.encode(Array("\(id):\(secret)".utf8)))
     }
     var forms = Set<String>()
     for s in known where s.count >= 4 {

@@ -1,4 +1,4 @@
-import Metrics
+import CoreMetrics
 import NIOConcurrencyHelpers
 import Prometheus
 import TokenBrokerCore
@@ -10,9 +10,9 @@ package final class BrokerMetrics: Sendable {
   let factory: PrometheusMetricsFactory
 
   private struct Cache {
-    var counters: [String: Metrics.Counter] = [:]
-    var timers: [String: Metrics.Timer] = [:]
-    var gauges: [String: Metrics.Gauge] = [:]
+    var counters: [String: CoreMetrics.Counter] = [:]
+    var timers: [String: CoreMetrics.Timer] = [:]
+    var gauges: [String: CoreMetrics.Gauge] = [:]
   }
   private let cache = NIOLockedValueBox(Cache())
 
@@ -45,21 +45,21 @@ package final class BrokerMetrics: Sendable {
     }
   }
 
-  private func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
+  private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
     cached(\.counters, label, dimensions) {
-      Metrics.Counter(label: label, dimensions: dimensions, factory: factory)
+      CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
     }
   }
 
-  private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Gauge {
+  private func gauge(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Gauge {
     cached(\.gauges, label, dimensions) {
-      Metrics.Gauge(label: label, dimensions: dimensions, factory: factory)
+      CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
     }
   }
 
-  private func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
+  private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
     cached(\.timers, label, dimensions) {
-      Metrics.Timer(label: label, dimensions: dimensions, factory: factory)
+      CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
     }
   }
 
@@ -82,8 +82,8 @@ package final class BrokerMetrics: Sendable {
   /// The request counter and latency timer of one endpoint and status, looked up once:
   /// the socket's fast path keeps one and records without a lookup.
   package struct RequestRecorder: Sendable {
-    let count: Metrics.Counter
-    let duration: Metrics.Timer
+    let count: CoreMetrics.Counter
+    let duration: CoreMetrics.Timer
 
     package func record(nanoseconds: Int64) {
       count.increment()
@@ -101,7 +101,7 @@ package final class BrokerMetrics: Sendable {
   /// of a provider that a reload removed are dropped, not left at their last value.
   package func update(_ statuses: [ProviderStatus], now: Double) {
     let current = Set(statuses.map { "|provider=\($0.name)" })
-    let stale = cache.withLockedValue { c -> [Metrics.Gauge] in
+    let stale = cache.withLockedValue { c -> [CoreMetrics.Gauge] in
       let gone = c.gauges.keys.filter { key in
         guard let at = key.firstRange(of: "|provider=") else { return false }
         return !current.contains(String(key[at.lowerBound...]))

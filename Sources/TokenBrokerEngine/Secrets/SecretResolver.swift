@@ -1,11 +1,5 @@
 import TokenBrokerCore
 
-#if canImport(FoundationEssentials)
-  import FoundationEssentials
-#else
-  import Foundation
-#endif
-
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -17,7 +11,7 @@ package struct SecretResolver: Sendable {
   /// Largest secret file accepted.
   static let maxBytes = 64 * 1024
 
-  package init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+  package init(environment: [String: String] = SystemIO.environment()) {
     self.environment = environment
   }
 

@@ -1,12 +1,6 @@
 import Dispatch
 import TokenBrokerCore
 
-#if canImport(FoundationEssentials)
-  import FoundationEssentials
-#else
-  import Foundation
-#endif
-
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -25,7 +19,7 @@ package struct DispatchClock: BrokerClock {
   package init(queue: DispatchQueue = DispatchQueue(label: "token-broker.timers")) {
     self.queue = queue
     self.bootAtStart = Self.bootTime()
-    self.wallAtStart = Date().timeIntervalSince1970
+    self.wallAtStart = SystemIO.wallClockSeconds()
   }
 
   package func now() -> Double { wallAtStart + (Self.bootTime() - bootAtStart) }

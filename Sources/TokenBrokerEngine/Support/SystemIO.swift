@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The few things the daemon asks of the system beyond its sockets, on libc alone (the daemon
+/// links no Foundation: README "Performance"). Blocking: callers run them off the
+/// cooperative pool where it matters (`BlockingIO`).
+package enum SystemIO {
+  /// A small text file (`/proc/self/uid_map`, a unit file), or nil when it cannot be read
+  /// or is larger than `limit` bytes.
+  package static func readText(_ path: String, limit: Int = 1 << 20) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    while true {
+      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      guard n >= 0 else { return nil }
+      if n == 0 { break }
+      bytes += chunk[..<n]
+      guard bytes.count <= limit else { return nil }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  /// The names in a directory (without `.` and `..`), or nil when it cannot be listed.
+  package static func directoryEntries(_ path: String) -> [String]? {
+    guard let dir = opendir(path) else { return nil }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+      }
+      if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+  }
+
+  /// The process's environment.
+  package static func environment() -> [String: String] {
+    var result: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+      let text = String(cString: entry)
+      if let equals = text.firstIndex(of: "=") {
+        result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+      }
+      p += 1
+    }
+    return result
+  }
+
+  /// Seconds since the epoch (CLOCK_REALTIME).
+  package static func wallClockSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1_000_000_000
+  }
+}

@@ -1,0 +1,71 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TokenBrokerCore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+extension HTTPTokenTransport {
+  /// What went wrong, for `last_error` and the journal: what failed and where, never a secret
+  /// (neither the request nor the answer is quoted).
+  static func classify(_ error: any Error, timeout: Double, url: EndpointURL) -> UpstreamFailure {
+    let seconds = timeout.rounded() == timeout ? "\(Int(timeout))" : "\(timeout)"
+    let endpoint = "\(url.host):\(url.effectivePort)"
+    switch error {
+    case is DeadlineExceeded:
+      return UpstreamFailure(.retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
+    case is UpstreamExchangeHandler.BodyTooLarge:
+      return UpstreamFailure(.retryLater, message: "response body larger than 64 KiB")
+    case is UpstreamExchangeHandler.ConnectionClosed:
+      return UpstreamFailure(.retryLater, message: "connection closed by the token endpoint")
+    case let e as HTTPParserError:
+      if e == .invalidEOFState {
+        return UpstreamFailure(.retryLater, message: "connection closed by the token endpoint")
+      }
+      return UpstreamFailure(.retryLater, message: "the answer of \(endpoint) is not HTTP/1.1: \(e)")
+    case let e as NIOConnectionError:
+      if let dns = e.dnsAError ?? e.dnsAAAAError {
+        return UpstreamFailure(
+          .retryLater, message: "cannot resolve \(url.host) (DNS error: \(Self.describe(dns)))")
+      }
+      if let first = e.connectionErrors.first {
+        if let channel = first.error as? ChannelError, case .connectTimeout = channel {
+          return UpstreamFailure(
+            .retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
+        }
+        return UpstreamFailure(
+          .retryLater, message: "cannot reach the token endpoint \(endpoint): \(Self.describe(first.error))")
+      }
+      return UpstreamFailure(.retryLater, message: "cannot reach the token endpoint \(endpoint)")
+    case let e as NIOSSLError:
+      return UpstreamFailure(.retryLater, message: "TLS failure with \(endpoint): \(e)")
+    case let e as BoringSSLError:
+      return UpstreamFailure(.retryLater, message: "TLS failure with \(endpoint): \(e)")
+    case let e as NIOSSLExtraError:
+      return UpstreamFailure(.retryLater, message: "TLS failure with \(endpoint): \(e)")
+    case let e as ChannelError:
+      if case .connectTimeout = e {
+        return UpstreamFailure(
+          .retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
+      }
+      return UpstreamFailure(.retryLater, message: "cannot reach the token endpoint \(endpoint): \(e)")
+    case is CancellationError:
+      return UpstreamFailure(.retryLater, message: "request cancelled (the broker is stopping or reloading)")
+    default:
+      return UpstreamFailure(
+        .retryLater, message: "cannot reach the token endpoint \(endpoint): \(Self.describe(error))")
+    }
+  }
+
+  /// An I/O error as the system names it (`Connection refused`), anything else as it describes itself.
+  static func describe(_ error: any Error) -> String {
+    if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+    if let address = error as? SocketAddressError, case .unknown(let host, _) = address {
+      return "no address for \(host)"
+    }
+    return "\(error)"
+  }
+}
