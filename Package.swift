@@ -37,6 +37,8 @@ let package = Package(
     // The service manager's protocols (sd_notify, the journal's native protocol, socket
     // activation) spoken directly: no libsystemd (README "Architecture").
     .target(name: "CSystemdProtocol"),
+    // libc functions Swift's Glibc module does not declare (malloc_trim).
+    .target(name: "CLibcExtras"),
     // RFC 8259 reader and writer, no Foundation: shared by the core, the client and the server.
     .target(name: "TokenBrokerJSON"),
     // TOML 1.0, on its own: no dependencies (the config parser above it adds the meaning).
@@ -78,6 +80,7 @@ let package = Package(
       name: "TokenBrokerEngine",
       dependencies: [
         "TokenBrokerCore",
+        "CLibcExtras",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
@@ -158,9 +161,9 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOPosix", package: "swift-nio"),
       ],
-      // The Swift runtime and FoundationEssentials are linked in statically (nothing in the
-      // daemon imports Foundation itself, so neither it nor ICU's data is in the binary: see
-      // LinkageTests), and lld packs the relative relocations (DT_RELR, glibc 2.36) so start-up
+      exclude: ["symbol-order.txt"],
+      // The Swift runtime is linked in statically (nothing in the daemon imports Foundation, so
+      // neither it nor ICU's data is in the binary: see LinkageTests), and lld packs the relative relocations (DT_RELR, glibc 2.36) so start-up
       // does not read them all (README "Performance").
       swiftSettings: [.unsafeFlags(["-static-stdlib"])],
       linkerSettings: [
@@ -168,9 +171,11 @@ let package = Package(
           "-static-stdlib", "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
           // nothing loads this executable's symbols: no dynamic symbol table of every Swift symbol
           "-Xlinker", "--no-export-dynamic",
-          // a debug build's autolink entries name only the Swift modules imported, not what
-          // the static archives need in turn (lld resolves archives in any order)
-          "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections",
+          // the functions a run executes first and together (`make orderfile`; with the release
+          // build's function sections, README "Performance"): few pages of code become resident
+          "-Xlinker",
+          "--symbol-ordering-file=\(Context.packageDirectory)/Sources/token-brokerd/symbol-order.txt",
+          "-Xlinker", "--no-warn-symbol-ordering",
         ])
       ]
     ),

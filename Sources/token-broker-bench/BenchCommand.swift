@@ -16,7 +16,7 @@ struct TokenBrokerBench: AsyncParsableCommand {
       """,
     subcommands: [
       All.self, Serve.self, Oneshot.self, Tokenctl.self, SingleFlight.self, Scale.self, Economy.self,
-      Fleet.self,
+      Fleet.self, OrderFile.self,
     ])
 }
 

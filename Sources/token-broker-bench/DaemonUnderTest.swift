@@ -52,16 +52,20 @@ final class DaemonUnderTest: Sendable {
   /// Seconds from posix_spawn to the `READY=1` datagram.
   let readySeconds: Double
 
+  /// Starts `binary` (the bench's token-brokerd by default) behind `wrapper` (e.g. valgrind).
   static func start(
-    _ bench: BenchEnvironment, startupTimeout: Double = 10, label: String = "brokerd",
-    config: (TempDirectory) -> String
+    _ bench: BenchEnvironment, startupTimeout: Double = 10, label: String = "brokerd", binary: String? = nil,
+    wrapper: [String] = [], config: (TempDirectory) -> String
   ) throws -> DaemonUnderTest {
     let dir = try TempDirectory("tbb")
     let configPath = try dir.write("broker.toml", config(dir), mode: 0o600)
     _ = try dir.makeDirectory("state")
     let notify = try NotifyListener(path: dir.file("n.sock"))
     let env = ChildProcess.minimalEnvironment(["NOTIFY_SOCKET": notify.path])
-    let argv = [bench.brokerd, "--config", configPath, "--startup-timeout", String(startupTimeout)]
+    let argv =
+      wrapper + [
+        binary ?? bench.brokerd, "--config", configPath, "--startup-timeout", String(startupTimeout),
+      ]
     let start = monotonic()
     let child: ChildProcess
     do {

@@ -194,6 +194,9 @@ package final class Daemon: Sendable {
     let line = await status.line(broker)
     logger.info("ready: \(line)", metadata: ["event": "ready"])
     for w in waiters { w.resume() }
+    // What start-up allocated and freed (the configuration's parse, every first fetch) goes
+    // back to the system instead of staying in malloc's arenas for the daemon's lifetime.
+    await BlockingIO.run { SystemIO.returnFreedMemory() }
   }
 
   /// Returns once READY=1 was sent.
@@ -249,6 +252,7 @@ package final class Daemon: Sendable {
     if stopping { return ["token-brokerd is stopping"] }
     if ready { notifier.reloading() }
     defer { if ready { notifier.ready() } }
+    defer { Task { await BlockingIO.run { SystemIO.returnFreedMemory() } } }
     logger.info("reloading \(loader.path)", metadata: ["event": "reloading"])
     let loaded: LoadedConfig
     do {

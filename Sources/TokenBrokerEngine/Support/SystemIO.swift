@@ -1,3 +1,5 @@
+import CLibcExtras
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -58,5 +60,11 @@ package enum SystemIO {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1_000_000_000
+  }
+
+  /// Gives the memory malloc holds free back to the system (`malloc_trim(0)`): after a burst
+  /// such as start-up or a reload, which the daemon's steady state does not need again.
+  package static func returnFreedMemory() {
+    _ = tb_malloc_trim(0)
   }
 }
