@@ -20,7 +20,7 @@ extension SocketAPI {
       wait = n
     }
     let view = wait > 0 ? await engine.waitForLogin(seconds: Double(wait)) : await engine.loginView()
-    return ServerResponse(status: .ok, headers: [("Cache-Control", "no-store")], body: view.json() + [0x0A])
+    return ServerResponse(status: .ok, headers: Self.noStore, body: view.json() + [0x0A])
   }
 
   func startLogin(_ request: ServerRequest, provider name: String) async -> ServerResponse {
@@ -45,7 +45,7 @@ extension SocketAPI {
         w.field("redirect_uri", view.loginRedirectURI)
         w.field("expires_in", view.expiresIn)
         return ServerResponse(
-          status: .ok, headers: [("Cache-Control", "no-store")], body: w.finished() + [0x0A])
+          status: .ok, headers: Self.noStore, body: w.finished() + [0x0A])
       }
     case "device":
       switch await engine.startDeviceLogin() {
@@ -60,7 +60,7 @@ extension SocketAPI {
         w.field("expires_in", view.expiresIn)
         w.field("interval", view.interval)
         return ServerResponse(
-          status: .ok, headers: [("Cache-Control", "no-store")], body: w.finished() + [0x0A])
+          status: .ok, headers: Self.noStore, body: w.finished() + [0x0A])
       }
     case let other:
       return error(.badRequest, "bad_request", "method \(Self.truncated(other)) is not browser or device")
@@ -120,7 +120,7 @@ extension SocketAPI {
     switch await provider.engine.inspect(scopes: query.scopes) {
     case .success(let info):
       return ServerResponse(
-        status: .ok, headers: [("Cache-Control", "no-store")], body: info.json(provider: name) + [0x0A])
+        status: .ok, headers: Self.noStore, body: info.json(provider: name) + [0x0A])
     case .failure(let failure):
       return serveFailure(failure)
     }

@@ -263,12 +263,14 @@ package final class SocketAPI: ServerRequestHandler {
     answerResponse(TokenAnswer(token, provider: provider), plain: plain, now: now)
   }
 
+  /// A token is never kept by a cache on the way.
+  static let noStore = [("Cache-Control", "no-store")]
+
   func answerResponse(_ answer: TokenAnswer, plain: Bool, now: Double) -> ServerResponse {
     if plain {
-      return ServerResponse(
-        status: .ok, contentType: "text/plain", headers: [("Cache-Control", "no-store")], body: answer.plain)
+      return ServerResponse(status: .ok, contentType: "text/plain", headers: Self.noStore, body: answer.plain)
     }
-    return ServerResponse(status: .ok, headers: [("Cache-Control", "no-store")], body: answer.json(now: now))
+    return ServerResponse(status: .ok, headers: Self.noStore, body: answer.json(now: now))
   }
 
   // MARK: Status, refresh, reload

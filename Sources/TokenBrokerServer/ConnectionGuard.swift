@@ -33,6 +33,8 @@ final class ConnectionGuard: ChannelDuplexHandler {
   /// When the current phase began.
   private var phaseStart = NIODeadline.uptimeNanoseconds(0)
   private var closed = false
+  /// The time of the read being handled, while it is.
+  private var readTime: NIODeadline?
 
   init(limits: ServerLimits) {
     self.limits = limits
@@ -52,8 +54,12 @@ final class ConnectionGuard: ChannelDuplexHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    // One clock reading for every phase this read goes through (a cached answer is parsed,
+    // dispatched, queued and written before fireChannelRead returns).
+    readTime = context.eventLoop.now
     requestStarted()
     context.fireChannelRead(data)
+    readTime = nil
   }
 
   func channelInactive(context: ChannelHandlerContext) {
@@ -91,7 +97,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
   }
 
   private func newPhase() {
-    phaseStart = context?.eventLoop.now ?? phaseStart
+    phaseStart = readTime ?? context?.eventLoop.now ?? phaseStart
     armIfNeeded()
   }
 

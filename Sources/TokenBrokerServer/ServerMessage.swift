@@ -71,6 +71,9 @@ package struct ServerRequest: Sendable {
 /// The answer to a `ServerRequest`.
 package struct ServerResponse: Sendable {
   package var status: HTTPResponseStatus
+  package var contentType: String
+  /// Header fields besides `Content-Type` and `Content-Length` (a shared constant where it can
+  /// be: no array is made per answer).
   package var headers: [(String, String)]
   package var body: [UInt8]
 
@@ -79,12 +82,12 @@ package struct ServerResponse: Sendable {
     body: [UInt8]
   ) {
     self.status = status
-    self.headers = [("Content-Type", contentType)] + headers
+    self.contentType = contentType
+    self.headers = headers
     self.body = body
   }
 }
 
-/// What the server calls for every request.
 package protocol ServerRequestHandler: Sendable {
   /// Answers without suspending when it can (a cached token): called on the
   /// event loop, so it must not block. Return nil to go through `handle`.

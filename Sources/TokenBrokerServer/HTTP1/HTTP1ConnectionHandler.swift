@@ -33,9 +33,11 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
   private var closing = false
   /// The client has half-closed: no more bytes will come.
   private var inputClosed = false
-  /// The last answer handed to the channel; the connection closes once it is written
-  /// when the client's input has ended.
-  private var lastWrite: EventLoopFuture<Void>?
+  /// The buffer of the last answer, kept to encode the next one into: once the channel has
+  /// written it (usually at once), its storage is reused instead of allocated per answer.
+  private var output: ByteBuffer?
+  /// Answers larger than this do not keep their buffer (an idle connection holds little).
+  private static let keptOutputCapacity = 4096
 
   init(
     handler: any ServerRequestHandler, limits: ServerLimits, peer: PeerCredentials?, logger: Logger,
@@ -177,27 +179,36 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
   ) {
     if !keepAlive { closing = true }
     guard context.channel.isActive else { return }
-    var out = context.channel.allocator.buffer(capacity: 160 + response.body.count)
+    var out = output ?? context.channel.allocator.buffer(capacity: 160 + response.body.count)
+    output = nil
+    out.clear()
     response.encode(into: &out, keepAlive: keepAlive, includeBody: !headOnly)
     connectionGuard?.answerQueued()
-    let written = context.writeAndFlush(wrapOutboundOut(out))
-    lastWrite = written
-    let connectionGuard = self.connectionGuard
-    written.assumeIsolated().whenComplete { _ in
-      connectionGuard?.answerWritten()
-      if !keepAlive { context.close(promise: nil) }
+    guard keepAlive else {
+      let written = context.eventLoop.makePromise(of: Void.self)
+      context.writeAndFlush(wrapOutboundOut(out), promise: written)
+      let connectionGuard = self.connectionGuard
+      written.futureResult.assumeIsolated().whenComplete { _ in
+        connectionGuard?.answerWritten()
+        context.close(promise: nil)
+      }
+      return
     }
+    // No promise per answer: the writes of one connection complete in order, and the guard's
+    // deadline is the same whether it counts from queueing or from writing (idle either way);
+    // a close waits for them with an empty write of its own (`closeAfterLastWrite`).
+    context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    connectionGuard?.answerWritten()
+    if out.capacity <= Self.keptOutputCapacity { output = out }
   }
 
   /// Closes once the answers handed to the channel are written (closing earlier would
-  /// drop the ones still queued).
+  /// drop the ones still queued): an empty write completes after every write before it.
   private func closeAfterLastWrite(context: ChannelHandlerContext) {
     closing = true
-    guard let lastWrite else {
-      context.close(promise: nil)
-      return
-    }
-    lastWrite.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    let flushed = context.eventLoop.makePromise(of: Void.self)
+    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: flushed)
+    flushed.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {

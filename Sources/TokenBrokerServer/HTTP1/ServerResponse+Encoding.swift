@@ -9,6 +9,8 @@ extension ServerResponse {
     out.writeString(String(status.code))
     out.writeInteger(UInt8(ascii: " "))
     out.writeString(status.reasonPhrase)
+    out.writeStaticString("\r\nContent-Type: ")
+    out.writeString(contentType)
     out.writeStaticString("\r\n")
     for (name, value) in headers {
       out.writeString(name)
