@@ -103,8 +103,7 @@ package final class Daemon: Sendable {
     }
     defer { close(stateLock) }
     let handover = await takeHandover()
-    let group = MultiThreadedEventLoopGroup(
-      numberOfThreads: Int(SystemIO.environment()["TB_LOOPS"] ?? "2") ?? 2)
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let transport = HTTPTokenTransport(eventLoopGroup: group)
     var environment = EngineEnvironment(
       transport: transport, clock: DispatchClock(), store: store, logger: logger)
