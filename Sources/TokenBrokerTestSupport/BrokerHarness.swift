@@ -20,6 +20,8 @@ package final class BrokerHarness: Sendable {
   package let transport: HTTPTokenTransport
   package let config: BrokerConfig
   let secretValues: [String]
+  /// The fleet poll of a harness with a fleet, cancelled at shutdown.
+  let poller: Task<Void, Never>?
 
   /// - Parameters:
   ///   - random: jitter source; 0.5 means "exactly refresh_at".
@@ -50,9 +52,11 @@ package final class BrokerHarness: Sendable {
       logger: logger)
     let broker = app.broker
     let api = app.handler
+    var poller: Task<Void, Never>?
     if let fleet {
       let followLogger = logger
       Task { await fleet.follow(broker, logger: followLogger) }
+      poller = Task { await fleet.poll(broker, clock: clock) }
     }
     let server = try await HTTPServer.start(
       .unix(path: settings.socket, mode: 0o666), group: MultiThreadedEventLoopGroup.singleton, handler: api,
@@ -60,14 +64,16 @@ package final class BrokerHarness: Sendable {
     await broker.start()
     return BrokerHarness(
       clock: clock, logs: logs, stateDir: dir, socketPath: settings.socket, broker: broker, server: server,
-      transport: transport, config: config, secretValues: secrets.values.flatMap(\.values))
+      transport: transport, config: config, secretValues: secrets.values.flatMap(\.values), poller: poller)
   }
 
   init(
     clock: ManualClock, logs: LogCapture, stateDir: String, socketPath: String, broker: Broker,
     server: HTTPServer,
-    transport: HTTPTokenTransport, config: BrokerConfig, secretValues: [String]
+    transport: HTTPTokenTransport, config: BrokerConfig, secretValues: [String],
+    poller: Task<Void, Never>? = nil
   ) {
+    self.poller = poller
     self.clock = clock
     self.logs = logs
     self.stateDir = stateDir
@@ -133,6 +139,7 @@ package final class BrokerHarness: Sendable {
   }
 
   package func shutdown() async {
+    poller?.cancel()
     await server.close()
     await broker.stop()
     await transport.shutdown()

@@ -248,10 +248,29 @@ import TokenBrokerTestSupport
     f.database.setAnnouncing(false)
     await f.clock.advance(by: 800)
     for b in f.brokers { await b.broker.settle() }
-    // One refresh; the other broker read the row when its own timer fired.
+    // One refresh; the other broker read the row (by the poll, or when its own timer fired).
     #expect(f.upstream.requestCount == 2)
     let now = await f.tokens()
     #expect(now[0] == now[1] && now[0] == f.upstream.issuedAccessTokens.last)
+    await f.stop()
+  }
+
+  /// A commit whose announcement never arrives reaches the other broker by the poll, within
+  /// one poll interval, long before that broker's own refresh would read the row.
+  @Test func aLostAnnouncementIsCaughtUpByThePollWithinItsInterval() async throws {
+    let f = try await Self.fleet(2)
+    let follower = try #require(f.brokers[1].broker.environment.fleet)
+    let before = await f.tokens()
+    f.database.setAnnouncing(false)
+    _ = await f.brokers[0].broker.engine(named: "pv")!.refreshNow()
+    let refreshed = await f.tokens()
+    #expect(refreshed[0] != before[0])
+    #expect(refreshed[1] == before[1])  // no announcement came
+    let polls = follower.counters.polls
+    await f.clock.advance(by: follower.pollInterval)
+    #expect(await yieldUntil { await f.tokens()[1] == refreshed[0] })
+    #expect(follower.counters.polls > polls)
+    #expect(f.upstream.requestCount == 2)  // the first fetch and the one refresh: the poll only reads
     await f.stop()
   }
 }

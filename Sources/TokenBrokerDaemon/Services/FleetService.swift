@@ -3,7 +3,8 @@ import ServiceLifecycle
 import TokenBrokerEngine
 
 /// The fleet's store under `[fleet]` (README "Fleet"): the fleet helper runs (and is started
-/// again when it dies) and its announcements reach the engines, until the group shuts down
+/// again when it dies), its announcements reach the engines, and every 10 s the engines read
+/// their rows (the fallback for a lost announcement), until the group shuts down
 /// (last: the engines' final commits go through it). A store that cannot be used for good (a
 /// wrong key, a missing grant) is reported; the daemon keeps serving the tokens it has, and
 /// shared refresh tokens wait, as with an unreachable store.
@@ -21,6 +22,7 @@ struct FleetService: Service {
       await withTaskGroup(of: Void.self) { group in
         group.addTask { await store.run() }
         group.addTask { await member.follow(broker, logger: logger) }
+        group.addTask { await member.poll(broker, clock: broker.environment.clock) }
         await group.waitForAll()
       }
     }

@@ -9,6 +9,9 @@ package final class FleetMember: Sendable {
   package let store: any FleetStore
   package let node: String
   package let lease: Double
+  /// Seconds between two readings of every row this broker serves: the fallback for an
+  /// announcement that never arrived (README "Fleet").
+  package let pollInterval: Double
 
   package enum Health: String, Sendable { case ok, unreachable }
 
@@ -21,13 +24,15 @@ package final class FleetMember: Sendable {
     var claimsWon = 0
     var claimsLost = 0
     var notifications = 0
+    var polls = 0
   }
   private let state = NIOLockedValueBox(State())
 
-  package init(store: any FleetStore, node: String, lease: Double) {
+  package init(store: any FleetStore, node: String, lease: Double, pollInterval: Double = 10) {
     self.store = store
     self.node = node
     self.lease = lease
+    self.pollInterval = pollInterval
   }
 
   package var health: Health { state.withLockedValue { $0.health } }
@@ -38,13 +43,15 @@ package final class FleetMember: Sendable {
     package var claimsLost: Int
     package var fenced: Int
     package var notifications: Int
+    package var polls: Int
   }
 
   package var counters: Counters {
     state.withLockedValue {
       Counters(
-        claimsWon: $0.claimsWon, claimsLost: $0.claimsLost, fenced: $0.fenced, notifications: $0.notifications
-      )
+        claimsWon: $0.claimsWon, claimsLost: $0.claimsLost, fenced: $0.fenced,
+        notifications: $0.notifications,
+        polls: $0.polls)
     }
   }
 
@@ -108,5 +115,46 @@ package final class FleetMember: Sendable {
         for engine in broker.engines { await engine.fleetResubscribed() }
       }
     }
+  }
+
+  /// The fallback for a lost announcement: every ``pollInterval`` seconds on `clock`, each
+  /// engine reads the rows it serves and takes a newer token than its own (a row that did not
+  /// change costs one read). Runs until its task is cancelled.
+  package func poll(_ broker: Broker, clock: any BrokerClock) async {
+    while !Task.isCancelled {
+      await pause(pollInterval, clock: clock)
+      guard !Task.isCancelled else { return }
+      count(\.polls)
+      for engine in broker.engines { await engine.fleetPoll() }
+    }
+  }
+
+  /// `seconds` on `clock`, or until the task is cancelled.
+  private func pause(_ seconds: Double, clock: any BrokerClock) async {
+    let resumed = NIOLockedValueBox<(CheckedContinuation<Void, Never>?, Bool)>((nil, false))
+    let timer = NIOLockedValueBox<(any TimerHandle)?>(nil)
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+        let cancelled = resumed.withLockedValue { r -> Bool in
+          r.0 = c
+          return r.1
+        }
+        if cancelled { Self.resume(resumed) }
+        let handle = clock.schedule(at: clock.now() + seconds) { Self.resume(resumed) }
+        timer.withLockedValue { $0 = handle }
+      }
+    } onCancel: {
+      resumed.withLockedValue { $0.1 = true }
+      Self.resume(resumed)
+    }
+    timer.withLockedValue { $0?.cancel() }
+  }
+
+  private static func resume(_ box: NIOLockedValueBox<(CheckedContinuation<Void, Never>?, Bool)>) {
+    let c = box.withLockedValue { r -> CheckedContinuation<Void, Never>? in
+      defer { r.0 = nil }
+      return r.0
+    }
+    c?.resume()
   }
 }

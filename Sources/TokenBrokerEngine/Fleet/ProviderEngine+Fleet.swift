@@ -235,6 +235,13 @@ extension ProviderEngine {
         return
       }
     }
+    await fleetPoll()
+  }
+
+  /// Reads every row this engine serves and takes a newer token (the poll, and after a
+  /// reconnection: what an announcement missed).
+  package func fleetPoll() async {
+    guard env.fleet != nil, sharesWithFleet, started else { return }
     for scopes in machine.slots.keys { await fleetChanged(id: fleetKey(scopes).id) }
   }
 

@@ -118,7 +118,7 @@ package final class BrokerMetrics: Sendable {
   }
 
   /// The fleet's gauges (README "Fleet"), set at scrape time from the member's counters:
-  /// store health, claims won and lost, fenced writes, announcements received.
+  /// store health, claims won and lost, fenced writes, announcements received, polls made.
   package func update(fleet: FleetMember) {
     let c = fleet.counters
     gauge("token_broker_fleet_store_up", []).record(fleet.health == .ok ? 1 : 0)
@@ -126,6 +126,7 @@ package final class BrokerMetrics: Sendable {
     gauge("token_broker_fleet_claims_lost", []).record(Double(c.claimsLost))
     gauge("token_broker_fleet_fenced_writes", []).record(Double(c.fenced))
     gauge("token_broker_fleet_notifications", []).record(Double(c.notifications))
+    gauge("token_broker_fleet_polls", []).record(Double(c.polls))
   }
 
   /// Prometheus text exposition.
