@@ -18,7 +18,9 @@ final class ScriptedServer: Sendable {
   var requests: [String] { received.withLockedValue { $0 } }
   var mostConnectionsAtOnce: Int { open.withLockedValue { $0.most } }
 
-  init(answer: @escaping @Sendable (String) -> (bytes: [UInt8], close: Bool)?) async throws {
+  init(host: String = "127.0.0.1", answer: @escaping @Sendable (String) -> (bytes: [UInt8], close: Bool)?)
+    async throws
+  {
     let received = self.received
     let open = self.open
     channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -38,7 +40,7 @@ final class ScriptedServer: Sendable {
               }))
         }
       }
-      .bind(host: "127.0.0.1", port: 0).get()
+      .bind(host: host, port: 0).get()
   }
 
   func stop() async { try? await channel.close() }
@@ -120,6 +122,19 @@ final class ScriptedServer: Sendable {
     #expect(sent.contains("Connection: close\r\n"))
     #expect(sent.contains("Accept: application/json\r\n"))
     #expect(sent.hasSuffix("\r\n\r\ngrant_type=client_credentials"))
+  }
+
+  /// An IPv6 address in brackets: connected to as it is, and `Host:` keeps the brackets.
+  @Test func anIPv6AddressIsConnectedToDirectly() async throws {
+    guard let server = try? await ScriptedServer(host: "::1", answer: { _ in (Self.ok("{}"), false) }) else {
+      return  // no IPv6 loopback on this machine
+    }
+    defer { Task { await server.stop() } }
+    let request = TokenRequest(
+      url: "http://[::1]:\(server.port)/t", headers: [], body: Array("a=b".utf8), usesRefreshToken: false)
+    let response = try await Self.transport.send(request, caFile: nil, timeout: 5)
+    #expect(response.status == 200)
+    #expect(server.requests.first?.contains("Host: [::1]:\(server.port)\r\n") == true)
   }
 
   @Test func anEmptyPostSaysContentLengthZeroAndAGetSaysNoLength() async throws {
