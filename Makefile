@@ -2,7 +2,7 @@
 #   make dev      run token-brokerd --dev (a built-in demo issuer) after installing what is missing
 #   make test     run every test (unit, engine, socket, system) after installing what is missing
 #   make install  install binaries, units and the example config (DESTDIR, PREFIX honoured)
-#   make deb      token-broker_VERSION-1_ARCH.deb in .build-deb/, checked by lintian (README "Install ...")
+#   make deb      token-broker and token-broker-fleet .debs in .build-deb/, checked by lintian (README "Install ...")
 #   make bench        the benchmarks of README "Performance" (release build in .build-bench)
 #   make orderfile    the link order of token-brokerd's functions (README "Performance")
 #   make reliability  the full-size crash, load and fault suites (README "Reliability")
@@ -126,10 +126,10 @@ fuzz: fuzz-build
 
 deb: release
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEB_APT_PACKAGES)"
-	@rm -f $(DEB_OUT)/token-broker_*.deb
-	@deb=$$(sh .debian/build-deb.sh $(BUILD)/release $(DEB_OUT) $(DEB_REVISION)) && \
-	  echo "built $$deb ($$(du -k $$deb | cut -f1) KiB)" && \
-	  lintian --fail-on error,warning --info $$deb && echo "lintian: clean"
+	@rm -f $(DEB_OUT)/token-broker_*.deb $(DEB_OUT)/token-broker-fleet_*.deb
+	@debs=$$(sh .debian/build-deb.sh $(BUILD)/release $(DEB_OUT) $(DEB_REVISION)) && \
+	  for deb in $$debs; do echo "built $$deb ($$(du -k $$deb | cut -f1) KiB)"; done && \
+	  lintian --fail-on error,warning --info $$debs && echo "lintian: clean"
 
 check-units:
 	@sh systemd/check-units.sh

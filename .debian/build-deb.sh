@@ -1,10 +1,12 @@
 #!/bin/sh
-# Builds token-broker_VERSION-REVISION_ARCH.deb from built binaries (README "Install and run
-# under systemd"): `make deb` passes the release build, the install test the debug build.
+# Builds token-broker_VERSION-REVISION_ARCH.deb and token-broker-fleet_VERSION-REVISION_ARCH.deb
+# (the fleet's helper, for `[fleet]` only: README "Fleet") from built binaries (README "Install
+# and run under systemd"): `make deb` passes the release build, the install test the debug build.
 #   sh .debian/build-deb.sh BINDIR OUTDIR [REVISION]
 # DEB_COMPRESSION (xz unless set; the install test passes none, to be quick) goes to dpkg-deb -Z.
 # VERSION is what `BINDIR/token-brokerd --version` prints (tokenctl must print the same); the
-# package is VERSION-REVISION (REVISION 1 unless given). Prints the path of the .deb.
+# packages are VERSION-REVISION (REVISION 1 unless given). Prints the path of each .deb, the
+# daemon's first.
 # Needs dpkg-dev (dpkg-shlibdeps, dpkg-deb) and binutils (strip); no root (the files' owner
 # in the package is root:root through --root-owner-group).
 set -eu
@@ -36,11 +38,9 @@ umask 022
 
 install -D -m 0755 "$bin/token-brokerd" "$root/usr/bin/token-brokerd"
 install -D -m 0755 "$bin/tokenctl" "$root/usr/bin/tokenctl"
-# The fleet helper (README "Fleet"), started by token-brokerd under [fleet] only.
-install -D -m 0755 "$bin/token-broker-fleet" "$root/usr/libexec/token-broker/token-broker-fleet"
 # As Debian strips executables (dh_strip): no symbols, no .comment or .note sections.
 strip --strip-all --remove-section=.comment --remove-section=.note "$root/usr/bin/token-brokerd" \
-  "$root/usr/bin/tokenctl" "$root/usr/libexec/token-broker/token-broker-fleet"
+  "$root/usr/bin/tokenctl"
 install -D -m 0644 "$repo/systemd/token-broker.service" "$root/lib/systemd/system/token-broker.service"
 install -D -m 0644 "$repo/systemd/token-broker.socket" "$root/lib/systemd/system/token-broker.socket"
 install -D -m 0644 "$repo/systemd/token-broker.sysusers" "$root/usr/lib/sysusers.d/token-broker.conf"
@@ -87,11 +87,14 @@ chmod 0644 "$doc/changelog.Debian.gz"
 # The libraries the binaries need, as Debian package names (no Swift toolchain on the target).
 mkdir -p "$work/src/debian"
 printf 'Source: token-broker\n\nPackage: token-broker\nArchitecture: any\n' >"$work/src/debian/control"
-shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -e"$root/usr/bin/token-brokerd" -e"$root/usr/bin/tokenctl" \
-  -e"$root/usr/libexec/token-broker/token-broker-fleet" \
-  2>"$work/shlibdeps.log") || { cat "$work/shlibdeps.log" >&2; exit 1; }
-depends=${shlibs#shlibs:Depends=}
-[ -n "$depends" ] && [ "$depends" != "$shlibs" ] || { echo "dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+shlibdeps() { # BINARY...: the Depends: of what they load
+  shlibs=$(cd "$work/src" && dpkg-shlibdeps -O $(for b in "$@"; do printf ' -e%s' "$b"; done) \
+    2>"$work/shlibdeps.log") || { cat "$work/shlibdeps.log" >&2; exit 1; }
+  deps=${shlibs#shlibs:Depends=}
+  [ -n "$deps" ] && [ "$deps" != "$shlibs" ] || { echo "dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+  echo "$deps"
+}
+depends=$(shlibdeps "$root/usr/bin/token-brokerd" "$root/usr/bin/tokenctl")
 
 mkdir -p "$root/DEBIAN"
 for script in postinst prerm postrm; do install -m 0755 "$here/$script" "$root/DEBIAN/$script"; done
@@ -107,3 +110,26 @@ find "$root" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPO
 
 dpkg-deb --root-owner-group -Z"${DEB_COMPRESSION:-xz}" --build "$root" "$out/$name.deb" >/dev/null
 echo "$out/$name.deb"
+
+# token-broker-fleet: the helper token-brokerd starts under [fleet] (postgres-nio with
+# Foundation and ICU's data, about 70 MB), for the sites that run a fleet.
+fleet_name=token-broker-fleet_${debversion}_$arch
+froot=$work/$fleet_name
+install -D -m 0755 "$bin/token-broker-fleet" "$froot/usr/libexec/token-broker/token-broker-fleet"
+strip --strip-all --remove-section=.comment --remove-section=.note "$froot/usr/libexec/token-broker/token-broker-fleet"
+fdoc=$froot/usr/share/doc/token-broker-fleet
+install -D -m 0644 "$here/copyright" "$fdoc/copyright"
+install -D -m 0644 "$here/lintian-overrides-fleet" "$froot/usr/share/lintian/overrides/token-broker-fleet"
+sed -e "1s/^token-broker /token-broker-fleet /" "$work/changelog" | gzip -9n >"$fdoc/changelog.Debian.gz"
+chmod 0644 "$fdoc/changelog.Debian.gz"
+fdepends=$(shlibdeps "$froot/usr/libexec/token-broker/token-broker-fleet")
+mkdir -p "$froot/DEBIAN"
+fsize=$(du -sk --exclude=DEBIAN "$froot" | cut -f1)
+sed -e "s/@VERSION@/$debversion/g" -e "s/@ARCH@/$arch/" -e "s/@DEPENDS@/$fdepends/" -e "s/@SIZE@/$fsize/" \
+  "$here/control-fleet" >"$froot/DEBIAN/control"
+(cd "$froot" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | LC_ALL=C sort | xargs md5sum) \
+  >"$froot/DEBIAN/md5sums"
+chmod 0644 "$froot/DEBIAN/control" "$froot/DEBIAN/md5sums"
+find "$froot" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+dpkg-deb --root-owner-group -Z"${DEB_COMPRESSION:-xz}" --build "$froot" "$out/$fleet_name.deb" >/dev/null
+echo "$out/$fleet_name.deb"

@@ -25,6 +25,27 @@ extension SystemSuite {
       output.split(separator: "\n").map(String.init).filter { $0.hasPrefix(path + ":") }
     }
 
+    /// `[fleet]` on a server without the token-broker-fleet package: refused at start (78) with
+    /// what to install, not a helper restarted forever.
+    @Test func aFleetWithoutItsHelperIsRefusedWithWhatToInstall() throws {
+      let dir = try TempDirectory("tbst")
+      let alone = dir.file("token-brokerd")
+      try FileManager.default.copyItem(atPath: try BuiltBinaries.tokenBrokerd, toPath: alone)
+      let (dsn, key) = try FleetConfig.writeSecrets(dsn: "postgresql://tb@127.0.0.1:1/tb", in: dir)
+      let config = try dir.write(
+        "broker.toml",
+        "[broker]\nsocket = \"\(dir.file("b.sock"))\"\nstate_dir = \"\(dir.file("state"))\"\n\n"
+          + FleetConfig.table(dsnFile: dsn, keyFile: key, node: "n1"),
+        mode: 0o600)
+      _ = try dir.makeDirectory("state")
+      let result = try runToEnd(alone, ["--config", config, "--log-target", "console"], within: 30)
+      #expect(result.status == 78, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+      #expect(
+        result.stderr.contains("install the token-broker-fleet package (or remove [fleet])"),
+        "\(result.stderr)")
+      #expect(fileStatus(dir.file("b.sock")) == nil)
+    }
+
     @Test func brokenFileExits78WithPathLineMessages() throws {
       let dir = try TempDirectory("tbst")
       let config = try dir.write("broker.toml", Self.broken)

@@ -74,14 +74,22 @@ extension SystemSuite {
       try? await group.shutdownGracefully()
     }
 
+    /// The daemon's package; the fleet helper's is beside it (`token-broker-fleet_...`).
     static func buildPackage(_ binaries: String, _ out: String, revision: Int) throws -> String {
       let built = try runToEnd(
         "/bin/sh", [repository + "/.debian/build-deb.sh", binaries, out, String(revision)],
         environment: ["DEB_COMPRESSION": "none"], within: 300)
-      guard built.status == 0, let path = built.stdout.split(separator: "\n").last.map(String.init) else {
-        throw SetupError("build-deb.sh: exit \(built.status): \(built.stderr)")
+      let paths = built.stdout.split(separator: "\n").map(String.init)
+      guard built.status == 0, let path = paths.first(where: { $0.contains("/token-broker_") }),
+        paths.contains(where: { $0.contains("/token-broker-fleet_") })
+      else {
+        throw SetupError("build-deb.sh: exit \(built.status): \(built.stdout)\(built.stderr)")
       }
       return path
+    }
+
+    static func fleetPackage(beside path: String) -> String {
+      path.replacing("/token-broker_", with: "/token-broker-fleet_")
     }
 
     /// What the operator's editor writes: the configuration (one provider against the fake
@@ -110,8 +118,10 @@ extension SystemSuite {
       // operator would type, and the users of the README (scheduler) and of this test.
       try await offload {
         try c.check(["mkdir", "-p", "/var/tmp/tb-install", "/var/tmp/tb-upgrade", "/run/tb-edits"])
-        try FileManager.default.copyItem(
-          atPath: first, toPath: c.hostPath("/var/tmp/tb-install/" + (first as NSString).lastPathComponent))
+        for deb in [first, fleetPackage(beside: first)] {
+          try FileManager.default.copyItem(
+            atPath: deb, toPath: c.hostPath("/var/tmp/tb-install/" + (deb as NSString).lastPathComponent))
+        }
         try FileManager.default.copyItem(
           atPath: second, toPath: c.hostPath("/var/tmp/tb-upgrade/" + (second as NSString).lastPathComponent))
         for (name, text) in edits(upstream) {
@@ -157,6 +167,18 @@ extension SystemSuite {
       #expect(
         try c.check(["runuser", "-u", "scheduler", "--", "tokenctl", "token", "energy"]).trimmed.isEmpty
           == false)
+
+      // The fleet's helper is a package of its own: not installed with the daemon, installed
+      // beside it for [fleet] (README "Fleet"), and the daemon's package is not removed from under it.
+      let helper = "/usr/libexec/token-broker/token-broker-fleet"
+      #expect(fileStatus(c.hostPath(helper)) == nil)
+      let fleet = try c.run(["sh", "-c", "cd /var/tmp/tb-install && dpkg -i token-broker-fleet_*.deb"])
+      #expect(fleet.status == 0, "\(fleet)")
+      #expect(try c.run([helper, "--help"]).status != 127)
+      #expect((fileStatus(c.hostPath(helper))?.st_mode ?? 0) & 0o111 != 0)
+      #expect(try c.run(["dpkg", "-r", "token-broker"]).status != 0)
+      #expect(try c.run(["dpkg", "-r", "token-broker-fleet"]).status == 0)
+      #expect(fileStatus(c.hostPath(helper)) == nil)
 
       // Who is refused: a client of the socket's group whom the provider does not allow (77),
       // a user outside that group (69: the socket refuses it).

@@ -28,7 +28,14 @@ extension Daemon {
     let setup = FleetWire.Setup(
       store: secrets.store, key: secrets.key, fleet: settings.name, node: node,
       logLevel: loaded.config.broker.logLevel.rawValue)
-    let store = FleetProcessStore(helper: FleetProcessStore.locateHelper(), setup: setup, logger: logger)
+    let helper = FleetProcessStore.locateHelper()
+    guard access(helper, X_OK) == 0 else {
+      throw FleetRefusal(
+        description:
+          "\(loader?.path ?? "configuration"): [fleet] needs the fleet helper \(helper), which is not installed: "
+          + "install the token-broker-fleet package (or remove [fleet]); README \"Fleet\"")
+    }
+    let store = FleetProcessStore(helper: helper, setup: setup, logger: logger)
     let shared = loaded.config.providers.filter { loaded.config.sharesWithFleet($0) }.map(\.name)
     logger.info(
       "fleet \(settings.name) on \(dsn.endpoint) as node \(node): \(shared.isEmpty ? "no provider" : shared.joined(separator: ", ")) shared",
