@@ -66,6 +66,7 @@ extension HTTPTokenTransport {
     if let address = error as? SocketAddressError, case .unknown(let host, _) = address {
       return "no address for \(host)"
     }
+    if let unresolved = error as? ThreadPoolResolver.Unresolved { return unresolved.reason }
     return "\(error)"
   }
 }

@@ -227,6 +227,7 @@ final class ScriptedServer: Sendable {
       url: "https://no-such-host.invalid/t", headers: [], body: [], usesRefreshToken: false)
     let message = await Self.failure(request)?.message ?? ""
     #expect(message.hasPrefix("cannot resolve no-such-host.invalid (DNS error: "), "\(message)")
+    #expect(!message.contains("UnknownHost"), "\(message)")  // getaddrinfo's words, not a type's
   }
 
   @Test func aURLThatCannotBeUsedIsAConfigurationError() async throws {
@@ -242,6 +243,7 @@ final class ScriptedServer: Sendable {
     let server = try await ScriptedServer { _ in nil }
     defer { Task { await server.stop() } }
     let transport = HTTPTokenTransport(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+    defer { Task { await transport.shutdown() } }
     let limit = HTTPTokenTransport.connectionsPerEndpoint
     let requests = (0...limit).map { _ in
       Task { try await transport.send(Self.post(server), caFile: nil, timeout: 60) }
