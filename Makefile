@@ -100,6 +100,8 @@ bench: bench-build
 # and writes their link order; then relinks token-brokerd with it.
 orderfile: bench-build
 	.build-bench/release/token-broker-bench orderfile --output Sources/token-brokerd/symbol-order.txt
+	@# SwiftPM does not know the order file is an input of the link: make it link again.
+	rm -f .build-bench/release/token-brokerd
 	$(SWIFT) build -c release --scratch-path .build-bench $(RELEASE_FLAGS) --product token-brokerd
 
 reliability: bench-build
