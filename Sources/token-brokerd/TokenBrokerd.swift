@@ -48,7 +48,8 @@ struct TokenBrokerd {
     }
     if checkConfig {
       for w in loaded.warnings { Output.standardError("warning: \(w)\n") }
-      let (problems, user) = serviceAccessProblems(loader, loaded)
+      var (problems, user) = serviceAccessProblems(loader, loaded)
+      if let missing = Daemon.missingFleetHelper(loaded, path: config) { problems.append(missing) }
       guard problems.isEmpty else {
         reportProblems(problems)
         return DaemonExit.config

@@ -44,6 +44,12 @@ extension SystemSuite {
         result.stderr.contains("install the token-broker-fleet package (or remove [fleet])"),
         "\(result.stderr)")
       #expect(fileStatus(dir.file("b.sock")) == nil)
+      // --check-config says the same, as a problem of the file.
+      let checked = try runToEnd(alone, ["--check-config", "--config", config], within: 30)
+      #expect(checked.status == 78, "\(checked.stdout)\(checked.stderr)")
+      #expect(
+        (checked.stdout + checked.stderr).contains("\(config): [fleet] needs the fleet helper"),
+        "\(checked.stdout)\(checked.stderr)")
     }
 
     @Test func brokenFileExits78WithPathLineMessages() throws {

@@ -28,19 +28,29 @@ extension Daemon {
     let setup = FleetWire.Setup(
       store: secrets.store, key: secrets.key, fleet: settings.name, node: node,
       logLevel: loaded.config.broker.logLevel.rawValue)
-    let helper = FleetProcessStore.locateHelper()
-    guard access(helper, X_OK) == 0 else {
-      throw FleetRefusal(
-        description:
-          "\(loader?.path ?? "configuration"): [fleet] needs the fleet helper \(helper), which is not installed: "
-          + "install the token-broker-fleet package (or remove [fleet]); README \"Fleet\"")
+    if let missing = Self.missingFleetHelper(loaded, path: loader?.path ?? "configuration") {
+      throw FleetRefusal(description: missing.description)
     }
-    let store = FleetProcessStore(helper: helper, setup: setup, logger: logger)
+    let store = FleetProcessStore(helper: FleetProcessStore.locateHelper(), setup: setup, logger: logger)
     let shared = loaded.config.providers.filter { loaded.config.sharesWithFleet($0) }.map(\.name)
     logger.info(
       "fleet \(settings.name) on \(dsn.endpoint) as node \(node): \(shared.isEmpty ? "no provider" : shared.joined(separator: ", ")) shared",
       metadata: ["event": "fleet_joined"])
     return (store, FleetMember(store: store, node: node, lease: settings.lease))
+  }
+
+  /// `[fleet]` on a server without the fleet's helper (the token-broker-fleet package): what
+  /// to install. nil without `[fleet]` or with the helper in place. `--check-config` reports it
+  /// too, as the start would.
+  package static func missingFleetHelper(_ loaded: LoadedConfig, path: String) -> ConfigProblem? {
+    guard loaded.config.fleet != nil else { return nil }
+    let helper = FleetProcessStore.locateHelper()
+    guard access(helper, X_OK) != 0 else { return nil }
+    return ConfigProblem(
+      path: path, line: 0,
+      message:
+        "[fleet] needs the fleet helper \(helper), which is not installed: "
+        + "install the token-broker-fleet package (or remove [fleet]); README \"Fleet\"")
   }
 
   static func hostName() -> String {
