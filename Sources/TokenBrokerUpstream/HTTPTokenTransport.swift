@@ -19,16 +19,15 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
   package static let connectionsPerEndpoint = 64
 
   private let group: any EventLoopGroup
-  /// Name lookups and CA bundle reads: threads of the transport's own, so they wait neither
-  /// for libdispatch's shared workers nor behind the engine's durable writes.
+  /// Name lookups and CA bundle reads: SwiftNIO's blocking pool (threads of its own, not
+  /// libdispatch's shared workers, and not the event loops).
   private let pool: NIOThreadPool
   private let contexts = NIOLockedValueBox<[String: NIOSSLContext]>([:])
   let limiter = ConnectionLimiter(limit: HTTPTokenTransport.connectionsPerEndpoint)
 
   package init(eventLoopGroup: any EventLoopGroup) {
     self.group = eventLoopGroup
-    pool = NIOThreadPool(numberOfThreads: 2)
-    pool.start()
+    pool = NIOThreadPool.singleton
   }
 
   package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
@@ -52,7 +51,7 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
   }
 
   /// The TLS context of one trust configuration ("" is the system store), made once (on the
-  /// transport's threads, off the event loops and the cooperative pool: it reads the CA bundle). A `ca_file` is keyed
+  /// blocking pool, off the event loops and the cooperative pool: it reads the CA bundle). A `ca_file` is keyed
   /// by its path and its inode, size and modification time, so a replaced bundle is read anew.
   private func tlsContext(caFile: String?) async throws -> NIOSSLContext {
     try await pool.runIfActive { [contexts] () throws -> NIOSSLContext in
@@ -84,7 +83,7 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
   }
 
   /// Waits for a connection slot, connects (an address as it is; a name resolved by
-  /// getaddrinfo on the transport's threads, its addresses tried by Happy Eyeballs), sends
+  /// getaddrinfo on the blocking pool, its addresses tried by Happy Eyeballs), sends
   /// the request on the connection that won, and collects the answer. The outcome is decided
   /// on the event loop (the answer, a failure or the deadline, whichever comes first), so a
   /// busy cooperative pool cannot turn an answer that came in time into a timeout.
@@ -187,6 +186,5 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
 
   package func shutdown() async {
     contexts.withLockedValue { $0.removeAll() }
-    try? await pool.shutdownGracefully()
   }
 }

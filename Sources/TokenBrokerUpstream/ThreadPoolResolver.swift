@@ -6,10 +6,9 @@ import NIOPosix
   import Glibc
 #endif
 
-/// A token endpoint's name resolved by getaddrinfo(3) on NIO's thread pool: a blocking
-/// lookup of its own per connection, off the event loops and off libdispatch's shared
-/// workers (SwiftNIO's own resolver queues every lookup of an event loop behind one another
-/// on libdispatch). One lookup answers both the A and the AAAA query of Happy Eyeballs, which
+/// A token endpoint's name resolved by getaddrinfo(3) on SwiftNIO's blocking pool: a lookup
+/// per connection, off the event loops and off libdispatch's shared workers (SwiftNIO's own
+/// resolver queues every lookup of an event loop behind one another on libdispatch). One lookup answers both the A and the AAAA query of Happy Eyeballs, which
 /// always asks both: a resolver is made for one connection to a name, and used.
 final class ThreadPoolResolver: Resolver, Sendable {
   /// A name getaddrinfo(3) could not resolve, with its words (`Name or service not known`).

@@ -5,18 +5,8 @@ import Testing
 
 /// `[fleet]` and a provider's `fleet = false` (README "Fleet").
 @Suite struct ConfigFleetTests {
-  func parse(_ text: String) throws(ConfigError) -> BrokerConfig {
-    try ConfigParser.parse(text, path: "broker.toml", fileMode: nil)
-  }
-
-  func problems(_ text: String) -> [String] {
-    do {
-      _ = try parse(text)
-      return []
-    } catch {
-      return error.problems.map { "\($0.line): \($0.message)" }
-    }
-  }
+  func parse(_ text: String) throws(ConfigError) -> BrokerConfig { try ConfigText.parse(text) }
+  func problems(_ text: String) -> [String] { ConfigText.problems(text) }
 
   static let providers = """
     [providers.cc]
