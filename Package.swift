@@ -117,6 +117,7 @@ let package = Package(
       name: "TokenBrokerDaemon",
       dependencies: [
         "TokenBrokerCore",
+        "TokenBrokerTOML",
         "TokenBrokerEngine",
         "TokenBrokerAPI",
         "TokenBrokerServer",

@@ -63,6 +63,8 @@ import TokenBrokerDaemon
     (["--startup-timeout", "soon"], "--startup-timeout must be more than 0 and at most 3600 seconds"),
     (["--dev", "--check-config"], "--dev and --check-config do not go together"),
     (["--dev=yes"], "--dev takes no value"),
+    (["eyJhbGciOiJIUzI1NiJ9.aB3dE5"], "Unexpected argument of 27 characters"),
+    (["--Xk29Lm4Qp7Rt2=v"], "Unknown option of 15 characters"),
   ])
   func aUsageErrorSaysWhatIsWrong(arguments: [String], message: String) {
     #expect(Self.usageError(arguments) == message)

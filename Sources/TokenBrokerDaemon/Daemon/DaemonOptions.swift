@@ -1,4 +1,5 @@
 import TokenBrokerCore
+import TokenBrokerTOML
 
 /// token-brokerd's command line (README "token-brokerd"). A handful of options, parsed here
 /// rather than by a library: a usage error is a configuration error (exit 78, which the
@@ -123,10 +124,12 @@ package struct DaemonOptions: Sendable, Equatable {
           options.startupTimeout = seconds
         }
       default:
+        // A secret pasted on the command line by mistake is not echoed (to a terminal, or to
+        // the journal from ExecStart=): only what is short and not shaped like a token is.
+        let shown = QuotableKey.isQuotable(name) ? "'\(name)'" : "of \(name.unicodeScalars.count) characters"
         return .failure(
           UsageError(
-            message: argument.hasPrefix("-")
-              ? "Unknown option '\(name)'" : "Unexpected argument '\(argument)'"))
+            message: argument.hasPrefix("-") ? "Unknown option \(shown)" : "Unexpected argument \(shown)"))
       }
     }
     if options.dev && options.checkConfig {
