@@ -203,7 +203,9 @@ int tb_listen_fds(void) {
   long pid, n;
   if (parse_positive(pid_text, &pid) < 0) return -EINVAL;
   if (pid != (long)getpid()) return 0;
-  if (parse_positive(getenv("LISTEN_FDS"), &n) < 0) return -EINVAL;
+  const char *count = getenv("LISTEN_FDS");
+  if (!count) return 0; /* as sd_listen_fds: no descriptors passed */
+  if (parse_positive(count, &n) < 0) return -EINVAL;
   if (n > INT_MAX - 3) return -EINVAL;
   for (long fd = 3; fd < 3 + n; fd++) {
     int flags = fcntl((int)fd, F_GETFD);

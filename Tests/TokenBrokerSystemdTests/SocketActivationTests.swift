@@ -15,6 +15,13 @@ extension SystemdSuite {
       }
     }
 
+    /// `LISTEN_PID` of this process but no `LISTEN_FDS`: nothing passed, as sd_listen_fds says.
+    @Test func noDescriptorsWithAPidButNoCount() throws {
+      try withEnvironment(["LISTEN_FDS": nil, "LISTEN_PID": String(getpid())]) { () throws in
+        #expect(try SocketActivation.checkedListenFileDescriptors().isEmpty)
+      }
+    }
+
     @Test func ignoresDescriptorsMeantForAnotherProcess() {
       withEnvironment(["LISTEN_FDS": "1", "LISTEN_PID": String(getpid() + 1)]) {
         #expect(SocketActivation.listenFileDescriptors().isEmpty)
