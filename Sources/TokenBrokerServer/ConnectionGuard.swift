@@ -11,10 +11,12 @@ import NIOCore
 /// One timer per connection, re-armed lazily: a request only records when it started
 /// or ended (a clock read); when the timer fires early for the current phase, it is set
 /// again for that phase's real deadline. Keep-alive traffic arms no timer per request.
-final class ConnectionGuard: ChannelDuplexHandler {
+///
+/// Inbound only: the answers the HTTP handler writes go straight to the socket, not
+/// through this handler (two pipeline hops less per answer).
+final class ConnectionGuard: ChannelInboundHandler {
   typealias InboundIn = ByteBuffer
   typealias InboundOut = ByteBuffer
-  typealias OutboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
 
   private let limits: ServerLimits
