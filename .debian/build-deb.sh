@@ -96,20 +96,23 @@ shlibdeps() { # BINARY...: the Depends: of what they load
 }
 depends=$(shlibdeps "$root/usr/bin/token-brokerd" "$root/usr/bin/tokenctl")
 
+build_package() { # ROOT CONTROL DEPENDS DEB: DEBIAN/control and md5sums, reproducible times, the .deb
+  sz=$(du -sk --exclude=DEBIAN "$1" | cut -f1)
+  sed -e "s/@VERSION@/$debversion/g" -e "s/@ARCH@/$arch/" -e "s/@DEPENDS@/$3/" -e "s/@SIZE@/$sz/" "$2" \
+    >"$1/DEBIAN/control"
+  (cd "$1" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | LC_ALL=C sort | xargs md5sum) \
+    >"$1/DEBIAN/md5sums"
+  chmod 0644 "$1/DEBIAN/control" "$1/DEBIAN/md5sums"
+  find "$1" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  dpkg-deb --root-owner-group -Z"${DEB_COMPRESSION:-xz}" --build "$1" "$4" >/dev/null
+  echo "$4"
+}
+
 mkdir -p "$root/DEBIAN"
 for script in postinst prerm postrm; do install -m 0755 "$here/$script" "$root/DEBIAN/$script"; done
 printf '/etc/token-broker/broker.toml\n' >"$root/DEBIAN/conffiles"
 chmod 0644 "$root/DEBIAN/conffiles"
-size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
-sed -e "s/@VERSION@/$debversion/" -e "s/@ARCH@/$arch/" -e "s/@DEPENDS@/$depends/" -e "s/@SIZE@/$size/" \
-  "$here/control" >"$root/DEBIAN/control"
-(cd "$root" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | LC_ALL=C sort | xargs md5sum) \
-  >"$root/DEBIAN/md5sums"
-chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/md5sums"
-find "$root" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-
-dpkg-deb --root-owner-group -Z"${DEB_COMPRESSION:-xz}" --build "$root" "$out/$name.deb" >/dev/null
-echo "$out/$name.deb"
+build_package "$root" "$here/control" "$depends" "$out/$name.deb"
 
 # token-broker-fleet: the helper token-brokerd starts under [fleet] (postgres-nio with
 # Foundation and ICU's data, about 70 MB), for the sites that run a fleet.
@@ -124,12 +127,4 @@ sed -e "1s/^token-broker /token-broker-fleet /" "$work/changelog" | gzip -9n >"$
 chmod 0644 "$fdoc/changelog.Debian.gz"
 fdepends=$(shlibdeps "$froot/usr/libexec/token-broker/token-broker-fleet")
 mkdir -p "$froot/DEBIAN"
-fsize=$(du -sk --exclude=DEBIAN "$froot" | cut -f1)
-sed -e "s/@VERSION@/$debversion/g" -e "s/@ARCH@/$arch/" -e "s/@DEPENDS@/$fdepends/" -e "s/@SIZE@/$fsize/" \
-  "$here/control-fleet" >"$froot/DEBIAN/control"
-(cd "$froot" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | LC_ALL=C sort | xargs md5sum) \
-  >"$froot/DEBIAN/md5sums"
-chmod 0644 "$froot/DEBIAN/control" "$froot/DEBIAN/md5sums"
-find "$froot" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-dpkg-deb --root-owner-group -Z"${DEB_COMPRESSION:-xz}" --build "$froot" "$out/$fleet_name.deb" >/dev/null
-echo "$out/$fleet_name.deb"
+build_package "$froot" "$here/control-fleet" "$fdepends" "$out/$fleet_name.deb"

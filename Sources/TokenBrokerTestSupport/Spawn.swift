@@ -278,3 +278,17 @@ package func runToEnd(
   try ChildProcess.run(
     executable, arguments, environment: ChildProcess.minimalEnvironment(environment), within: seconds)
 }
+
+extension Spawn {
+  /// The children of every thread of `pid` (a child is listed under the thread that spawned
+  /// it: token-brokerd's fleet helper under whichever thread started it).
+  package static func children(of pid: pid_t) -> [pid_t] {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.flatMap { task -> [pid_t] in
+      let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
+      return text.split(separator: " ").compactMap {
+        pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+      }
+    }
+  }
+}

@@ -14,9 +14,11 @@ extension HTTPTokenTransport {
   static func classify(_ error: any Error, timeout: Double, url: EndpointURL) -> UpstreamFailure {
     let seconds = timeout.rounded() == timeout ? "\(Int(timeout))" : "\(timeout)"
     let endpoint = "\(url.host):\(url.effectivePort)"
+    let late = UpstreamFailure(
+      .retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
     switch error {
     case is DeadlineExceeded:
-      return UpstreamFailure(.retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
+      return late
     case is UpstreamExchangeHandler.BodyTooLarge:
       return UpstreamFailure(.retryLater, message: "response body larger than 64 KiB")
     case is UpstreamExchangeHandler.ConnectionClosed:
@@ -33,8 +35,7 @@ extension HTTPTokenTransport {
       }
       if let first = e.connectionErrors.first {
         if let channel = first.error as? ChannelError, case .connectTimeout = channel {
-          return UpstreamFailure(
-            .retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
+          return late
         }
         return UpstreamFailure(
           .retryLater, message: "cannot reach the token endpoint \(endpoint): \(Self.describe(first.error))")
@@ -48,8 +49,7 @@ extension HTTPTokenTransport {
       return UpstreamFailure(.retryLater, message: "TLS failure with \(endpoint): \(e)")
     case let e as ChannelError:
       if case .connectTimeout = e {
-        return UpstreamFailure(
-          .retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
+        return late
       }
       return UpstreamFailure(.retryLater, message: "cannot reach the token endpoint \(endpoint): \(e)")
     case is CancellationError:

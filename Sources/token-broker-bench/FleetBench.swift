@@ -151,7 +151,7 @@ struct FleetBench: Sendable {
       }
     }
     defer { lone.stop() }
-    let helper = Self.children(of: brokers[1].pid).first
+    let helper = Spawn.children(of: brokers[1].pid).first
     let brokerRSS = try brokers[1].rss()
     let helperRSS = helper.flatMap(Proc.rssKiB) ?? 0
     let loneRSS = try lone.rss()
@@ -205,16 +205,5 @@ struct FleetBench: Sendable {
         "takeover after the refresher's SIGKILL (lease \(lease) s)", Format.seconds(seconds),
         goal: "≤ lease + request_timeout + 1 = \(lease + 3) s", .check(seconds <= Double(lease + 3)),
         command: command))
-  }
-
-  /// The children of every thread of `pid` (the helper is spawned from whichever thread).
-  static func children(of pid: pid_t) -> [pid_t] {
-    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-    return tasks.flatMap { task -> [pid_t] in
-      let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
-      return text.split(separator: " ").compactMap {
-        pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
-      }
-    }
   }
 }

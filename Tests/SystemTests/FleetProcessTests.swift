@@ -184,7 +184,7 @@ extension SystemSuite {
       do {
         let before = f.upstream.requestCount
         f.upstream.failNext(.delayed(0.5))
-        let helper = try #require(Self.children(of: f.brokers[0].pid).first, "b1's fleet helper")
+        let helper = try #require(Spawn.children(of: f.brokers[0].pid).first, "b1's fleet helper")
         let paused = Task { try? await f.clients[0].request("POST", "/v1/providers/pv/refresh") }
         try await offload {
           try poll("b1's refresh to reach the upstream") { f.upstream.requestCount > before }
@@ -218,17 +218,6 @@ extension SystemSuite {
         throw error
       }
       await f.stop()
-    }
-
-    /// The children of every thread of `pid`.
-    static func children(of pid: pid_t) -> [pid_t] {
-      let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-      return tasks.flatMap { task -> [pid_t] in
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
-        return text.split(separator: " ").compactMap {
-          pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
-      }
     }
 
     /// The refresher killed with SIGKILL while its refresh is on the wire: its claim lapses on
