@@ -290,7 +290,10 @@ let package = Package(
     ),
     .testTarget(
       name: "TokenBrokerServerTests",
-      dependencies: ["TokenBrokerServer", "TokenBrokerTestSupport"]
+      dependencies: [
+        "TokenBrokerServer", "TokenBrokerTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ]
     ),
     // One test target per source target; the shared fixtures are in TokenBrokerTestSupport.
     // The tests that run token-brokerd or tokenctl cannot name them as dependencies (their

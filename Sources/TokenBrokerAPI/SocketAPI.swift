@@ -52,26 +52,23 @@ package final class SocketAPI: ServerRequestHandler {
 
   /// The route of `path`, compared as bytes (the fast path runs this per request).
   static func route(_ path: Substring) -> Route? {
-    let bytes = path.utf8
+    if let routed = path.utf8.withContiguousStorageIfAvailable({ route(bytes: $0[...]) }) { return routed }
+    return Array(path.utf8).withUnsafeBufferPointer { route(bytes: $0[...]) }
+  }
+
+  private static func route(bytes: PathBytes) -> Route? {
     if let name = bytes.dropPrefix("/v1/token/") {
-      if let info = name.dropSuffix("/info") {
-        return info.isEmpty || info.contains(UInt8(ascii: "/")) ? nil : .tokenInfo(String(Substring(info)))
-      }
-      return name.isEmpty || name.contains(UInt8(ascii: "/")) ? nil : .token(String(Substring(name)))
+      if let info = name.dropSuffix("/info") { return info.segment.map(Route.tokenInfo) }
+      return name.segment.map(Route.token)
     }
-    if bytes.elementsEqual("/v1/status".utf8) { return .status }
-    if bytes.elementsEqual("/v1/reload".utf8) { return .reload }
-    if bytes.elementsEqual("/metrics".utf8) { return .metrics }
+    if bytes.equals("/v1/status") { return .status }
+    if bytes.equals("/v1/reload") { return .reload }
+    if bytes.equals("/metrics") { return .metrics }
     if let rest = bytes.dropPrefix("/v1/providers/") {
-      let routes: [(StaticString, (String) -> Route)] = [
-        ("/refresh", Route.refresh), ("/login/complete", Route.loginComplete), ("/login", Route.login),
-        ("/logout", Route.logout),
-      ]
-      for (suffix, make) in routes {
-        if let name = rest.dropSuffix(suffix) {
-          return name.isEmpty || name.contains(UInt8(ascii: "/")) ? nil : make(String(Substring(name)))
-        }
-      }
+      if let name = rest.dropSuffix("/refresh") { return name.segment.map(Route.refresh) }
+      if let name = rest.dropSuffix("/login/complete") { return name.segment.map(Route.loginComplete) }
+      if let name = rest.dropSuffix("/login") { return name.segment.map(Route.login) }
+      if let name = rest.dropSuffix("/logout") { return name.segment.map(Route.logout) }
     }
     return nil
   }
@@ -97,8 +94,8 @@ package final class SocketAPI: ServerRequestHandler {
   }
 
   static func nanoseconds(since start: ContinuousClock.Instant) -> Int64 {
-    let elapsed = ContinuousClock.now - start
-    return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+    let elapsed = (ContinuousClock.now - start).components
+    return elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
   }
 
   func cachedToken(_ request: ServerRequest) -> ServerResponse? {
@@ -395,19 +392,31 @@ package final class SocketAPI: ServerRequestHandler {
   }
 }
 
-extension Substring.UTF8View {
+/// A request path's bytes, as `SocketAPI.route` reads them.
+typealias PathBytes = Slice<UnsafeBufferPointer<UInt8>>
+
+extension Slice where Base == UnsafeBufferPointer<UInt8> {
+  fileprivate func equals(_ literal: StaticString) -> Bool {
+    elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+  }
+
   /// The rest after `prefix`, or nil when it does not start with it.
-  fileprivate func dropPrefix(_ prefix: StaticString) -> Substring.UTF8View? {
+  fileprivate func dropPrefix(_ prefix: StaticString) -> Self? {
     let p = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
     guard count >= p.count, self.prefix(p.count).elementsEqual(p) else { return nil }
     return self.dropFirst(p.count)
   }
 
   /// The part before `suffix`, or nil when it does not end with it.
-  fileprivate func dropSuffix(_ suffix: StaticString) -> Substring.UTF8View? {
+  fileprivate func dropSuffix(_ suffix: StaticString) -> Self? {
     let p = UnsafeBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount)
     guard count >= p.count, self.suffix(p.count).elementsEqual(p) else { return nil }
     return self.dropLast(p.count)
+  }
+
+  /// These bytes as one path segment (a provider's name): nil when empty or holding a `/`.
+  fileprivate var segment: String? {
+    isEmpty || contains(UInt8(ascii: "/")) ? nil : String(decoding: self, as: UTF8.self)
   }
 }
 

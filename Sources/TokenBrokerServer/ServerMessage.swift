@@ -22,9 +22,10 @@ package struct ServerRequest: Sendable {
     self.headers = headers
     self.body = body
     self.peer = peer
-    if let q = uri.firstIndex(of: "?") {
+    // Searched as bytes: a Character search walks grapheme clusters (this runs per request).
+    if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
       self.path = uri[..<q]
-      (self.query, self.queryMalformed) = Self.parseQuery(uri[uri.index(after: q)...])
+      (self.query, self.queryMalformed) = Self.parseQuery(uri[uri.utf8.index(after: q)...])
     } else {
       self.path = Substring(uri)
       self.query = [:]

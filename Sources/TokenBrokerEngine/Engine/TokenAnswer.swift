@@ -2,8 +2,9 @@ import TokenBrokerCore
 
 /// A token as the socket answers it, rendered once per refresh: the JSON body around its
 /// one changing field (`expires_in`), and the bare token for `Accept: text/plain`. The fast
-/// path only writes the remaining seconds between the two halves.
-package struct TokenAnswer: Sendable {
+/// path only writes the remaining seconds between the two halves. A class: the cache hands
+/// it out under its lock with one retain, not a copy of every field.
+package final class TokenAnswer: Sendable {
   package let token: Token
   /// The JSON body up to and including `"expires_in":` (the whole body without an expiry).
   let head: [UInt8]

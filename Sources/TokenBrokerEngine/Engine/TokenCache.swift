@@ -16,12 +16,13 @@ package final class TokenCache: Sendable {
   /// The cached token, rendered, if it has at least `minValid` seconds left; marks it used.
   package func servable(provider: String, scopes: ScopeSet, now: Double, minValid: Double) -> TokenAnswer? {
     box.withLockedValue { all -> TokenAnswer? in
-      guard let answer = all[provider]?[scopes]?.answer,
-        RefreshPolicy.isServable(answer.token, now: now, minValid: minValid)
-      else {
+      // One hash per key: the entry is found once and marked in place.
+      guard let p = all.index(forKey: provider), let s = all.values[p].index(forKey: scopes) else {
         return nil
       }
-      all[provider]![scopes]!.lastUsed = now
+      let answer = all.values[p].values[s].answer
+      guard RefreshPolicy.isServable(answer.token, now: now, minValid: minValid) else { return nil }
+      all.values[p].values[s].lastUsed = now
       return answer
     }
   }

@@ -4,26 +4,80 @@ extension ServerResponse {
   /// The whole answer as HTTP/1.1 bytes: status line, the response's own header fields,
   /// `Content-Length`, `Connection: close` when the connection ends, then the body. An
   /// answer to HEAD has neither body nor length (RFC 9110 9.3.2 allows leaving it out).
+  ///
+  /// The head is copied into the buffer in one pass over its pieces (one capacity check,
+  /// no intermediate strings): this runs for every cached token served.
   func encode(into out: inout ByteBuffer, keepAlive: Bool, includeBody: Bool) {
-    out.writeStaticString("HTTP/1.1 ")
-    out.writeString(String(status.code))
-    out.writeInteger(UInt8(ascii: " "))
-    out.writeString(status.reasonPhrase)
-    out.writeStaticString("\r\nContent-Type: ")
-    out.writeString(contentType)
-    out.writeStaticString("\r\n")
-    for (name, value) in headers {
-      out.writeString(name)
-      out.writeStaticString(": ")
-      out.writeString(value)
-      out.writeStaticString("\r\n")
+    let reason = status.reasonPhrase
+    // The fixed parts with two 20-digit numbers, then the variable ones.
+    var headBytes = 112 + reason.utf8.count + contentType.utf8.count
+    for (name, value) in headers { headBytes += name.utf8.count + value.utf8.count + 4 }
+    out.reserveCapacity(minimumWritableBytes: headBytes + (includeBody ? body.count : 0))
+    let code = Int(status.code)
+    let length = body.count
+    let headers = self.headers
+    let contentType = self.contentType
+    out.writeWithUnsafeMutableBytes(minimumWritableBytes: headBytes) { buffer in
+      var head = HeadWriter(buffer)
+      head.append("HTTP/1.1 ")
+      head.appendDecimal(code)
+      head.append(" ")
+      head.append(reason)
+      head.append("\r\nContent-Type: ")
+      head.append(contentType)
+      head.append("\r\n")
+      for (name, value) in headers {
+        head.append(name)
+        head.append(": ")
+        head.append(value)
+        head.append("\r\n")
+      }
+      if includeBody {
+        head.append("Content-Length: ")
+        head.appendDecimal(length)
+        head.append("\r\n")
+      }
+      head.append(keepAlive ? "\r\n" : "Connection: close\r\n\r\n")
+      return head.count
     }
-    if includeBody {
-      out.writeStaticString("Content-Length: ")
-      out.writeString(String(body.count))
-      out.writeStaticString("\r\n")
-    }
-    out.writeStaticString(keepAlive ? "\r\n" : "Connection: close\r\n\r\n")
     if includeBody { out.writeBytes(body) }
+  }
+}
+
+/// Copies the pieces of a response head into memory sized for them beforehand.
+struct HeadWriter {
+  private let base: UnsafeMutableRawBufferPointer
+  private(set) var count = 0
+
+  init(_ base: UnsafeMutableRawBufferPointer) { self.base = base }
+
+  mutating func append(_ s: StaticString) {
+    append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+  }
+
+  mutating func append(_ s: String) {
+    var s = s
+    s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+  }
+
+  mutating func append(_ bytes: UnsafeRawBufferPointer) {
+    precondition(count + bytes.count <= base.count, "response head larger than measured")
+    UnsafeMutableRawBufferPointer(rebasing: base[count...]).copyMemory(from: bytes)
+    count += bytes.count
+  }
+
+  /// A non-negative integer in decimal.
+  mutating func appendDecimal(_ value: Int) {
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: any Int fits
+    withUnsafeMutableBytes(of: &digits) { scratch in
+      var v = max(0, value)
+      var i = scratch.count
+      repeat {
+        i -= 1
+        scratch[i] = UInt8(ascii: "0") + UInt8(v % 10)
+        v /= 10
+      } while v > 0
+      append(UnsafeRawBufferPointer(rebasing: scratch[i...]))
+    }
   }
 }
