@@ -16,7 +16,7 @@ struct TokenBrokerBench: AsyncParsableCommand {
       """,
     subcommands: [
       All.self, Serve.self, Oneshot.self, Tokenctl.self, SingleFlight.self, Scale.self, Economy.self,
-      Fleet.self, OrderFile.self,
+      Fleet.self, Instructions.self, OrderFile.self,
     ])
 }
 
@@ -112,6 +112,31 @@ extension TokenBrokerBench {
       if let duration { p.duration = duration }
       if let rounds { p.rounds = max(1, rounds) }
       try await runBenchmarks(common, [(ServeBench.title, ServeBench(parameters: p).run)])
+    }
+  }
+
+  struct Instructions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract:
+        "User-space instructions per cached answer, brokerd and nginx each under valgrind (no goal: a "
+        + "figure that does not move with the machine's load).")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Comma-separated tokens: apikey, oauth.") var tokens: String?
+    @Option(help: "Seconds of counted load per server and token (default 5; 2 with --quick).")
+    var duration: Double?
+
+    func validate() throws {
+      if let t = tokens, parseList(t).contains(where: { !ServingSetup.tokens.contains($0) }) {
+        throw ValidationError("--tokens takes apikey and/or oauth")
+      }
+    }
+
+    func run() async throws {
+      var b = InstructionsBench()
+      if common.quick { b.duration = 2 }
+      if let duration { b.duration = duration }
+      if let tokens { b.tokens = parseList(tokens) }
+      try await runBenchmarks(common, [(InstructionsBench.title, b.run)])
     }
   }
 

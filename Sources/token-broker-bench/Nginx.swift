@@ -24,10 +24,12 @@ final class NginxReference: Sendable {
     return p
   }
 
-  /// Starts nginx with one `location = PATH { return 200 'BODY'; }` per entry.
-  static func start(_ bench: BenchEnvironment, bodies: [(path: String, body: [UInt8])]) throws
-    -> NginxReference
-  {
+  /// Starts nginx with one `location = PATH { return 200 'BODY'; }` per entry. Behind a
+  /// `wrapper` (valgrind) it runs as one process (`master_process off`), so the wrapper sees
+  /// every answer, and is given longer to start.
+  static func start(
+    _ bench: BenchEnvironment, bodies: [(path: String, body: [UInt8])], wrapper: [String] = []
+  ) throws -> NginxReference {
     let binary = try locate(bench)
     let dir = try TempDirectory("tbn")
     let socket = dir.file("n.sock")
@@ -39,7 +41,7 @@ final class NginxReference: Sendable {
     // on requests per connection (nginx's default of 1,000 would close udsload's connections).
     let conf = """
       daemon off;
-      worker_processes auto;
+      \(wrapper.isEmpty ? "worker_processes auto;" : "master_process off;")
       pid \(dir.file("nginx.pid"));
       error_log \(dir.file("error.log")) warn;
       events { worker_connections 1024; }
@@ -63,10 +65,10 @@ final class NginxReference: Sendable {
       (try? runToEnd(binary, ["-v"], within: 10))?.stderr
       .trimmingCharacters(in: .whitespacesAndNewlines) ?? "nginx"
     let child = try ChildProcess.start(
-      [binary, "-p", dir.path, "-e", dir.file("error.log"), "-c", confPath],
+      wrapper + [binary, "-p", dir.path, "-e", dir.file("error.log"), "-c", confPath],
       environment: ChildProcess.minimalEnvironment(),
       stderr: dir.file("nginx.stderr"), name: "nginx")
-    let end = monotonic() + 10
+    let end = monotonic() + (wrapper.isEmpty ? 10 : 120)
     while monotonic() < end {
       if let fd = try? connectUnix(socket) {
         close(fd)

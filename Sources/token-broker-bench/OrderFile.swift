@@ -13,15 +13,10 @@ struct OrderFileGenerator {
   var output: String
 
   func run(_ bench: BenchEnvironment) async throws {
-    if access("/usr/bin/valgrind", X_OK) != 0 {
-      _ = bench.aptInstall(["valgrind"], reason: "valgrind is missing (it records what runs)")
-    }
-    guard access("/usr/bin/valgrind", X_OK) == 0 else {
-      throw SetupError("valgrind is not installed and `apt-get install valgrind` did not provide it")
-    }
+    let valgrind = try Callgrind.locate(bench)
     let upstream = FakeUpstream(.energy, now: { Date().timeIntervalSince1970 })
     try await upstream.start()
-    let result = await Result { try await offload { try record(bench, upstream) } }
+    let result = await Result { try await offload { try record(bench, upstream, valgrind: valgrind) } }
     await upstream.stop()
     let names = try result.get()
     let text =
@@ -32,17 +27,16 @@ struct OrderFileGenerator {
     note("orderfile: \(names.count) functions written to \(output)")
   }
 
-  private func record(_ bench: BenchEnvironment, _ upstream: FakeUpstream) throws -> [String] {
+  private func record(_ bench: BenchEnvironment, _ upstream: FakeUpstream, valgrind: String) throws
+    -> [String]
+  {
     let scratch = try TempDirectory("tbo")
-    // valgrind cannot read the DWARF of Swift 6 objects: the symbol table is enough.
-    let binary = scratch.file("token-brokerd")
-    let strip = try runToEnd("/usr/bin/strip", ["--strip-debug", "-o", binary, bench.brokerd], within: 120)
-    guard strip.status == 0 else { throw SetupError("strip --strip-debug failed: \(strip.stderr)") }
+    let binary = try Callgrind.strippedCopy(bench.brokerd, into: scratch)
     let profile = scratch.file("callgrind.out")
     note("orderfile: \(providers) providers under valgrind (about a minute)")
     let daemon = try DaemonUnderTest.start(
       bench, startupTimeout: 120, label: "brokerd under valgrind", binary: binary,
-      wrapper: ["/usr/bin/valgrind", "--tool=callgrind", "--demangle=no", "--callgrind-out-file=\(profile)"]
+      wrapper: Callgrind.wrapper(valgrind, profile: profile)
     ) { dir in
       var text = BenchConfig.broker(in: dir) + BenchConfig.apiKey("key", key: "k-0123456789")
       for i in 0..<providers {
