@@ -54,6 +54,11 @@ enum Proc {
     return user + system
   }
 
+  /// The sum of `cpuTicks` over `pids` (those that exist).
+  static func cpuTicks(_ pids: [pid_t]) -> Int {
+    pids.reduce(0) { $0 + (cpuTicks($1) ?? 0) }
+  }
+
   static var ticksPerSecond: Double { Double(sysconf(Int32(_SC_CLK_TCK))) }
 
   /// Voluntary + involuntary context switches per thread: each one is a thread waking up (or

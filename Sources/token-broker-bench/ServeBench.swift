@@ -72,7 +72,8 @@ final class ServingSetup: Sendable {
   var notes: [String] {
     var n = [
       "Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(Proc.loadAverage) at start; "
-        + "udsload, token-brokerd (2 event loops) and nginx (`worker_processes auto`) share them.",
+        + "udsload, token-brokerd (2 event loops) and nginx (`worker_processes auto`) share them. Server CPU: "
+        + "user + system time of the server's processes (/proc/PID/stat) over the rounds, per answer.",
       "Bodies: apikey \(bodySizes["apikey"] ?? 0) B, oauth \(bodySizes["oauth"] ?? 0) B; nginx returns bodies of "
         + "the same sizes at the same paths. Figures are medians over rounds; brokerd and nginx alternate.",
     ]
@@ -131,16 +132,21 @@ struct ServeBench: Sendable {
         for round in 0..<p.rounds {
           note("serve: \(t), \(c) connections, round \(round + 1)/\(p.rounds)")
           let runBroker = {
+            let before = Proc.cpuTicks([setup.daemon.pid])
             broker.rounds.append(
               try Udsload.run(
                 bench, socket: setup.daemon.socket, path: ServingSetup.path(t), connections: c,
                 seconds: p.duration))
+            broker.serverTicks += Proc.cpuTicks([setup.daemon.pid]) - before
           }
           let runNginx = {
             guard let n = setup.nginx else { return }
+            let processes = [n.child.pid] + Spawn.children(of: n.child.pid)
+            let before = Proc.cpuTicks(processes)
             nginx.rounds.append(
               try Udsload.run(
                 bench, socket: n.socket, path: ServingSetup.path(t), connections: c, seconds: p.duration))
+            nginx.serverTicks += Proc.cpuTicks(processes) - before
           }
           if round % 2 == 0 {
             try runBroker()
@@ -186,6 +192,10 @@ struct ServeBench: Sendable {
         "\(Format.micros(broker.p99)) / \(Format.micros(nginx.p99)) = \(Format.fixed(p99Ratio, 2))× "
           + "(p50 \(Format.micros(broker.p50)) / \(Format.micros(nginx.p50)))",
         goal: judged ? "≤ 1.5×" : "—", judged ? .check(p99Ratio <= 1.5) : .info, command: command),
+      Figure(
+        "\(t), \(conns): server CPU per answer, brokerd / nginx",
+        "\(Format.fixed(broker.cpuPerAnswer, 1)) µs / \(Format.fixed(nginx.cpuPerAnswer, 1)) µs = "
+          + "\(Format.fixed(broker.cpuPerAnswer / nginx.cpuPerAnswer, 2))×", command: command),
     ]
   }
 }

@@ -62,6 +62,13 @@ struct RoundSummary: Sendable {
   var p50: Double { Stats.median(rounds.map(\.p50)) }
   var p99: Double { Stats.median(rounds.map(\.p99)) }
   var requests: Int { rounds.reduce(0) { $0 + $1.requests } }
+  /// CPU time (user + system, clock ticks) the server's processes spent over the rounds.
+  var serverTicks = 0
+
+  /// Microseconds of the server's CPU per answer, over all rounds.
+  var cpuPerAnswer: Double {
+    requests > 0 ? Double(serverTicks) / Proc.ticksPerSecond * 1e6 / Double(requests) : 0
+  }
 }
 
 enum Stats {
