@@ -53,6 +53,13 @@ func runBenchmarks(
   if report.hadErrors { throw ExitCode.failure }
 }
 
+/// `--tokens` names only tokens the serving benches set up.
+func validateTokens(_ tokens: String?) throws {
+  if let t = tokens, parseList(t).contains(where: { !ServingSetup.tokens.contains($0) }) {
+    throw ValidationError("--tokens takes apikey and/or oauth")
+  }
+}
+
 func parseList(_ text: String) -> [String] {
   text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }
@@ -100,9 +107,7 @@ extension TokenBrokerBench {
       if let c = connections, parseList(c).contains(where: { Int($0).map { $0 < 1 } ?? true }) {
         throw ValidationError("--connections takes positive integers, e.g. 1,8,64")
       }
-      if let t = tokens, parseList(t).contains(where: { !ServingSetup.tokens.contains($0) }) {
-        throw ValidationError("--tokens takes apikey and/or oauth")
-      }
+      try validateTokens(tokens)
     }
 
     func run() async throws {
@@ -126,9 +131,7 @@ extension TokenBrokerBench {
     var duration: Double?
 
     func validate() throws {
-      if let t = tokens, parseList(t).contains(where: { !ServingSetup.tokens.contains($0) }) {
-        throw ValidationError("--tokens takes apikey and/or oauth")
-      }
+      try validateTokens(tokens)
     }
 
     func run() async throws {
@@ -149,9 +152,7 @@ extension TokenBrokerBench {
     @Option(help: "Rounds (default 3; 1 with --quick).") var rounds: Int?
 
     func validate() throws {
-      if let t = tokens, parseList(t).contains(where: { !ServingSetup.tokens.contains($0) }) {
-        throw ValidationError("--tokens takes apikey and/or oauth")
-      }
+      try validateTokens(tokens)
     }
 
     func run() async throws {
