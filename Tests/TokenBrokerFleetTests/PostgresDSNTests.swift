@@ -36,6 +36,13 @@ import TokenBrokerFleet
     #expect(dsn.database == "my db")
   }
 
+  @Test func aPlusStaysAPlusAsInLibpq() throws {
+    let dsn = try PostgresDSN(parsing: "postgresql://a+b:c+d%2B@h/e+f")
+    #expect(dsn.user == "a+b")
+    #expect(dsn.password == "c+d+")
+    #expect(dsn.database == "e+f")
+  }
+
   @Test func aHostDirectoryMeansAUnixSocket() throws {
     let dsn = try PostgresDSN(parsing: "postgresql://broker@/fleet?host=/run/postgresql")
     #expect(dsn.socketDirectory == "/run/postgresql")

@@ -181,28 +181,7 @@ package struct PostgresDSN: Sendable, Equatable, CustomStringConvertible {
 
   /// `%XX` decoded (a `+` stays a `+`, as in libpq); nil on a bad escape or bytes that are not UTF-8.
   static func percentDecoded(_ text: Substring) -> String? {
-    var bytes: [UInt8] = []
-    var it = Array(text.utf8)[...]
-    while let b = it.popFirst() {
-      guard b == UInt8(ascii: "%") else {
-        bytes.append(b)
-        continue
-      }
-      guard it.count >= 2, let hi = hexValue(it.removeFirst()), let lo = hexValue(it.removeFirst()) else {
-        return nil
-      }
-      bytes.append(hi << 4 | lo)
-    }
-    return String(validating: bytes, as: UTF8.self)
-  }
-
-  private static func hexValue(_ c: UInt8) -> UInt8? {
-    switch c {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-    default: nil
-    }
+    FormDecoding.decode(text, plusAsSpace: false)
   }
 }
 

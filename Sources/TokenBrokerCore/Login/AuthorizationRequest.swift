@@ -62,14 +62,17 @@ package struct AuthorizationResponse: Sendable, Equatable {
   }
 }
 
-/// `application/x-www-form-urlencoded` decoding of one value: `+` and `%XX`.
+/// `application/x-www-form-urlencoded` decoding of one value: `+` and `%XX`; with
+/// `plusAsSpace: false`, only `%XX` (a URI's user, host and path, as libpq reads them).
 package enum FormDecoding {
-  package static func decode(_ s: Substring) -> String? {
+  /// nil on a bad escape or bytes that are not UTF-8.
+  package static func decode(_ s: Substring, plusAsSpace: Bool = true) -> String? {
     var bytes: [UInt8] = []
+    bytes.reserveCapacity(s.utf8.count)
     var it = s.utf8.makeIterator()
     while let b = it.next() {
       switch b {
-      case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+      case UInt8(ascii: "+") where plusAsSpace: bytes.append(UInt8(ascii: " "))
       case UInt8(ascii: "%"):
         guard let h = it.next(), let l = it.next(), let hi = hex(h), let lo = hex(l) else { return nil }
         bytes.append(hi << 4 | lo)
