@@ -1,5 +1,9 @@
 import NIOHTTP1
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// One complete HTTP request as the broker's handlers see it.
 package struct ServerRequest: Sendable {
   package var method: HTTPMethod
@@ -23,13 +27,23 @@ package struct ServerRequest: Sendable {
     self.body = body
     self.peer = peer
     // Searched as bytes: a Character search walks grapheme clusters (this runs per request).
-    if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+    if let q = Self.questionMark(in: uri) {
       self.path = uri[..<q]
       (self.query, self.queryMalformed) = Self.parseQuery(uri[uri.utf8.index(after: q)...])
     } else {
       self.path = Substring(uri)
       self.query = [:]
     }
+  }
+
+  /// Where the first `?` of `uri` is.
+  static func questionMark(in uri: String) -> String.Index? {
+    let offset = uri.utf8.withContiguousStorageIfAvailable { bytes -> Int? in
+      guard let base = bytes.baseAddress, let hit = memchr(base, 0x3F, bytes.count) else { return nil }
+      return UnsafeRawPointer(base).distance(to: UnsafeRawPointer(hit))
+    }
+    guard let offset else { return uri.utf8.firstIndex(of: UInt8(ascii: "?")) }
+    return offset.map { uri.utf8.index(uri.utf8.startIndex, offsetBy: $0) }
   }
 
   static func parseQuery(_ s: Substring) -> ([String: String], malformed: Bool) {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Byte-level pieces of `HTTP1RequestParser`: lines, the blank line that ends a head,
 /// tokens and numbers.
 extension HTTP1RequestParser {
@@ -6,7 +10,7 @@ extension HTTP1RequestParser {
   /// The line starting at `from`: where its content ends (before CR LF or LF) and where
   /// the next line starts; nil when no LF has arrived yet.
   static func line(in bytes: UnsafeRawBufferPointer, from: Int) -> (end: Int, next: Int)? {
-    guard from < bytes.count, let lf = bytes[from...].firstIndex(of: 0x0A) else { return nil }
+    guard let lf = firstLF(in: bytes, from: from) else { return nil }
     let end = lf > from && bytes[lf - 1] == 0x0D ? lf - 1 : lf
     return (end, lf + 1)
   }
@@ -15,13 +19,21 @@ extension HTTP1RequestParser {
   /// (after the last field line), `next` where the body starts.
   static func headEnd(in bytes: UnsafeRawBufferPointer, from: Int) -> (headEnd: Int, next: Int)? {
     var i = max(0, from)
-    while i < bytes.count, let lf = bytes[i...].firstIndex(of: 0x0A) {
+    while let lf = firstLF(in: bytes, from: i) {
       let after = lf + 1
       if after < bytes.count, bytes[after] == 0x0A { return (after, after + 1) }
       if after + 1 < bytes.count, bytes[after] == 0x0D, bytes[after + 1] == 0x0A { return (after, after + 2) }
       i = after
     }
     return nil
+  }
+
+  /// Where the first LF at or after `from` is (memchr: every byte of every head is scanned).
+  static func firstLF(in bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
+    guard from >= 0, from < bytes.count, let base = bytes.baseAddress,
+      let hit = memchr(base + from, 0x0A, bytes.count - from)
+    else { return nil }
+    return base.distance(to: UnsafeRawPointer(hit))
   }
 
   /// The lines of a head, `end` being just after the LF of its last line.

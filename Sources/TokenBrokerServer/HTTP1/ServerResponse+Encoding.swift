@@ -56,14 +56,21 @@ struct HeadWriter {
   }
 
   mutating func append(_ s: String) {
-    var s = s
-    s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    let contiguous: Void? = s.utf8.withContiguousStorageIfAvailable { append(UnsafeRawBufferPointer($0)) }
+    if contiguous == nil { for b in s.utf8 { append(b) } }
   }
 
   mutating func append(_ bytes: UnsafeRawBufferPointer) {
     precondition(count + bytes.count <= base.count, "response head larger than measured")
-    UnsafeMutableRawBufferPointer(rebasing: base[count...]).copyMemory(from: bytes)
+    guard let from = bytes.baseAddress, let to = base.baseAddress else { return }
+    (to + count).copyMemory(from: from, byteCount: bytes.count)
     count += bytes.count
+  }
+
+  mutating func append(_ byte: UInt8) {
+    precondition(count < base.count, "response head larger than measured")
+    base[count] = byte
+    count += 1
   }
 
   /// A non-negative integer in decimal.
