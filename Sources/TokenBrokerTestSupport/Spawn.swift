@@ -7,7 +7,7 @@ import TokenBrokerEngine
 #endif
 
 /// `posix_spawn` for tests and tools: stdin from `/dev/null`, stdout and stderr into files,
-/// and no other descriptor of this process (glibc's closefrom action). Not Foundation's
+/// and no other descriptor of this process (`ProcessSpawn` closes the rest in the child). Not Foundation's
 /// `Process`: its exit monitor learns of an exit when the child's end of a socket pair
 /// closes, so a long-lived child that inherits another's socket (spawns from several threads
 /// race) hides that exit, and the monitor then waits, blocking, for whichever child it
@@ -20,9 +20,6 @@ package enum Spawn {
     _ executable: String, _ arguments: [String], environment: [String: String], stdout: String,
     stderr: String, append: Bool = false
   ) throws(SetupError) -> pid_t {
-    guard let closeFrom = addCloseFrom else {
-      throw SetupError("this glibc has no posix_spawn_file_actions_addclosefrom_np (2.34)")
-    }
     let flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC)
     do {
       return try ProcessSpawn.start(
@@ -35,7 +32,6 @@ package enum Spawn {
         } else {
           posix_spawn_file_actions_addopen(&actions, 2, stderr, flags, 0o600)
         }
-        _ = closeFrom(&actions, 3)
       }
     } catch {
       throw SetupError("cannot start \(executable): \(error)")
@@ -59,16 +55,6 @@ package enum Spawn {
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     return status
   }
-
-  /// glibc's `posix_spawn_file_actions_addclosefrom_np`, which the Glibc module does not declare.
-  private typealias AddCloseFrom =
-    @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-  private static let addCloseFrom: AddCloseFrom? = {
-    guard
-      let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
-    else { return nil }
-    return unsafeBitCast(symbol, to: AddCloseFrom.self)
-  }()
 }
 
 /// A process started with ``Spawn`` (no fork of a multi-threaded process, only descriptors

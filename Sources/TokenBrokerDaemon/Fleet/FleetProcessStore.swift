@@ -13,7 +13,10 @@ import TokenBrokerSystemd
 /// (`token-broker-fleet`, a child process on a socket pair, which holds the database
 /// connections) and the changes it announces. `run()` starts the helper and starts it again,
 /// with a growing delay, if it dies; while it is down every call fails as `.unreachable`, so
-/// the engines serve what they have and shared refresh tokens wait.
+/// the engines serve what they have and shared refresh tokens wait. A call the helper does not
+/// answer within `requestDeadline` (its own statements are bounded at 10 s) fails the same way,
+/// and a helper that leaves `maxMissedAnswers` calls in a row unanswered is killed and started
+/// again: an engine never waits on a wedged helper.
 final class FleetProcessStore: FleetStore, Sendable {
   let helper: String
   let setup: FleetWire.Setup
@@ -21,11 +24,19 @@ final class FleetProcessStore: FleetStore, Sendable {
   let changes: AsyncStream<FleetChange>
   private let sink: AsyncStream<FleetChange>.Continuation
 
+  struct Pending {
+    var continuation: CheckedContinuation<JSONValue, any Error>
+    /// Fails the call at its deadline; cancelled when the answer comes.
+    var deadline: Task<Void, Never>?
+  }
+
   struct State {
     var channel: LineChannel?
     var pid: pid_t = 0
-    var pending: [Int: CheckedContinuation<JSONValue, any Error>] = [:]
+    var pending: [Int: Pending] = [:]
     var next = 0
+    /// Calls in a row whose deadline passed without an answer.
+    var missed = 0
     /// Why the helper's store cannot be used for good (a wrong key, a refused role).
     var failure: FleetStoreError?
     /// The helper said its store is ready (tables and key checked, LISTEN live).
@@ -34,13 +45,22 @@ final class FleetProcessStore: FleetStore, Sendable {
   }
 
   /// How long a request waits for a starting helper's store before it is tried anyway.
-  static let startPatience: Duration = .seconds(10)
+  let startPatience: Duration
+  /// How long a call waits for the helper's answer.
+  let requestDeadline: Duration
+  /// Unanswered calls in a row after which the helper is killed (and started again by `run`).
+  static let maxMissedAnswers = 3
   private let state = NIOLockedValueBox(State())
 
-  init(helper: String, setup: FleetWire.Setup, logger: Logger) {
+  init(
+    helper: String, setup: FleetWire.Setup, logger: Logger, startPatience: Duration = .seconds(10),
+    requestDeadline: Duration = .seconds(15)
+  ) {
     self.helper = helper
     self.setup = setup
     self.logger = logger
+    self.startPatience = startPatience
+    self.requestDeadline = requestDeadline
     (changes, sink) = AsyncStream.makeStream(of: FleetChange.self)
   }
 
@@ -122,7 +142,7 @@ final class FleetProcessStore: FleetStore, Sendable {
       return s.next
     }
     let timeout = Task {
-      try? await Task.sleep(for: Self.startPatience)
+      try? await Task.sleep(for: startPatience)
       state.withLockedValue { $0.readyWaiters.removeValue(forKey: ticket) }?.resume()
     }
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -151,7 +171,7 @@ final class FleetProcessStore: FleetStore, Sendable {
       let sent = state.withLockedValue { s -> (LineChannel, Int)? in
         guard let channel = s.channel else { return nil }
         s.next += 1
-        s.pending[s.next] = c
+        s.pending[s.next] = Pending(continuation: c)
         return (channel, s.next)
       }
       guard let (channel, id) = sent else {
@@ -161,13 +181,49 @@ final class FleetProcessStore: FleetStore, Sendable {
             ?? FleetStoreError(.unreachable, "the fleet helper (token-broker-fleet) is not running"))
         return
       }
+      let deadline = Task { [requestDeadline] in
+        guard (try? await Task.sleep(for: requestDeadline)) != nil else { return }
+        self.missedDeadline(id, op)
+      }
+      let answered = state.withLockedValue { s -> Bool in
+        guard s.pending[id] != nil else { return true }
+        s.pending[id]!.deadline = deadline
+        return false
+      }
+      if answered { deadline.cancel() }
       let line = FleetWire.line(.object([("id", .number(Double(id))), ("op", .string(op))] + fields))
       if !channel.write(line) {
         if let waiting = state.withLockedValue({ $0.pending.removeValue(forKey: id) }) {
-          waiting.resume(
+          waiting.deadline?.cancel()
+          waiting.continuation.resume(
             throwing: FleetStoreError(.unreachable, "the fleet helper (token-broker-fleet) went away"))
         }
       }
+    }
+  }
+
+  /// The call `id` got no answer in time: it fails; after `maxMissedAnswers` in a row the
+  /// helper is killed, which ends `runOnce` and fails every other call waiting on it.
+  private func missedDeadline(_ id: Int, _ op: String) {
+    let (waiting, kill) = state.withLockedValue { s -> (Pending?, pid_t?) in
+      guard let waiting = s.pending.removeValue(forKey: id) else { return (nil, nil) }
+      s.missed += 1
+      guard s.missed >= Self.maxMissedAnswers, s.pid > 0 else { return (waiting, nil) }
+      s.missed = 0
+      return (waiting, s.pid)
+    }
+    guard let waiting else { return }
+    let c = requestDeadline.components
+    let exact = Double(c.seconds) + Double(c.attoseconds) / 1e18
+    let seconds = exact == exact.rounded() ? "\(Int(exact))" : "\(exact)"
+    waiting.continuation.resume(
+      throwing: FleetStoreError(
+        .unreachable, "the fleet helper (token-broker-fleet) did not answer \(op) within \(seconds) s"))
+    if let kill {
+      logger.error(
+        "the fleet helper (token-broker-fleet) left \(Self.maxMissedAnswers) requests in a row unanswered; killing it (it is started again)",
+        metadata: ["event": "fleet_helper_unresponsive"])
+      Glibc.kill(kill, SIGKILL)
     }
   }
 
@@ -232,14 +288,18 @@ final class FleetProcessStore: FleetStore, Sendable {
       // The helper exits when its end reads end of file.
       shutdown(ours, Int32(SHUT_RDWR))
     }
-    let pending = state.withLockedValue { s -> [CheckedContinuation<JSONValue, any Error>] in
+    let pending = state.withLockedValue { s -> [Pending] in
       s.channel = nil
+      s.pid = 0
       s.ready = false
+      s.missed = 0
       defer { s.pending.removeAll() }
       return Array(s.pending.values)
     }
-    for c in pending {
-      c.resume(throwing: FleetStoreError(.unreachable, "the fleet helper (token-broker-fleet) went away"))
+    for p in pending {
+      p.deadline?.cancel()
+      p.continuation.resume(
+        throwing: FleetStoreError(.unreachable, "the fleet helper (token-broker-fleet) went away"))
     }
     close(ours)
     let status = await withCheckedContinuation { (c: CheckedContinuation<Int32, Never>) in
@@ -259,11 +319,19 @@ final class FleetProcessStore: FleetStore, Sendable {
   private func received(_ line: [UInt8]) {
     guard let v = JSONValue.parse(line) else { return }
     if let id = v["id"]?.number {
-      guard let c = state.withLockedValue({ $0.pending.removeValue(forKey: Int(id)) }) else { return }
+      // An answer after its call's deadline finds nothing waiting and is dropped.
+      guard
+        let p = state.withLockedValue({ s -> Pending? in
+          let p = s.pending.removeValue(forKey: Int(id))
+          if p != nil { s.missed = 0 }
+          return p
+        })
+      else { return }
+      p.deadline?.cancel()
       if let error = v["error"], !error.isNull {
-        c.resume(throwing: FleetWire.error(error))
+        p.continuation.resume(throwing: FleetWire.error(error))
       } else {
-        c.resume(returning: v["result"] ?? .null)
+        p.continuation.resume(returning: v["result"] ?? .null)
       }
       return
     }
@@ -299,7 +367,9 @@ final class FleetProcessStore: FleetStore, Sendable {
     }
     let from = source
     do {
-      return try ProcessSpawn.start(helper, [], environment: environment) { actions in
+      // Descriptors 0 (/dev/null), 1 and 2 (the daemon's, the journal) and 3 (the socket pair);
+      // no client connection or listening socket of the daemon.
+      return try ProcessSpawn.start(helper, [], environment: environment, closingFrom: 4) { actions in
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, from, 3)
       }

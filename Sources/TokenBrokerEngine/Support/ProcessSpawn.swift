@@ -1,3 +1,5 @@
+import CLibcExtras
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -12,15 +14,20 @@ package enum ProcessSpawn {
   }
 
   /// Starts `executable` with `arguments` and exactly `environment` (`NAME=value` entries);
-  /// `descriptors` sets up the child's descriptors. Returns its pid.
+  /// `descriptors` sets up the child's descriptors below `closingFrom`, and every descriptor
+  /// from `closingFrom` up is closed in the child: nothing else of this process (a client's
+  /// connection, a listening socket) is inherited, whatever its close-on-exec flag (SwiftNIO
+  /// accepts connections without one). Returns its pid.
   package static func start(
-    _ executable: String, _ arguments: [String], environment: [String],
+    _ executable: String, _ arguments: [String], environment: [String], closingFrom: Int32 = 3,
     descriptors: (inout posix_spawn_file_actions_t) -> Void
   ) throws(Failure) -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     descriptors(&actions)
+    let closed = tb_posix_spawn_file_actions_addclosefrom(&actions, closingFrom)
+    guard closed == 0 else { throw Failure(errno: closed) }
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
