@@ -101,12 +101,14 @@ package final class SocketAPI: ServerRequestHandler {
   func cachedToken(_ request: ServerRequest) -> ServerResponse? {
     guard request.method == .GET, !request.queryMalformed, case .token(let name)? = Self.route(request.path)
     else { return nil }
-    let view = broker.servingView(provider: name)
-    guard let provider = view.provider, let parsed = try? parseTokenRequest(request, provider: provider)
+    let peer = request.peer
+    let view = broker.servingView(
+      provider: name, uid: peer?.uid, gid: peer?.gid ?? 0, groups: peer?.groups ?? [])
+    guard let provider = view.provider, view.mayUse,
+      let parsed = try? parseTokenRequest(request, provider: provider)
     else {
       return nil
     }
-    guard authorised(request, provider: name, access: view.access) else { return nil }
     let now = broker.environment.clock.now()
     let minValid = max(provider.minValid, parsed.minValid ?? 0)
     guard
@@ -320,9 +322,9 @@ package final class SocketAPI: ServerRequestHandler {
 
   // MARK: Access
 
-  func authorised(_ request: ServerRequest, provider: String, access: AccessPolicy? = nil) -> Bool {
+  func authorised(_ request: ServerRequest, provider: String) -> Bool {
     guard let peer = request.peer else { return false }
-    return (access ?? broker.access).mayUse(
+    return broker.access.mayUse(
       provider: provider, uid: peer.uid, gid: peer.gid, groups: peer.groups)
   }
 

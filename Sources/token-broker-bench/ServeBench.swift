@@ -72,7 +72,7 @@ final class ServingSetup: Sendable {
   var notes: [String] {
     var n = [
       "Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(Proc.loadAverage) at start; "
-        + "udsload, token-brokerd (2 event loops) and nginx (`worker_processes auto`) share them. Server CPU: "
+        + "udsload, token-brokerd (1 event loop) and nginx (`worker_processes auto`) share them. Server CPU: "
         + "user + system time of the server's processes (/proc/PID/stat) over the rounds, per answer.",
       "Bodies: apikey \(bodySizes["apikey"] ?? 0) B, oauth \(bodySizes["oauth"] ?? 0) B; nginx returns bodies of "
         + "the same sizes at the same paths. Figures are medians over rounds; brokerd and nginx alternate.",

@@ -66,7 +66,13 @@ package struct RefreshPolicy: Sendable, Equatable {
   /// is served only with at least `minValid` seconds left.
   @inline(__always)
   package static func isServable(_ token: Token, now: Double, minValid: Double) -> Bool {
-    token.remaining(at: now) >= minValid
+    isServable(expiresAt: token.expiresAt, now: now, minValid: minValid)
+  }
+
+  /// The same rule on a token's expiry alone (nil: it does not expire).
+  package static func isServable(expiresAt: Double?, now: Double, minValid: Double) -> Bool {
+    guard let expiresAt else { return true }
+    return expiresAt - now >= minValid
   }
 
   private func pow2(_ e: Double) -> Double {

@@ -55,11 +55,20 @@ package final class Broker: Sendable {
   package struct ServingView {
     /// nil when there is no such provider.
     package var provider: ProviderServing?
-    package var access: AccessPolicy
+    /// The caller may use the provider (`AccessPolicy.mayUse`); false without a caller.
+    package var mayUse: Bool
   }
 
-  package func servingView(provider name: String) -> ServingView {
-    box.withLockedValue { s in ServingView(provider: s.serving[name], access: s.access) }
+  /// The provider `name` and whether the caller with these credentials may use it, under one
+  /// lock and without copying the access policy (the fast path runs this per request).
+  package func servingView(provider name: String, uid: UInt32? = nil, gid: UInt32 = 0, groups: [UInt32] = [])
+    -> ServingView
+  {
+    box.withLockedValue { s in
+      ServingView(
+        provider: s.serving[name],
+        mayUse: uid.map { s.access.mayUse(provider: name, uid: $0, gid: gid, groups: groups) } ?? false)
+    }
   }
 
   package var engines: [ProviderEngine] {

@@ -6,6 +6,8 @@ import TokenBrokerCore
 /// it out under its lock with one retain, not a copy of every field.
 package final class TokenAnswer: Sendable {
   package let token: Token
+  /// `token.expiresAt`, kept apart: the fast path checks it without copying the token.
+  let expiresAt: Double?
   /// The JSON body up to and including `"expires_in":` (the whole body without an expiry).
   let head: [UInt8]
   /// The JSON body after the `expires_in` value, with the closing newline.
@@ -14,6 +16,7 @@ package final class TokenAnswer: Sendable {
 
   package init(_ token: Token, provider: ProviderConfig) {
     self.token = token
+    expiresAt = token.expiresAt
     plain = Array(token.accessToken.utf8)
     let isKey = provider.grant == .apiKey
     var w = JSONWriter.Object()
@@ -41,7 +44,7 @@ package final class TokenAnswer: Sendable {
 
   /// The JSON body at `now`.
   package func json(now: Double) -> [UInt8] {
-    guard let expiresAt = token.expiresAt else { return head }
+    guard let expiresAt else { return head }
     var out = head
     out.reserveCapacity(head.count + tail.count + 20)
     out.append(contentsOf: String(Int((expiresAt - now).rounded(.down))).utf8)

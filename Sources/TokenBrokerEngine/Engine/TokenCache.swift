@@ -21,7 +21,9 @@ package final class TokenCache: Sendable {
         return nil
       }
       let answer = all.values[p].values[s].answer
-      guard RefreshPolicy.isServable(answer.token, now: now, minValid: minValid) else { return nil }
+      guard RefreshPolicy.isServable(expiresAt: answer.expiresAt, now: now, minValid: minValid) else {
+        return nil
+      }
       all.values[p].values[s].lastUsed = now
       return answer
     }

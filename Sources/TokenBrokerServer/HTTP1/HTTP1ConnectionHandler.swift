@@ -104,30 +104,30 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
         needsBytes = true
         break
       }
-      let outcome: Result<(HTTP1RequestParser.Request?, consumed: Int), HTTP1RequestParser.Failure> =
-        buffer.withUnsafeReadableBytes { bytes in
-          do throws(HTTP1RequestParser.Failure) {
-            return .success(try parser.parse(bytes))
-          } catch {
-            return .failure(error)
-          }
+      var request: HTTP1RequestParser.Request?
+      var consumed = 0
+      var failure: HTTP1RequestParser.Failure?
+      buffer.withUnsafeReadableBytes { bytes in
+        do throws(HTTP1RequestParser.Failure) {
+          (request, consumed) = try parser.parse(bytes)
+        } catch {
+          failure = error
         }
-      switch outcome {
-      case .failure(let failure):
+      }
+      if let failure {
         buffered = nil
         connectionGuard?.requestDispatched()
         let body = ErrorBody.json(code: failure.code, message: failure.message)
         let response = ServerResponse(status: HTTPResponseStatus(statusCode: failure.status), body: body)
         write(response, keepAlive: false, headOnly: false, context: context)
         return
-      case .success((let request, let consumed)):
-        buffered!.moveReaderIndex(forwardBy: consumed)
-        guard let request else {
-          needsBytes = true
-          break requests
-        }
-        answer(request, context: context)
       }
+      buffered!.moveReaderIndex(forwardBy: consumed)
+      guard let parsed = request.take() else {
+        needsBytes = true
+        break requests
+      }
+      answer(parsed, context: context)
     }
     compact()
     guard !closing, !busy else { return }
@@ -152,7 +152,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
   }
 
-  private func answer(_ parsed: HTTP1RequestParser.Request, context: ChannelHandlerContext) {
+  private func answer(_ parsed: consuming HTTP1RequestParser.Request, context: ChannelHandlerContext) {
     connectionGuard?.requestDispatched()
     let method = HTTPMethod(rawValue: parsed.method)
     let request = ServerRequest(
