@@ -264,12 +264,14 @@ package final class SocketAPI: ServerRequestHandler {
 
   /// A token is never kept by a cache on the way.
   static let noStore = [("Cache-Control", "no-store")]
+  /// The heads of a token answer, encoded once.
+  static let jsonTokenHead = PreparedHead(status: .ok, headers: noStore)
+  static let plainTokenHead = PreparedHead(status: .ok, contentType: "text/plain", headers: noStore)
 
   func answerResponse(_ answer: TokenAnswer, plain: Bool, now: Double) -> ServerResponse {
-    if plain {
-      return ServerResponse(status: .ok, contentType: "text/plain", headers: Self.noStore, body: answer.plain)
-    }
-    return ServerResponse(status: .ok, headers: Self.noStore, body: answer.json(now: now))
+    plain
+      ? ServerResponse(Self.plainTokenHead, body: answer.plain)
+      : ServerResponse(Self.jsonTokenHead, body: answer.json(now: now))
   }
 
   // MARK: Status, refresh, reload

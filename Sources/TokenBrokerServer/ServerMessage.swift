@@ -85,12 +85,15 @@ package struct ServerRequest: Sendable {
 
 /// The answer to a `ServerRequest`.
 package struct ServerResponse: Sendable {
-  package var status: HTTPResponseStatus
-  package var contentType: String
+  package var status: HTTPResponseStatus { didSet { prepared = nil } }
+  package var contentType: String { didSet { prepared = nil } }
   /// Header fields besides `Content-Type` and `Content-Length` (a shared constant where it can
   /// be: no array is made per answer).
-  package var headers: [(String, String)]
+  package var headers: [(String, String)] { didSet { prepared = nil } }
   package var body: [UInt8]
+  /// The status line and fields above as bytes, when the response was made from a
+  /// `PreparedHead` (and none of them changed since).
+  private(set) var prepared: [UInt8]?
 
   package init(
     status: HTTPResponseStatus, contentType: String = "application/json", headers: [(String, String)] = [],
@@ -100,6 +103,30 @@ package struct ServerResponse: Sendable {
     self.contentType = contentType
     self.headers = headers
     self.body = body
+  }
+
+  /// A response with a head encoded once beforehand: writing it adds only `Content-Length`.
+  package init(_ head: PreparedHead, body: [UInt8]) {
+    self.init(status: head.status, contentType: head.contentType, headers: head.headers, body: body)
+    prepared = head.bytes
+  }
+}
+
+/// A response head (status line, `Content-Type`, fields) encoded once, for the answers the
+/// socket makes over and over (a cached token): `ServerResponse(head, body:)`.
+package struct PreparedHead: Sendable {
+  package let status: HTTPResponseStatus
+  package let contentType: String
+  package let headers: [(String, String)]
+  let bytes: [UInt8]
+
+  package init(
+    status: HTTPResponseStatus, contentType: String = "application/json", headers: [(String, String)] = []
+  ) {
+    self.status = status
+    self.contentType = contentType
+    self.headers = headers
+    bytes = ServerResponse.encodedHead(status: status, contentType: contentType, headers: headers)
   }
 }
 

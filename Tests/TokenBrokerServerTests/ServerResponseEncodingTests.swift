@@ -69,4 +69,26 @@ struct ServerResponseEncodingTests {
       into: &out, keepAlive: true, includeBody: true)
     #expect(String(buffer: out).hasPrefix("earlierHTTP/1.1 404 Not Found\r\n"))
   }
+
+  @Test(arguments: [true, false])
+  func aPreparedHeadWritesWhatTheFieldsWould(keepAlive: Bool) {
+    let head = PreparedHead(status: .ok, contentType: "text/plain", headers: [("Cache-Control", "no-store")])
+    let body = Array("ak_test_1234".utf8)
+    let prepared = ServerResponse(head, body: body)
+    let plain = ServerResponse(
+      status: .ok, contentType: "text/plain", headers: [("Cache-Control", "no-store")], body: body)
+    #expect(Self.encoded(prepared, keepAlive: keepAlive) == Self.encoded(plain, keepAlive: keepAlive))
+    #expect(Self.encoded(prepared, includeBody: false) == Self.encoded(plain, includeBody: false))
+  }
+
+  @Test func aPreparedResponseChangedAfterwardsIsWrittenAsChanged() {
+    var response = ServerResponse(
+      PreparedHead(status: .ok, headers: [("Cache-Control", "no-store")]), body: [])
+    response.status = .serviceUnavailable
+    response.headers.append(("Retry-After", "5"))
+    #expect(
+      Self.encoded(response)
+        == "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+        + "Retry-After: 5\r\nContent-Length: 0\r\n\r\n")
+  }
 }

@@ -1,5 +1,5 @@
 import Logging
-import NIOConcurrencyHelpers
+import Synchronization
 import TokenBrokerAPI
 import TokenBrokerCore
 import TokenBrokerEngine
@@ -51,15 +51,17 @@ package enum LogSetup {
   }
 }
 
-/// The one log level every logger made with it obeys.
+/// The one log level every logger made with it obeys. An atomic, not a lock: every answer
+/// the socket serves asks whether debug lines are on.
 package final class LogLevelControl: Sendable {
-  private let box: NIOLockedValueBox<Logger.Level>
+  private static let levels = Logger.Level.allCases
+  private let index: Atomic<Int>
 
-  package init(_ level: Logger.Level = .info) { box = NIOLockedValueBox(level) }
+  package init(_ level: Logger.Level = .info) { index = Atomic(Self.levels.firstIndex(of: level) ?? 0) }
 
   package var level: Logger.Level {
-    get { box.withLockedValue { $0 } }
-    set { box.withLockedValue { $0 = newValue } }
+    get { Self.levels[index.load(ordering: .relaxed)] }
+    set { index.store(Self.levels.firstIndex(of: newValue) ?? 0, ordering: .relaxed) }
   }
 }
 

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 
 extension ServerResponse {
   /// The whole answer as HTTP/1.1 bytes: status line, the response's own header fields,
@@ -6,31 +7,20 @@ extension ServerResponse {
   /// answer to HEAD has neither body nor length (RFC 9110 9.3.2 allows leaving it out).
   ///
   /// The head is copied into the buffer in one pass over its pieces (one capacity check,
-  /// no intermediate strings): this runs for every cached token served.
+  /// no intermediate strings), or from its `PreparedHead`: this runs for every cached token
+  /// served.
   func encode(into out: inout ByteBuffer, keepAlive: Bool, includeBody: Bool) {
-    let reason = status.reasonPhrase
-    // The fixed parts with two 20-digit numbers, then the variable ones.
-    var headBytes = 112 + reason.utf8.count + contentType.utf8.count
-    for (name, value) in headers { headBytes += name.utf8.count + value.utf8.count + 4 }
+    let fields = prepared?.count ?? Self.measure(status: status, contentType: contentType, headers: headers)
+    // The length's 20 digits and the end of the head.
+    let headBytes = fields + 64
     out.reserveCapacity(minimumWritableBytes: headBytes + (includeBody ? body.count : 0))
-    let code = Int(status.code)
     let length = body.count
-    let headers = self.headers
-    let contentType = self.contentType
     out.writeWithUnsafeMutableBytes(minimumWritableBytes: headBytes) { buffer in
       var head = HeadWriter(buffer)
-      head.append("HTTP/1.1 ")
-      head.appendDecimal(code)
-      head.append(" ")
-      head.append(reason)
-      head.append("\r\nContent-Type: ")
-      head.append(contentType)
-      head.append("\r\n")
-      for (name, value) in headers {
-        head.append(name)
-        head.append(": ")
-        head.append(value)
-        head.append("\r\n")
+      if let prepared {
+        prepared.withUnsafeBytes { head.append($0) }
+      } else {
+        head.appendFields(status: status, contentType: contentType, headers: headers)
       }
       if includeBody {
         head.append("Content-Length: ")
@@ -41,6 +31,26 @@ extension ServerResponse {
       return head.count
     }
     if includeBody { out.writeBytes(body) }
+  }
+
+  /// The status line and fields of a head, for `PreparedHead`.
+  static func encodedHead(status: HTTPResponseStatus, contentType: String, headers: [(String, String)])
+    -> [UInt8]
+  {
+    let size = measure(status: status, contentType: contentType, headers: headers)
+    return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+      var head = HeadWriter(UnsafeMutableRawBufferPointer(buffer))
+      head.appendFields(status: status, contentType: contentType, headers: headers)
+      count = head.count
+    }
+  }
+
+  /// At least the bytes of the status line and fields.
+  static func measure(status: HTTPResponseStatus, contentType: String, headers: [(String, String)]) -> Int {
+    // "HTTP/1.1 " + a 20-digit code + " " + "\r\nContent-Type: " + "\r\n", then the variable parts.
+    var bytes = 48 + status.reasonPhrase.utf8.count + contentType.utf8.count
+    for (name, value) in headers { bytes += name.utf8.count + value.utf8.count + 4 }
+    return bytes
   }
 }
 
@@ -71,6 +81,23 @@ struct HeadWriter {
     precondition(count < base.count, "response head larger than measured")
     base[count] = byte
     count += 1
+  }
+
+  /// The status line, `Content-Type` and the other fields, each line ending in CRLF.
+  mutating func appendFields(status: HTTPResponseStatus, contentType: String, headers: [(String, String)]) {
+    append("HTTP/1.1 ")
+    appendDecimal(Int(status.code))
+    append(" ")
+    append(status.reasonPhrase)
+    append("\r\nContent-Type: ")
+    append(contentType)
+    append("\r\n")
+    for (name, value) in headers {
+      append(name)
+      append(": ")
+      append(value)
+      append("\r\n")
+    }
   }
 
   /// A non-negative integer in decimal.
