@@ -1,3 +1,4 @@
+import Synchronization
 import TokenBrokerCore
 
 /// A token as the socket answers it, rendered once per refresh: the JSON body around its
@@ -42,14 +43,23 @@ package final class TokenAnswer: Sendable {
     }
   }
 
+  /// The last body rendered and the `expires_in` it holds: the value changes once a second,
+  /// so the answers within that second share one body instead of each rendering its own.
+  private let rendered = Mutex<(expiresIn: Int, body: [UInt8])?>(nil)
+
   /// The JSON body at `now`.
   package func json(now: Double) -> [UInt8] {
     guard let expiresAt else { return head }
-    var out = head
-    out.reserveCapacity(head.count + tail.count + 20)
-    out.append(contentsOf: String(Int((expiresAt - now).rounded(.down))).utf8)
-    out.append(contentsOf: tail)
-    return out
+    let expiresIn = Int((expiresAt - now).rounded(.down))
+    return rendered.withLock { last in
+      if let last, last.expiresIn == expiresIn { return last.body }
+      var out = head
+      out.reserveCapacity(head.count + tail.count + 20)
+      out.append(contentsOf: String(expiresIn).utf8)
+      out.append(contentsOf: tail)
+      last = (expiresIn, out)
+      return out
+    }
   }
 
   static func firstIndex(of needle: [UInt8], in hay: [UInt8]) -> Int? {
