@@ -1,9 +1,5 @@
 import NIOHTTP1
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// One complete HTTP request as the broker's handlers see it.
 package struct ServerRequest: Sendable {
   package var method: HTTPMethod
@@ -38,9 +34,8 @@ package struct ServerRequest: Sendable {
 
   /// Where the first `?` of `uri` is.
   static func questionMark(in uri: String) -> String.Index? {
-    let offset = uri.utf8.withContiguousStorageIfAvailable { bytes -> Int? in
-      guard let base = bytes.baseAddress, let hit = memchr(base, 0x3F, bytes.count) else { return nil }
-      return UnsafeRawPointer(base).distance(to: UnsafeRawPointer(hit))
+    let offset = uri.utf8.withContiguousStorageIfAvailable {
+      HTTP1RequestParser.firstIndex(of: UInt8(ascii: "?"), in: UnsafeRawBufferPointer($0))
     }
     guard let offset else { return uri.utf8.firstIndex(of: UInt8(ascii: "?")) }
     return offset.map { uri.utf8.index(uri.utf8.startIndex, offsetBy: $0) }

@@ -28,10 +28,16 @@ extension HTTP1RequestParser {
     return nil
   }
 
-  /// Where the first LF at or after `from` is (memchr: every byte of every head is scanned).
+  /// Where the first LF at or after `from` is (every byte of every head is scanned).
   static func firstLF(in bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
+    firstIndex(of: 0x0A, in: bytes, from: from)
+  }
+
+  /// Where the first `byte` at or after `from` is, found with memchr (a loop over a buffer's
+  /// bytes is several times slower; the fast path scans every request).
+  static func firstIndex(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from: Int = 0) -> Int? {
     guard from >= 0, from < bytes.count, let base = bytes.baseAddress,
-      let hit = memchr(base + from, 0x0A, bytes.count - from)
+      let hit = memchr(base + from, Int32(byte), bytes.count - from)
     else { return nil }
     return base.distance(to: UnsafeRawPointer(hit))
   }
