@@ -59,6 +59,7 @@ let package = Package(
     .target(
       name: "TokenBrokerServer",
       dependencies: [
+        "TokenBrokerCore",
         "TokenBrokerJSON",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import NIOHTTP1
+import TokenBrokerCore
 
 /// One complete HTTP request as the broker's handlers see it.
 package struct ServerRequest: Sendable {
@@ -46,32 +47,13 @@ package struct ServerRequest: Sendable {
     var malformed = false
     for pair in s.split(separator: "&") {
       let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-      guard let k = percentDecode(kv[0]), let v = kv.count > 1 ? percentDecode(kv[1]) : "" else {
+      guard let k = FormDecoding.decode(kv[0]), let v = kv.count > 1 ? FormDecoding.decode(kv[1]) : "" else {
         malformed = true
         continue
       }
       out[k] = v
     }
     return (out, malformed)
-  }
-
-  /// `%XX` and `+` decoding; nil on malformed escapes or invalid UTF-8.
-  package static func percentDecode(_ s: Substring) -> String? {
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(s.utf8.count)
-    var it = s.utf8.makeIterator()
-    while let b = it.next() {
-      switch b {
-      case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
-      case UInt8(ascii: "%"):
-        guard let h = it.next(), let l = it.next(), let hi = HTTP1RequestParser.hexValue(h),
-          let lo = HTTP1RequestParser.hexValue(l)
-        else { return nil }
-        bytes.append(hi << 4 | lo)
-      default: bytes.append(b)
-      }
-    }
-    return String(validating: bytes, as: UTF8.self)
   }
 
   /// First value of a header, case-insensitive.

@@ -82,7 +82,8 @@ package enum FormDecoding {
     return String(validating: bytes, as: UTF8.self)
   }
 
-  static func hex(_ c: UInt8) -> UInt8? {
+  /// One hexadecimal digit's value (a `%XX` escape, an HTTP chunk size).
+  package static func hex(_ c: UInt8) -> UInt8? {
     switch c {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
     case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10

@@ -87,16 +87,6 @@ extension HTTP1RequestParser {
     }
     return n
   }
-
-  /// One hexadecimal digit (chunk sizes here, `%XX` escapes in `ServerRequest`).
-  static func hexValue(_ b: UInt8) -> UInt8? {
-    switch b {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-    default: return nil
-    }
-  }
 }
 
 extension Substring {

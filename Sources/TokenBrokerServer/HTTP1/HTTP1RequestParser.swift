@@ -1,3 +1,5 @@
+import TokenBrokerCore
+
 /// An HTTP/1.1 request parser for the broker's socket (RFC 9112), strict and bounded:
 /// no I/O, no allocation beyond the request it returns. Bytes go in as they arrive;
 /// a request comes out once its head and body are complete. Everything outside the
@@ -317,7 +319,7 @@ package struct HTTP1RequestParser: Sendable {
     var size = 0
     var digits = 0
     for b in line {
-      guard let v = Self.hexValue(b) else {
+      guard let v = FormDecoding.hex(b) else {
         guard b == UInt8(ascii: ";") || b == 0x20 || b == 0x09, digits > 0 else {
           throw malformed("a chunk size that is not hexadecimal")
         }
