@@ -37,6 +37,21 @@ package func poll(
   }
 }
 
+/// `poll` for async tests: awaits `condition` every `interval` seconds until it holds or
+/// `seconds` pass (a bound against hanging, not a timing assertion); throws ``SetupError`` then.
+/// The waits are `Task.sleep`, so the cooperative pool stays free for the code under test.
+package func until(
+  _ what: String, within seconds: Double = 60, every interval: Double = 0.02,
+  _ condition: () async throws -> Bool
+) async throws {
+  let deadline = monotonic() + seconds
+  while true {
+    if try await condition() { return }
+    guard monotonic() < deadline else { throw SetupError("timed out waiting for \(what)") }
+    try await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
+  }
+}
+
 /// Runs blocking work (sockets, child processes, journalctl) on a thread of its own, off the
 /// cooperative pool (ncpu threads: blocking it would starve a broker or fake upstream that
 /// runs in the same process).

@@ -34,14 +34,9 @@ struct InstructionsBench: Sendable {
     let binary = try Callgrind.strippedCopy(bench.brokerd, into: scratch)
     let daemonProfile = scratch.file("brokerd.callgrind")
     note("instructions: token-brokerd under valgrind")
-    let key = "ak_live_" + String(repeating: "0123456789abcdef", count: 2)
     let daemon = try DaemonUnderTest.start(
       bench, startupTimeout: 120, label: "brokerd under valgrind", binary: binary,
-      wrapper: Callgrind.wrapper(valgrind, profile: daemonProfile)
-    ) { dir in
-      BenchConfig.broker(in: dir) + BenchConfig.apiKey("apikey", key: key)
-        + BenchConfig.oauth("oauth", upstream)
-    }
+      wrapper: Callgrind.wrapper(valgrind, profile: daemonProfile), config: ServingSetup.config(upstream))
     var broker: [String: Double] = [:]
     var bodies: [(path: String, body: [UInt8])] = []
     do {

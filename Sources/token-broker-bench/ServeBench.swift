@@ -25,12 +25,17 @@ final class ServingSetup: Sendable {
     }
   }
 
-  private static func make(_ bench: BenchEnvironment, _ upstream: FakeUpstream) throws -> ServingSetup {
+  /// The served providers: `apikey` (a static key) and `oauth` (a token from `upstream`).
+  static func config(_ upstream: FakeUpstream) -> (TempDirectory) -> String {
     let key = "ak_live_" + String(repeating: "0123456789abcdef", count: 2)
-    let daemon = try DaemonUnderTest.start(bench) { dir in
+    return { dir in
       BenchConfig.broker(in: dir) + BenchConfig.apiKey("apikey", key: key)
         + BenchConfig.oauth("oauth", upstream)
     }
+  }
+
+  private static func make(_ bench: BenchEnvironment, _ upstream: FakeUpstream) throws -> ServingSetup {
+    let daemon = try DaemonUnderTest.start(bench, config: config(upstream))
     var bodies: [(path: String, body: [UInt8])] = []
     do {
       for t in tokens { bodies.append((path(t), try daemon.body(path(t)))) }

@@ -60,8 +60,7 @@ struct FleetProcessStoreTests {
       await #expect(throws: FleetStoreError.self) { _ = try await store.read(key) }
     }
     // The third miss killed the helper; `run` starts it again after its one-second delay.
-    let end = Date().addingTimeInterval(20)
-    while Self.lines(starts) < 2, Date() < end { try await Task.sleep(for: .milliseconds(20)) }
+    try await until("the helper started again", within: 20) { Self.lines(starts) >= 2 }
     #expect(Self.lines(starts) == 2)
   }
 
@@ -76,9 +75,8 @@ struct FleetProcessStoreTests {
     let store = Self.store(helper: helper)
     let runner = Task { await store.run() }
     defer { runner.cancel() }
-    let end = Date().addingTimeInterval(20)
-    while !FileManager.default.fileExists(atPath: fds), Date() < end {
-      try await Task.sleep(for: .milliseconds(20))
+    try await until("the helper listed its descriptors", within: 20) {
+      FileManager.default.fileExists(atPath: fds)
     }
     let open = Set(
       try String(contentsOfFile: fds, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) })

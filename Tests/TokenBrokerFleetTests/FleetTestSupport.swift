@@ -89,18 +89,6 @@ func bounded<T: Sendable>(
   }
 }
 
-/// Polls `condition` until it holds; throws after `seconds` (a failure guard, not a timing check).
-func until(
-  _ what: String, within seconds: Double = 60, _ condition: @Sendable () async throws -> Bool
-) async throws {
-  let deadline = monotonic() + seconds
-  while true {
-    if try await condition() { return }
-    guard monotonic() < deadline else { throw SetupError("timed out waiting for \(what)") }
-    try await Task.sleep(for: .milliseconds(20))
-  }
-}
-
 enum Fleet {
   static func randomKey() -> [UInt8] { (0..<32).map { _ in UInt8.random(in: 0...255) } }
 

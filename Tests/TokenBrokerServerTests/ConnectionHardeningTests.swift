@@ -86,11 +86,7 @@ import TokenBrokerTestSupport
 
   /// Polls `condition` until it holds, for at most 10 s.
   static func eventually(_ what: String, _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(10)
-    while !condition() {
-      guard ContinuousClock.now < deadline else { throw Timeout(description: "never: \(what)") }
-      try await Task.sleep(for: .milliseconds(2))
-    }
+    try await until(what, within: 10, every: 0.002) { condition() }
   }
 
   /// A request and its whole answer on `witness`: the server's one loop has handled
