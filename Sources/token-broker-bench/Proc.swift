@@ -7,13 +7,13 @@ import TokenBrokerTestSupport
 
 /// What /proc says about a process: memory, CPU time, wake-ups.
 enum Proc {
-  /// `VmRSS` of /proc/PID/status, KiB.
   /// Bytes of a file, nil when it cannot be read.
   static func fileSize(_ path: String) -> Int? {
     var st = stat()
     return stat(path, &st) == 0 ? Int(st.st_size) : nil
   }
 
+  /// `VmRSS` of /proc/PID/status, KiB.
   static func rssKiB(_ pid: pid_t) -> Int? {
     statusField(pid, "VmRSS")
   }
@@ -45,7 +45,12 @@ enum Proc {
 
   /// utime + stime of /proc/PID/stat, in clock ticks (all threads).
   static func cpuTicks(_ pid: pid_t) -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+    cpuTicks(statFile: "/proc/\(pid)/stat")
+  }
+
+  /// utime + stime of a `stat` file of /proc (a process's or one thread's), in clock ticks.
+  private static func cpuTicks(statFile: String) -> Int? {
+    guard let text = try? String(contentsOfFile: statFile, encoding: .utf8),
       let close = text.lastIndex(of: ")")
     else { return nil }
     // Fields after the command: state(3) ... utime(14) stime(15).
@@ -57,6 +62,27 @@ enum Proc {
   /// The sum of `cpuTicks` over `pids` (those that exist).
   static func cpuTicks(_ pids: [pid_t]) -> Int {
     pids.reduce(0) { $0 + (cpuTicks($1) ?? 0) }
+  }
+
+  /// utime + stime of every thread of `pids`, in clock ticks, by "PID/TID".
+  static func threadTicks(_ pids: [pid_t]) -> [String: Int] {
+    var out: [String: Int] = [:]
+    for pid in pids {
+      guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else {
+        continue
+      }
+      for task in tasks {
+        out["\(pid)/\(task)"] = cpuTicks(statFile: "/proc/\(pid)/task/\(task)/stat")
+      }
+    }
+    return out
+  }
+
+  /// The CPU time of the busiest thread of `pids` since `before` (`threadTicks`), as a share of
+  /// one core over `seconds`: near 1, that thread is what bounds the process's throughput.
+  static func busiestThreadShare(of pids: [pid_t], since before: [String: Int], seconds: Double) -> Double {
+    let busiest = threadTicks(pids).map { $0.value - (before[$0.key] ?? 0) }.max() ?? 0
+    return Double(busiest) / ticksPerSecond / seconds
   }
 
   static var ticksPerSecond: Double { Double(sysconf(Int32(_SC_CLK_TCK))) }

@@ -137,21 +137,28 @@ struct ServeBench: Sendable {
         for round in 0..<p.rounds {
           note("serve: \(t), \(c) connections, round \(round + 1)/\(p.rounds)")
           let runBroker = {
-            let before = Proc.cpuTicks([setup.daemon.pid])
+            let processes = [setup.daemon.pid]
+            let before = Proc.cpuTicks(processes)
+            let threads = Proc.threadTicks(processes)
             broker.rounds.append(
               try Udsload.run(
                 bench, socket: setup.daemon.socket, path: ServingSetup.path(t), connections: c,
                 seconds: p.duration))
-            broker.serverTicks += Proc.cpuTicks([setup.daemon.pid]) - before
+            broker.serverTicks += Proc.cpuTicks(processes) - before
+            broker.busiestThread.append(
+              Proc.busiestThreadShare(of: processes, since: threads, seconds: p.duration))
           }
           let runNginx = {
             guard let n = setup.nginx else { return }
             let processes = [n.child.pid] + Spawn.children(of: n.child.pid)
             let before = Proc.cpuTicks(processes)
+            let threads = Proc.threadTicks(processes)
             nginx.rounds.append(
               try Udsload.run(
                 bench, socket: n.socket, path: ServingSetup.path(t), connections: c, seconds: p.duration))
             nginx.serverTicks += Proc.cpuTicks(processes) - before
+            nginx.busiestThread.append(
+              Proc.busiestThreadShare(of: processes, since: threads, seconds: p.duration))
           }
           if round % 2 == 0 {
             try runBroker()
@@ -201,7 +208,18 @@ struct ServeBench: Sendable {
         "\(t), \(conns): server CPU per answer, brokerd / nginx",
         "\(Format.fixed(broker.cpuPerAnswer, 1)) µs / \(Format.fixed(nginx.cpuPerAnswer, 1)) µs = "
           + "\(Format.fixed(broker.cpuPerAnswer / nginx.cpuPerAnswer, 2))×", command: command),
+      Figure(
+        "\(t), \(conns): server CPU in cores (busiest thread), brokerd / nginx",
+        "\(cores(broker)) / \(cores(nginx))", command: command),
     ]
+  }
+
+  /// The server's CPU over the rounds in cores, and its busiest thread's share of one core
+  /// (a server whose one busy thread is near 1.00 can answer no faster).
+  private func cores(_ s: RoundSummary) -> String {
+    let seconds = Double(s.rounds.count) * parameters.duration
+    let all = seconds > 0 ? Double(s.serverTicks) / Proc.ticksPerSecond / seconds : 0
+    return "\(Format.fixed(all, 2)) (\(Format.fixed(Stats.median(s.busiestThread), 2)))"
   }
 }
 

@@ -64,6 +64,9 @@ struct RoundSummary: Sendable {
   var requests: Int { rounds.reduce(0) { $0 + $1.requests } }
   /// CPU time (user + system, clock ticks) the server's processes spent over the rounds.
   var serverTicks = 0
+  /// Per round, the busiest server thread's CPU as a share of one core
+  /// (`Proc.busiestThreadShare`).
+  var busiestThread: [Double] = []
 
   /// Microseconds of the server's CPU per answer, over all rounds.
   var cpuPerAnswer: Double {
