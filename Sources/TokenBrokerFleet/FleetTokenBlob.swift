@@ -22,6 +22,10 @@ enum FleetTokenBlob {
     JSONWriter.encode(.object([("v", .number(1)), ("refresh_token", .string(refreshToken))]))
   }
 
+  /// The `at_ct` of a row a logout emptied (`FleetRow.loggedOut`): sealed as a token is, so a
+  /// `seed` column saying `logged_out` without it does not log a fleet out.
+  static let loggedOut = JSONWriter.encode(.object([("v", .number(1)), ("logged_out", .bool(true))]))
+
   /// nil when a plaintext is not in this format (it authenticated, so a newer broker wrote it).
   static func decode(access: [UInt8], refresh: [UInt8]?) -> FleetTokens? {
     guard let a = JSONValue.parse(access), a["v"]?.number == 1,

@@ -150,19 +150,38 @@ extension PostgresFleetStore {
     return version
   }
 
-  package func forget(provider: String) async throws {
+  package func forget(provider: String, node: String) async throws {
     let (fleet, logger) = (self.fleet, driverLogger)
+    let cipher = try self.cipher.get()
+    let loggedOut = FleetRow.loggedOutSeed
     let gone = try await perform("forget the rows of \(provider)") {
       try await self.client.withTransaction(logger: logger) { c in
-        let ids = try await c.query(
-          "DELETE FROM token_broker_credentials WHERE fleet = \(fleet) AND provider = \(provider) RETURNING id",
-          logger: logger
-        ).collect().map { try $0.decode(String.self) }
-        for id in ids {
+        let rows = try await c.query(
+          """
+          SELECT id, version FROM token_broker_credentials
+          WHERE fleet = \(fleet) AND provider = \(provider) FOR UPDATE
+          """, logger: logger
+        ).collect().map { try $0.decode((String, Int64).self) }
+        // Emptied, not deleted: a broker that reads the row (or hears of it) forgets its tokens
+        // too, where a missing row would be claimed and refreshed again with its own. The mark
+        // is sealed like a token, so only a holder of the key can log the fleet out.
+        for (id, version) in rows {
+          let next = version + 1
+          let mark = ByteBuffer(
+            bytes: cipher.seal(
+              FleetTokenBlob.loggedOut,
+              aad: FleetCipher.aad(fleet: fleet, id: id, version: next, part: .accessToken)))
           try await c.query(
-            "SELECT pg_notify(\(FleetSchema.channel), \(self.payload(id, 0)))", logger: logger)
+            """
+            UPDATE token_broker_credentials
+            SET at_ct = \(mark), rt_ct = NULL, seed = \(loggedOut), version = \(next), epoch = epoch + 1,
+                refresher = \(node), claim_holder = NULL, claim_until = NULL, updated_at = now()
+            WHERE fleet = \(fleet) AND id = \(id)
+            """, logger: logger)
+          try await c.query(
+            "SELECT pg_notify(\(FleetSchema.channel), \(self.payload(id, next)))", logger: logger)
         }
-        return ids.count
+        return rows.count
       }
     }
     logger.info(

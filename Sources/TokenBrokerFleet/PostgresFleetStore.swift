@@ -192,6 +192,8 @@ package final class PostgresFleetStore: FleetStore, Sendable {
   /// fleet, row, version and part.
   func decrypt(_ stored: StoredRow, _ key: FleetKey) throws(FleetStoreError) -> FleetRow {
     var tokens: FleetTokens?
+    // Logged out only with the sealed mark: the `seed` column alone is not authenticated.
+    let seed = stored.seed == FleetRow.loggedOutSeed ? nil : stored.seed
     if let at = stored.accessCT {
       let cipher = try cipher.get()
       func open(_ ct: [UInt8], _ part: FleetCipher.Part) throws(FleetStoreError) -> [UInt8] {
@@ -211,6 +213,11 @@ package final class PostgresFleetStore: FleetStore, Sendable {
       }
       let access = try open(at, .accessToken)
       let refresh = try stored.refreshCT.map { ct throws(FleetStoreError) in try open(ct, .refreshToken) }
+      if access == FleetTokenBlob.loggedOut {
+        return FleetRow(
+          key: key, version: stored.version, epoch: stored.epoch, seed: FleetRow.loggedOutSeed, tokens: nil,
+          holder: stored.holder, claimRemaining: stored.claimRemaining, refresher: stored.refresher)
+      }
       guard let t = FleetTokenBlob.decode(access: access, refresh: refresh) else {
         let e = context.refused(
           "read \(key)", "its tokens are in a format this broker does not read (version \(stored.version))",
@@ -221,7 +228,7 @@ package final class PostgresFleetStore: FleetStore, Sendable {
       tokens = t
     }
     return FleetRow(
-      key: key, version: stored.version, epoch: stored.epoch, seed: stored.seed, tokens: tokens,
+      key: key, version: stored.version, epoch: stored.epoch, seed: seed, tokens: tokens,
       holder: stored.holder, claimRemaining: stored.claimRemaining, refresher: stored.refresher)
   }
 

@@ -182,12 +182,23 @@ package final class MemoryFleetStore: FleetStore {
     return version
   }
 
-  package func forget(provider: String) async throws {
-    let gone = try database.locked { s, _ -> [(String, Int64)] in
-      let ids = s.rows.filter { $0.value.key.provider == provider }.map { ($0.key, $0.value.row.version) }
-      for (id, _) in ids { s.rows[id] = nil }
-      return ids
+  package func forget(provider: String, node: String) async throws {
+    let emptied = try database.locked { s, _ -> [(String, Int64)] in
+      var out: [(String, Int64)] = []
+      for (id, entry) in s.rows where entry.key.provider == provider {
+        var row = entry.row
+        row.version += 1
+        row.epoch += 1
+        row.tokens = nil
+        row.seed = FleetRow.loggedOutSeed
+        row.refresher = node
+        row.holder = nil
+        row.claimUntil = nil
+        s.rows[id] = (entry.key, row)
+        out.append((id, row.version))
+      }
+      return out
     }
-    for (id, version) in gone { database.announce(id, version + 1) }
+    for (id, version) in emptied { database.announce(id, version) }
   }
 }

@@ -120,8 +120,8 @@ enum FleetHelper {
       else { throw bad }
       return .number(Double(try await store.seed(key, tokens: tokens, seed: seed, node: node)))
     case "forget":
-      guard let provider = r["provider"]?.string else { throw bad }
-      try await store.forget(provider: provider)
+      guard let provider = r["provider"]?.string, let node = r["node"]?.string else { throw bad }
+      try await store.forget(provider: provider, node: node)
       return .null
     default:
       throw FleetStoreError(.refused, "the fleet helper does not know the request \(op)")

@@ -255,6 +255,32 @@ import TokenBrokerTestSupport
     await f.stop()
   }
 
+  /// A broker that did not hear of another's logout finds the emptied row when it next
+  /// refreshes: it forgets its tokens and refresh token instead of refreshing the fleet again.
+  @Test func aRefreshThatFindsTheFleetLoggedOutForgetsInsteadOfRefreshing() async throws {
+    let f = try await Self.fleet(2)
+    f.database.setAnnouncing(false)
+    let requests = f.upstream.requestCount
+    guard case .success = await f.brokers[0].broker.engine(named: "pv")!.logout() else {
+      Issue.record("the logout failed")
+      return
+    }
+    let follower = f.brokers[1]
+    #expect(await follower.status("pv")?.state == .ok)  // no announcement came
+    let status = await follower.broker.engine(named: "pv")!.refreshNow()
+    #expect(status.state == .needsLogin)
+    #expect(status.lastError?.contains("logged out on b1 of the fleet") == true)
+    #expect(f.upstream.requestCount == requests)
+    #expect(await f.tokens() == [nil, nil])
+    // Written off the event loop (bounded only as a failure guard).
+    let store = StateStore(directory: follower.stateDir)
+    _ = await yieldUntil { (try? store.load("pv"))?.needsLogin == true }
+    let record = try store.load("pv")
+    #expect(record?.refreshToken == nil && record?.needsLogin == true)
+    #expect(follower.logs.events("fleet_logged_out").count == 1)
+    await f.stop()
+  }
+
   /// A commit whose announcement never arrives reaches the other broker by the poll, within
   /// one poll interval, long before that broker's own refresh would read the row.
   @Test func aLostAnnouncementIsCaughtUpByThePollWithinItsInterval() async throws {

@@ -117,14 +117,23 @@ import TokenBrokerTestSupport
     let row = try #require(try await a.store.read(Fleet.key))
     #expect(
       row.version == v2 && row.seed == "seed-2" && row.tokens == Fleet.tokens("login") && row.holder == nil)
-    // A logout forgets every row of the provider, only those.
+    // A logout empties every row of the provider, only those: a new version without tokens,
+    // written by the node that logged out, that nobody may claim from a stale version.
     _ = try await a.store.seed(Fleet.otherKey, tokens: Fleet.tokens("other"), seed: "s", node: "a")
     let scoped = FleetKey(provider: Fleet.key.provider, scopes: "", identity: Fleet.key.identity)
     _ = try await a.store.seed(scoped, tokens: Fleet.tokens("scoped"), seed: "s", node: "a")
-    try await a.store.forget(provider: Fleet.key.provider)
-    #expect(try await a.store.read(Fleet.key) == nil)
-    #expect(try await a.store.read(scoped) == nil)
+    try await a.store.forget(provider: Fleet.key.provider, node: "b")
+    let emptied = try #require(try await a.store.read(Fleet.key))
+    #expect(emptied.loggedOut && emptied.tokens == nil && emptied.version == v2 + 1)
+    #expect(emptied.refresher == "b" && emptied.holder == nil)
+    #expect(try await a.store.read(scoped)?.loggedOut == true)
     #expect(try await a.store.read(Fleet.otherKey)?.tokens == Fleet.tokens("other"))
+    #expect(try await a.store.read(Fleet.otherKey)?.loggedOut == false)
+    #expect(try await pg.psql("SELECT count(*) FROM token_broker_credentials WHERE rt_ct IS NULL") == "2")
+    // A login fills the row again.
+    let v3 = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("again"), seed: "seed-3", node: "a")
+    let filled = try #require(try await a.store.read(Fleet.key))
+    #expect(v3 == v2 + 2 && !filled.loggedOut && filled.tokens == Fleet.tokens("again"))
     await a.stop()
   }
 }

@@ -72,6 +72,30 @@ import TokenBrokerTestSupport
     await a.stop()
   }
 
+  /// Only a holder of the key logs a fleet out: a `seed` column that says `logged_out` without
+  /// the sealed mark is not a logout, and a mark moved to another row does not authenticate.
+  @Test func aLogoutWrittenWithoutTheKeyIsNotOne() async throws {
+    let pg = try await PostgresFixture.start()
+    defer { pg.teardown() }
+    let a = try await Fleet.start(pg, key: Fleet.randomKey())
+    _ = try await a.store.seed(Fleet.key, tokens: Fleet.tokens("one"), seed: "s", node: "a")
+    _ = try await a.store.seed(Fleet.otherKey, tokens: Fleet.tokens("two"), seed: "s", node: "a")
+    try await pg.psql("UPDATE token_broker_credentials SET seed = 'logged_out' WHERE provider = 'github'")
+    let row = try #require(try await a.store.read(Fleet.key))
+    #expect(!row.loggedOut && row.tokens == Fleet.tokens("one"))
+    try await a.store.forget(provider: Fleet.otherKey.provider, node: "a")
+    #expect(try await a.store.read(Fleet.otherKey)?.loggedOut == true)
+    try await pg.psql(
+      """
+      UPDATE token_broker_credentials SET at_ct = (SELECT at_ct FROM token_broker_credentials WHERE provider = 'gitlab'),
+        rt_ct = NULL, version = (SELECT version FROM token_broker_credentials WHERE provider = 'gitlab')
+      WHERE provider = 'github'
+      """)
+    let moved = await #expect(throws: FleetStoreError.self) { try await a.store.read(Fleet.key) }
+    #expect(moved?.code == .tampered)
+    await a.stop()
+  }
+
   @Test func anOutageIsUnreachableAndTheStoreReconnectsAndResubscribes() async throws {
     let pg = try await PostgresFixture.start()
     defer { pg.teardown() }

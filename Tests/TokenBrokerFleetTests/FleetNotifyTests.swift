@@ -22,9 +22,10 @@ import TokenBrokerTestSupport
     // The committer's own store hears it too.
     try await a.changes.wait(for: .row(id: Fleet.key.id, version: v1 + 1))
     try await b.changes.wait(for: .row(id: Fleet.key.id, version: v1 + 1))
-    // A fenced commit and a release announce nothing; a logout announces the row gone (version 0).
-    try await a.store.forget(provider: Fleet.key.provider)
-    try await b.changes.wait(for: .row(id: Fleet.key.id, version: 0))
+    // A fenced commit and a release announce nothing; a logout announces the row's new, empty
+    // version.
+    try await a.store.forget(provider: Fleet.key.provider, node: "a")
+    try await b.changes.wait(for: .row(id: Fleet.key.id, version: v1 + 2))
     #expect(b.changes.all.filter { if case .row = $0 { true } else { false } }.count == 3)
     await a.stop()
     await b.stop()
@@ -48,14 +49,14 @@ import TokenBrokerTestSupport
     // fleet's last change, it would have seen the other fleet's earlier ones.
     try await blue.changes.wait(for: .row(id: Fleet.key.id, version: vBlue))
     try await green.changes.wait(for: .row(id: Fleet.key.id, version: vGreen + 1))
-    try await blue.store.forget(provider: Fleet.key.provider)
-    try await blue.changes.wait(for: .row(id: Fleet.key.id, version: 0))
+    try await blue.store.forget(provider: Fleet.key.provider, node: "a")
+    try await blue.changes.wait(for: .row(id: Fleet.key.id, version: vBlue + 1))
     #expect(try await green.store.read(Fleet.key)?.tokens == Fleet.tokens("green2"))
     _ = try await green.store.seed(Fleet.otherKey, tokens: Fleet.tokens("g"), seed: "s", node: "a")
     try await green.changes.wait(for: .row(id: Fleet.otherKey.id, version: 1))
     #expect(
       blue.changes.all.filter { if case .row = $0 { true } else { false } } == [
-        .row(id: Fleet.key.id, version: vBlue), .row(id: Fleet.key.id, version: 0),
+        .row(id: Fleet.key.id, version: vBlue), .row(id: Fleet.key.id, version: vBlue + 1),
       ])
     #expect(
       green.changes.all.filter { if case .row = $0 { true } else { false } } == [

@@ -18,6 +18,8 @@ package struct RefreshStateMachine: Sendable {
   package private(set) var inFlight: (scopes: ScopeSet, usedRefreshToken: Bool)?
   /// An answer held back until its rotated refresh token is on disk (`login`: a login's).
   private var awaitingPersist: (scopes: ScopeSet, outcome: Outcome, login: Bool)?
+  /// A request is on the wire or its answer waits for a write: `loggedOut` must wait.
+  package var isBusy: Bool { inFlight != nil || awaitingPersist != nil }
   /// A login's exchange waiting for the credential to be free, and whether one is on the wire.
   private var loginQueued: RequestGrant?
   package private(set) var loginInFlight = false
@@ -251,14 +253,15 @@ package struct RefreshStateMachine: Sendable {
   }
 
   /// Logout: the credential is forgotten (durably) and nothing is served until a login.
-  /// The engine revokes first and calls this once the machine is idle.
-  package mutating func loggedOut(now: Double) -> [Action] {
+  /// The engine revokes first and calls this once the machine is idle. `reason` is each scope
+  /// set's `lastError` (a logout on another broker of the fleet says where it happened).
+  package mutating func loggedOut(now: Double, reason: String? = nil) -> [Action] {
     credential = Credential(refreshToken: nil, needsLogin: true)
     var actions: [Action] = [.unpublish(nil)]
     for key in slots.keys.sorted(by: { $0.description < $1.description }) {
       slots[key]!.token = nil
       slots[key]!.failures = 0
-      slots[key]!.lastError = nil
+      slots[key]!.lastError = reason
       slots[key]!.unservable = nil
     }
     persistsPending += 1

@@ -123,8 +123,8 @@ final class FleetProcessStore: FleetStore, Sendable {
     return Int64(try decoded(r.number, "seed"))
   }
 
-  func forget(provider: String) async throws {
-    _ = try await call("forget", [("provider", .string(provider))])
+  func forget(provider: String, node: String) async throws {
+    _ = try await call("forget", [("provider", .string(provider)), ("node", .string(node))])
   }
 
   private func decoded<T>(_ value: T?, _ op: String) throws -> T {

@@ -39,8 +39,15 @@ package struct FleetRow: Sendable, Equatable {
   package var holder: String?
   /// Seconds the live claim has left on the database's clock (nil: no live claim).
   package var claimRemaining: Double?
-  /// The node whose commit (or login) wrote this version.
+  /// The node whose commit (or login, or logout) wrote this version.
   package var refresher: String?
+
+  /// The `seed` of a row a logout emptied: no tokens, and no broker refreshes it until a login
+  /// (`FleetStore.seed`) writes a new version (README "Fleet").
+  package static let loggedOutSeed = "logged_out"
+
+  /// A logout on `refresher` emptied the row: every broker forgets the provider's tokens.
+  package var loggedOut: Bool { seed == Self.loggedOutSeed }
 
   package init(
     key: FleetKey, version: Int64, epoch: Int64, seed: String?, tokens: FleetTokens?, holder: String?,
@@ -119,8 +126,10 @@ package protocol FleetStore: Sendable {
   /// A login on `node`: writes `tokens` under a new seed as a new version, whatever the row
   /// held, and notifies the fleet. Returns the new version.
   func seed(_ key: FleetKey, tokens: FleetTokens, seed: String, node: String) async throws -> Int64
-  /// A logout: deletes every row of `provider` and notifies the fleet.
-  func forget(provider: String) async throws
+  /// A logout on `node`: every row of `provider` loses its tokens and becomes logged out
+  /// (`FleetRow.loggedOut`, written by `node`) as a new version, any claim on it is released
+  /// and fenced, and the fleet is notified. Only a login (`seed`) fills a row again.
+  func forget(provider: String, node: String) async throws
   /// Changes committed by any broker of this fleet, this one's included.
   var changes: AsyncStream<FleetChange> { get }
 }

@@ -51,6 +51,10 @@ extension ProviderEngine {
       await storeUnreachable(scopes, grant, error, fleet: fleet)
       return
     }
+    if let row, row.loggedOut {
+      loggedOutByFleet(scopes, row)
+      return
+    }
     if let tokens = takeable(row, for: scopes) {
       took(scopes, tokens, from: row?.refresher, fleet: fleet)
       answered(scopes, .token(tokens.token), rotated: tokens.refreshToken)
@@ -77,6 +81,10 @@ extension ProviderEngine {
         row = try await fleet.store.read(key)
       } catch {
         await storeUnreachable(scopes, grant, error, fleet: fleet)
+        return
+      }
+      if let row, row.loggedOut {
+        loggedOutByFleet(scopes, row)
         return
       }
       if let tokens = takeable(row, for: scopes) {
@@ -134,10 +142,16 @@ extension ProviderEngine {
         logger.error(
           "fenced: this broker's claim on \(key) lapsed and another broker committed a newer token; this answer is not used (a provider with reuse detection may revoke the grant: see README \"Fleet\")",
           metadata: ["event": "fleet_fenced"])
-        if let newer = try? await fleet.store.read(key), let shared = newer.tokens {
-          took(scopes, shared, from: newer.refresher, fleet: fleet)
-          answered(scopes, .token(shared.token), rotated: shared.refreshToken)
-          return
+        if let newer = try? await fleet.store.read(key) {
+          if newer.loggedOut {
+            loggedOutByFleet(scopes, newer)
+            return
+          }
+          if let shared = newer.tokens {
+            took(scopes, shared, from: newer.refresher, fleet: fleet)
+            answered(scopes, .token(shared.token), rotated: shared.refreshToken)
+            return
+          }
         }
       }
     } catch {
@@ -201,7 +215,12 @@ extension ProviderEngine {
     guard let scopes = machine.slots.keys.first(where: { fleetKey($0).id == id }),
       machine.inFlight?.scopes != scopes
     else { return }
-    guard let row = try? await fleet.store.read(fleetKey(scopes)), let tokens = row.tokens else { return }
+    guard let row = try? await fleet.store.read(fleetKey(scopes)) else { return }
+    if row.loggedOut {
+      forgetLoggedOut(row)
+      return
+    }
+    guard let tokens = row.tokens else { return }
     let now = env.clock.now()
     guard tokens.token != machine.slots[scopes]?.token,
       machine.settings.policy.isServable(tokens.token, now: now, requestedMinValid: nil)
@@ -270,12 +289,40 @@ extension ProviderEngine {
   func fleetForget() async {
     guard let fleet = env.fleet, sharesWithFleet else { return }
     do {
-      try await fleet.store.forget(provider: name)
+      try await fleet.store.forget(provider: name, node: fleet.node)
     } catch {
       logger.error(
         "the fleet's rows of \(name) could not be forgotten (\(error)); the other brokers may still serve its tokens",
         metadata: ["event": "fleet_forget_failed"])
     }
+  }
+
+  /// This broker's refresh found the provider logged out on another broker: the request ends
+  /// as a rejected refresh token would (the refresh token is forgotten durably, the provider
+  /// needs a login), then the tokens held are forgotten too.
+  private func loggedOutByFleet(_ scopes: ScopeSet, _ row: FleetRow) {
+    answered(
+      scopes, .failure(UpstreamFailure(.refreshTokenRejected, message: loggedOutMessage(row))), rotated: nil)
+    forgetLoggedOut(row)
+  }
+
+  private func loggedOutMessage(_ row: FleetRow) -> String {
+    "logged out on \(row.refresher ?? "another broker") of the fleet; tokenctl login \(name) on any broker serves it again"
+  }
+
+  /// Another broker logged the provider out (README "Fleet"): this one forgets its tokens and
+  /// refresh token too, durably, as its own logout would, without revoking (that broker did).
+  /// While a request is on the wire it waits: that request ends at the row (`loggedOutByFleet`).
+  func forgetLoggedOut(_ row: FleetRow) {
+    guard !machine.isBusy else { return }
+    let holdsSomething =
+      !machine.credential.needsLogin || machine.credential.refreshToken != nil
+      || machine.slots.values.contains { $0.token != nil }
+    guard holdsSomething else { return }
+    let message = loggedOutMessage(row)
+    execute(machine.loggedOut(now: env.clock.now(), reason: message))
+    logger.notice("\(message)", metadata: ["event": "fleet_logged_out"])
+    env.changes.raise()
   }
 
   /// The fleet's view for status.
