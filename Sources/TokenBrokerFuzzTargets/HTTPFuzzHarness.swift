@@ -205,7 +205,9 @@ final class BlockingRequestHandler: ServerRequestHandler {
 
 /// The token endpoint of the fuzzed broker: every request gets the same long-lived token.
 struct InMemoryUpstream: TokenTransport {
-  func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+  func send(
+    _ request: TokenRequest, caFile: String?, proxy: UpstreamProxy?, timeout: Double
+  ) async throws(UpstreamFailure)
     -> UpstreamResponse
   {
     let body =

@@ -51,7 +51,9 @@ package final class GatedTransport: TokenTransport {
     state.withLockedValue { $0.rewrites.append(change) }
   }
 
-  package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+  package func send(
+    _ request: TokenRequest, caFile: String?, proxy: UpstreamProxy?, timeout: Double
+  ) async throws(UpstreamFailure)
     -> UpstreamResponse
   {
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -69,7 +71,7 @@ package final class GatedTransport: TokenTransport {
       for r in ready { r.resume() }
       if pass { c.resume() }
     }
-    let response = try await inner.send(request, caFile: caFile, timeout: timeout)
+    let response = try await inner.send(request, caFile: caFile, proxy: proxy, timeout: timeout)
     let change = state.withLockedValue { s in s.rewrites.isEmpty ? nil : s.rewrites.removeFirst() }
     return change.map { $0(response) } ?? response
   }

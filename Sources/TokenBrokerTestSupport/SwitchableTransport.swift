@@ -41,7 +41,9 @@ package final class SwitchableTransport: TokenTransport {
   /// Every request sent so far, in order.
   package var attempts: [Attempt] { state.withLockedValue { $0.attempts } }
 
-  package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+  package func send(
+    _ request: TokenRequest, caFile: String?, proxy: UpstreamProxy?, timeout: Double
+  ) async throws(UpstreamFailure)
     -> UpstreamResponse
   {
     let at = now()
@@ -51,7 +53,7 @@ package final class SwitchableTransport: TokenTransport {
       return s.divert
     }
     if let target { request.url = target }
-    return try await inner.send(request, caFile: caFile, timeout: timeout)
+    return try await inner.send(request, caFile: caFile, proxy: proxy, timeout: timeout)
   }
 }
 

@@ -11,14 +11,26 @@ import TokenBrokerCore
 extension HTTPTokenTransport {
   /// What went wrong, for `last_error` and the journal: what failed and where, never a secret
   /// (neither the request nor the answer is quoted).
-  static func classify(_ error: any Error, timeout: Double, url: EndpointURL) -> UpstreamFailure {
+  static func classify(_ error: any Error, timeout: Double, url: EndpointURL, proxy: UpstreamProxy? = nil)
+    -> UpstreamFailure
+  {
     let seconds = timeout.rounded() == timeout ? "\(Int(timeout))" : "\(timeout)"
     let endpoint = "\(url.host):\(url.effectivePort)"
     let late = UpstreamFailure(
-      .retryLater, message: "no complete answer within request_timeout (\(seconds) s)")
+      .retryLater,
+      message:
+        "no complete answer within request_timeout (\(seconds) s)\(proxy.map { " (through the proxy \($0))" } ?? "")"
+    )
     switch error {
     case is DeadlineExceeded:
       return late
+    case let e as ProxyFailure:
+      if let channel = (e.error as? NIOConnectionError)?.connectionErrors.first?.error as? ChannelError,
+        case .connectTimeout = channel
+      {
+        return late
+      }
+      return UpstreamFailure(.retryLater, message: Self.describe(e))
     case is UpstreamExchangeHandler.BodyTooLarge:
       return UpstreamFailure(.retryLater, message: "response body larger than 64 KiB")
     case is UpstreamExchangeHandler.ConnectionClosed:
@@ -57,6 +69,37 @@ extension HTTPTokenTransport {
     default:
       return UpstreamFailure(
         .retryLater, message: "cannot reach the token endpoint \(endpoint): \(Self.describe(error))")
+    }
+  }
+
+  /// What went wrong on the way through `[broker] https_proxy`, naming the proxy and what to do.
+  static func describe(_ failure: ProxyFailure) -> String {
+    let proxy = "the proxy \(failure.proxy) ([broker] https_proxy)"
+    switch failure.error {
+    case let refused as ProxyTunnelHandler.Refused:
+      let answer = "\(refused.status)\(refused.reason.isEmpty ? "" : " \(refused.reason)")"
+      let hint =
+        refused.status == 407
+        ? "it asks for credentials, which token-broker does not send: let the broker's host through without them"
+        : "check that it lets this host reach \(failure.target), or list the host in [broker] no_proxy"
+      return "\(proxy) refused CONNECT \(failure.target): \(answer); \(hint)"
+    case let malformed as ProxyTunnelHandler.Malformed:
+      return
+        "\(proxy) did not answer CONNECT \(failure.target) as an HTTP proxy does (\(malformed.what)); check the address"
+    case is ProxyTunnelHandler.Closed:
+      return "\(proxy) closed the connection before the tunnel to \(failure.target) was open"
+    case let e as NIOConnectionError:
+      if let dns = e.dnsAError ?? e.dnsAAAAError {
+        return "cannot resolve the host of \(proxy) (DNS error: \(Self.describe(dns)))"
+      }
+      if let first = e.connectionErrors.first {
+        return "cannot reach \(proxy): \(Self.describe(first.error))"
+      }
+      return "cannot reach \(proxy)"
+    case is IOError:
+      return "cannot reach \(proxy): \(Self.describe(failure.error))"
+    default:
+      return "cannot reach \(failure.target) through \(proxy): \(Self.describe(failure.error))"
     }
   }
 

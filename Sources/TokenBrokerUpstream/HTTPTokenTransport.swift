@@ -12,8 +12,9 @@ import TokenBrokerCore
 /// The upstream client: HTTP/1.1 over SwiftNIO, one connection per request (a token
 /// endpoint is asked once per token lifetime; nothing is worth keeping open), certificate
 /// and host name verification always on (an optional per-provider CA bundle), no redirects
-/// followed, a 64 KiB body cap, and one hard deadline that covers connecting, TLS, the
-/// queue for a connection slot and the whole answer.
+/// followed, a 64 KiB body cap, and one hard deadline that covers connecting, the proxy's
+/// tunnel when there is one (`[broker] https_proxy`), TLS, the queue for a connection slot
+/// and the whole answer.
 package final class HTTPTokenTransport: TokenTransport, Sendable {
   /// Connections open at once to one endpoint (the rest wait, within their deadline).
   package static let connectionsPerEndpoint = 64
@@ -30,9 +31,9 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
     pool = NIOThreadPool.singleton
   }
 
-  package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
-    -> UpstreamResponse
-  {
+  package func send(
+    _ request: TokenRequest, caFile: String?, proxy: UpstreamProxy?, timeout: Double
+  ) async throws(UpstreamFailure) -> UpstreamResponse {
     let url: EndpointURL
     switch EndpointURL.parse(request.url) {
     case .success(let parsed): url = parsed
@@ -42,11 +43,11 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
     let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout * 1_000_000_000))
     do {
       let tls = url.scheme == "https" ? try await tlsContext(caFile: caFile) : nil
-      return try await exchange(request, url: url, tls: tls, deadline: deadline)
+      return try await exchange(request, url: url, tls: tls, proxy: proxy, deadline: deadline)
     } catch let failure as UpstreamFailure {
       throw failure
     } catch {
-      throw Self.classify(error, timeout: timeout, url: url)
+      throw Self.classify(error, timeout: timeout, url: url, proxy: proxy)
     }
   }
 
@@ -87,9 +88,10 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
   /// the request on the connection that won, and collects the answer. The outcome is decided
   /// on the event loop (the answer, a failure or the deadline, whichever comes first), so a
   /// busy cooperative pool cannot turn an answer that came in time into a timeout.
-  private func exchange(_ request: TokenRequest, url: EndpointURL, tls: NIOSSLContext?, deadline: NIODeadline)
-    async throws -> UpstreamResponse
-  {
+  private func exchange(
+    _ request: TokenRequest, url: EndpointURL, tls: NIOSSLContext?, proxy: UpstreamProxy?,
+    deadline: NIODeadline
+  ) async throws -> UpstreamResponse {
     let loop = group.next()
     let answer = loop.makePromise(of: UpstreamResponse.self)
     let endpoint = "\(url.connectHost)|\(url.effectivePort)"
@@ -110,7 +112,7 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
         limiter.release(endpoint)
         return
       }
-      self.connect(url: url, tls: tls, deadline: deadline, on: loop).whenComplete { result in
+      self.connect(url: url, tls: tls, proxy: proxy, deadline: deadline, on: loop).whenComplete { result in
         switch result {
         case .failure(let error):
           limiter.release(endpoint)
@@ -145,29 +147,71 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
     }
   }
 
-  private func connect(url: EndpointURL, tls: NIOSSLContext?, deadline: NIODeadline, on loop: any EventLoop)
-    -> EventLoopFuture<any Channel>
-  {
+  /// A connection to the endpoint, or to the proxy with the tunnel to the endpoint open, with
+  /// TLS (for https) and the exchange handler in place.
+  private func connect(
+    url: EndpointURL, tls: NIOSSLContext?, proxy: UpstreamProxy?, deadline: NIODeadline,
+    on loop: any EventLoop
+  ) -> EventLoopFuture<any Channel> {
     let limit = TokenExchange.maxBodyBytes
     let serverName = url.isIPAddress ? nil : url.connectHost
+    @Sendable func addExchangeHandlers(_ sync: ChannelPipeline.SynchronousOperations) throws {
+      if let tls {
+        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+      }
+      try sync.addHTTPClientHandlers()
+      try sync.addHandler(UpstreamExchangeHandler(limit: limit))
+    }
+    let target = "\(url.host):\(url.effectivePort)"
     let bootstrap = ClientBootstrap(group: loop)
       .connectTimeout(max(.milliseconds(1), deadline - .now()))
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           let sync = channel.pipeline.syncOperations
-          if let tls {
-            try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+          if proxy != nil {
+            try sync.addHandler(ProxyTunnelHandler(target: target))
+          } else {
+            try addExchangeHandlers(sync)
           }
-          try sync.addHTTPClientHandlers()
-          try sync.addHandler(UpstreamExchangeHandler(limit: limit))
         }
       }
-    if url.isIPAddress, let address = try? SocketAddress(ipAddress: url.connectHost, port: url.effectivePort)
-    {
-      return bootstrap.connect(to: address)
+    let (host, port) = proxy.map { ($0.connectHost, $0.port) } ?? (url.connectHost, url.effectivePort)
+    let connected: EventLoopFuture<any Channel>
+    if let address = try? SocketAddress(ipAddress: host, port: port) {
+      connected = bootstrap.connect(to: address)
+    } else {
+      connected = bootstrap.resolver(ThreadPoolResolver(loop: loop, pool: pool)).connect(
+        host: host, port: port)
     }
-    return bootstrap.resolver(ThreadPoolResolver(loop: loop, pool: pool))
-      .connect(host: url.connectHost, port: url.effectivePort)
+    guard let proxy else { return connected }
+    // The tunnel is asked for on the connection that won, and bounded by the same deadline.
+    return connected.flatMap { channel in
+      let open = loop.makePromise(of: Void.self)
+      let timer = loop.scheduleTask(deadline: deadline) { open.fail(DeadlineExceeded()) }
+      do {
+        try channel.pipeline.syncOperations.handler(type: ProxyTunnelHandler.self).start(promise: open)
+      } catch {
+        open.fail(error)
+      }
+      return open.futureResult.flatMapThrowing { () -> any Channel in
+        timer.cancel()
+        try addExchangeHandlers(channel.pipeline.syncOperations)
+        return channel
+      }.flatMapErrorThrowing { error in
+        timer.cancel()
+        channel.close(promise: nil)
+        throw error
+      }
+    }.flatMapErrorThrowing { error in
+      throw error is DeadlineExceeded ? error : ProxyFailure(error: error, proxy: proxy, target: target)
+    }
+  }
+
+  /// Anything that went wrong on the way through the proxy, before the endpoint's TLS began.
+  struct ProxyFailure: Error {
+    var error: any Error
+    var proxy: UpstreamProxy
+    var target: String
   }
 
   static func requestHead(_ request: TokenRequest, url: EndpointURL) -> HTTPRequestHead {

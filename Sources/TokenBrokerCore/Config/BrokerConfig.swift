@@ -51,6 +51,10 @@ package struct BrokerSettings: Sendable, Equatable {
   package var admins: [Principal] = []
   package var logLevel: LogLevel = .info
   package var logTarget: LogTarget = .auto
+  /// `https_proxy`: upstream requests go through this proxy (`proxy(for:)` decides per URL).
+  package var httpsProxy: UpstreamProxy? = nil
+  /// `no_proxy`: hosts and domains reached directly although `https_proxy` is set.
+  package var noProxy: [String] = []
 
   package init() {}
 }

@@ -4,7 +4,7 @@ import TokenBrokerTOML
 extension ConfigReader {
   static let brokerKeys = [
     "socket", "socket_group", "state_dir", "refresh_at", "refresh_jitter", "min_valid", "request_timeout",
-    "scope_idle_timeout", "admins", "log_level", "log_target",
+    "scope_idle_timeout", "admins", "log_level", "log_target", "https_proxy", "no_proxy",
   ]
 
   /// A Unix socket path holds at most this many bytes (sun_path less its NUL).
@@ -104,7 +104,47 @@ extension ConfigReader {
     {
       settings.logTarget = target
     }
+    if let value = table["https_proxy"], let text = string(value, at: base + ["https_proxy"]) {
+      switch UpstreamProxy.parse(text) {
+      case .success(let proxy): settings.httpsProxy = proxy
+      case .failure(let problem): report(base + ["https_proxy"], problem.message)
+      }
+    }
+    if let value = table["no_proxy"], let hosts = noProxyList(value, at: base + ["no_proxy"]) {
+      settings.noProxy = hosts
+    }
     return settings
+  }
+
+  /// `no_proxy`: host names, domains (`example.com`, `.example.com`) or IP addresses.
+  private mutating func noProxyList(_ value: TOMLValue, at key: [String]) -> [String]? {
+    guard let array = value.array else {
+      wrongType(key, expected: "an array of host names", found: value)
+      return nil
+    }
+    var hosts: [String] = []
+    for index in 0..<array.count {
+      let element = array[index]
+      let line = lines.line(of: key, element: index)
+      guard let host = element.string else {
+        report(key, line: line, "entry \(index + 1): expected a host name, found \(Self.describe(element))")
+        continue
+      }
+      let bare = host.hasPrefix(".") ? String(host.dropFirst()) : host
+      let allowed = bare.unicodeScalars.allSatisfy {
+        ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0)
+          || "-.:[]".unicodeScalars.contains($0)
+      }
+      guard !bare.isEmpty, allowed else {
+        report(
+          key, line: line,
+          "entry \(index + 1): \(Self.quote(host)) is not a host name, domain or IP address (no scheme, port, path or wildcard)"
+        )
+        continue
+      }
+      hosts.append(host)
+    }
+    return hosts
   }
 }
 

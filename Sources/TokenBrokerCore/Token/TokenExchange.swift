@@ -16,8 +16,18 @@ package struct UpstreamResponse: Sendable, Equatable {
 /// Sends token requests. The production one (HTTP/1.1 on SwiftNIO) lives in
 /// TokenBrokerUpstream; transport failures come back as `retryLater`.
 package protocol TokenTransport: Sendable {
-  func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
+  /// Sends `request` and returns the answer, through `proxy` when there is one (README "Proxy").
+  func send(_ request: TokenRequest, caFile: String?, proxy: UpstreamProxy?, timeout: Double)
+    async throws(UpstreamFailure) -> UpstreamResponse
+}
+
+extension TokenTransport {
+  /// `send` straight to the endpoint, without a proxy.
+  package func send(_ request: TokenRequest, caFile: String?, timeout: Double) async throws(UpstreamFailure)
     -> UpstreamResponse
+  {
+    try await send(request, caFile: caFile, proxy: nil, timeout: timeout)
+  }
 }
 
 /// Turns an upstream answer into a token or a classified failure.

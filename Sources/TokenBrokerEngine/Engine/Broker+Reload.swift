@@ -78,5 +78,6 @@ extension BrokerSettings {
   func sameEngineSettings(as o: BrokerSettings) -> Bool {
     refreshAt == o.refreshAt && refreshJitter == o.refreshJitter && minValid == o.minValid
       && requestTimeout == o.requestTimeout && scopeIdleTimeout == o.scopeIdleTimeout
+      && httpsProxy == o.httpsProxy && noProxy == o.noProxy
   }
 }

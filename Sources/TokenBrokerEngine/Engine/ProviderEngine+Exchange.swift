@@ -36,7 +36,7 @@ extension ProviderEngine {
     var body2xx: [UInt8]?
     let outcome: RefreshStateMachine.Outcome
     do {
-      var response = try await env.transport.send(request, caFile: config.caFile, timeout: requestTimeout)
+      var response = try await sendUpstream(request)
       if (200..<300).contains(response.status) {
         body2xx = response.body
       } else {

@@ -129,7 +129,7 @@ extension ProviderEngine {
     }
     let answer: Result<DeviceAuthorization, UpstreamFailure>
     do {
-      let response = try await env.transport.send(request, caFile: config.caFile, timeout: requestTimeout)
+      let response = try await sendUpstream(request)
       if (200..<300).contains(response.status) {
         answer = DeviceAuthorization.parse(response.body)
       } else {
@@ -259,7 +259,7 @@ extension ProviderEngine {
         userAgent: env.userAgent)
     else { return nil }
     do {
-      let response = try await env.transport.send(request, caFile: config.caFile, timeout: requestTimeout)
+      let response = try await sendUpstream(request)
       if (200..<300).contains(response.status) { return nil }
       let body = Array(redact(String(decoding: response.body, as: UTF8.self), also: [token]).utf8)
       return redact(
@@ -299,7 +299,7 @@ extension ProviderEngine {
             : "the token is not a JWT and providers.\(name) has no introspection_url"))
     }
     do {
-      let response = try await env.transport.send(request, caFile: config.caFile, timeout: requestTimeout)
+      let response = try await sendUpstream(request)
       guard (200..<300).contains(response.status), let json = JSONValue.parse(response.body),
         json.object != nil
       else {

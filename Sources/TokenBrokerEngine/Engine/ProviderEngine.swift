@@ -80,6 +80,14 @@ package actor ProviderEngine {
   var config: ProviderConfig { current.config }
   var secrets: ResolvedSecrets { current.secrets }
   var requestTimeout: Double { current.settings.requestTimeout }
+
+  /// Sends one upstream request with the provider's CA bundle, through `[broker] https_proxy`
+  /// unless the endpoint's host is exempt, within `request_timeout`.
+  func sendUpstream(_ request: TokenRequest) async throws(UpstreamFailure) -> UpstreamResponse {
+    try await env.transport.send(
+      request, caFile: config.caFile, proxy: current.settings.proxy(for: request.url), timeout: requestTimeout
+    )
+  }
   var defaultScopes: ScopeSet { machine.settings.defaultScopes }
 
   /// The settings in force (a reload compares them with the new ones).

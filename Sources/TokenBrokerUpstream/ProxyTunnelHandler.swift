@@ -1,0 +1,130 @@
+import NIOCore
+
+/// Opens a tunnel through an HTTP proxy (`CONNECT host:port`, RFC 9110 9.3.6) on a connection
+/// of its own. `CONNECT` is written only when `start` is called on the connection that won (a
+/// losing Happy Eyeballs attempt to the proxy says nothing); once the proxy answers 2xx the
+/// handler leaves the pipeline and the connection carries the endpoint's TLS session. Every
+/// outcome completes the promise exactly once.
+final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
+  typealias InboundIn = ByteBuffer
+  typealias OutboundOut = ByteBuffer
+
+  /// The proxy answered `CONNECT` with another status than 2xx.
+  struct Refused: Error {
+    var status: Int
+    /// The answer's reason phrase, printable ASCII, at most 80 characters.
+    var reason: String
+  }
+  /// The proxy's answer is not an HTTP/1.x answer to `CONNECT`.
+  struct Malformed: Error {
+    var what: String
+  }
+  /// The connection ended before the tunnel was open.
+  struct Closed: Error {}
+
+  /// The longest answer head read from a proxy.
+  static let maxHeadBytes = 16 * 1024
+
+  /// `host:port` of the endpoint (an IPv6 address in brackets).
+  private let target: String
+  private var context: ChannelHandlerContext?
+  private var promise: EventLoopPromise<Void>?
+  private var received: ByteBuffer?
+
+  init(target: String) {
+    self.target = target
+  }
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    self.context = nil
+    fail(Closed())
+  }
+
+  /// Asks the proxy for the tunnel; the promise succeeds once it is open (this handler gone).
+  func start(promise: EventLoopPromise<Void>) {
+    guard let context, context.channel.isActive else {
+      promise.fail(Closed())
+      return
+    }
+    self.promise = promise
+    var head = context.channel.allocator.buffer(capacity: 64 + 2 * target.utf8.count)
+    head.writeString("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n")
+    context.writeAndFlush(wrapOutboundOut(head), promise: nil)
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    guard promise != nil else { return }
+    var part = unwrapInboundIn(data)
+    if received == nil {
+      received = part
+    } else {
+      received!.writeBuffer(&part)
+    }
+    let bytes = Array(received!.readableBytesView)
+    guard let end = Self.headEnd(bytes) else {
+      if bytes.count > Self.maxHeadBytes { refuse(Malformed(what: "an answer head over 16 KiB"), context) }
+      return
+    }
+    let statusLine = bytes[..<(bytes.firstIndex(of: 0x0D) ?? end)]
+    let fields = statusLine.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: false)
+    guard fields.count >= 2, fields[0].starts(with: Array("HTTP/1.".utf8)), fields[1].count == 3,
+      let status = Int(String(decoding: fields[1], as: UTF8.self))
+    else {
+      refuse(Malformed(what: "an answer that is not HTTP/1.x"), context)
+      return
+    }
+    guard (200..<300).contains(status) else {
+      let reason = fields.count > 2 ? Self.printable(fields[2]) : ""
+      refuse(Refused(status: status, reason: reason), context)
+      return
+    }
+    guard bytes.count == end + 4 else {
+      refuse(Malformed(what: "bytes after its answer, before the endpoint's TLS"), context)
+      return
+    }
+    let promise = self.promise!
+    self.promise = nil
+    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    promise.succeed(())
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    fail(Closed())
+    context.fireChannelInactive()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    fail(error)
+    context.close(promise: nil)
+  }
+
+  private func refuse(_ error: any Error, _ context: ChannelHandlerContext) {
+    fail(error)
+    context.close(promise: nil)
+  }
+
+  private func fail(_ error: any Error) {
+    guard let promise else { return }
+    self.promise = nil
+    promise.fail(error)
+  }
+
+  /// Where the head's blank line starts (`\r\n\r\n`), if it has arrived.
+  static func headEnd(_ bytes: [UInt8]) -> Int? {
+    guard bytes.count >= 4 else { return nil }
+    for i in 0...(bytes.count - 4)
+    where bytes[i] == 0x0D && bytes[i + 1] == 0x0A && bytes[i + 2] == 0x0D && bytes[i + 3] == 0x0A {
+      return i
+    }
+    return nil
+  }
+
+  /// A proxy's reason phrase fit for a log line: printable ASCII, at most 80 characters.
+  static func printable(_ bytes: ArraySlice<UInt8>) -> String {
+    String(decoding: bytes.prefix(80).filter { $0 >= 0x20 && $0 < 0x7F }, as: UTF8.self)
+  }
+}
