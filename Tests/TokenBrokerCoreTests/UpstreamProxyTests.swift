@@ -82,9 +82,9 @@ import Testing
       ])
     #expect(
       Self.problems(#"no_proxy = ["ok.example", "*.example.com", "http://x.example", 5]"#) == [
+        "2: broker.no_proxy: entry 4: expected a host name, found an integer",
         #"2: broker.no_proxy: entry 2: "*.example.com" is not a host name, domain or IP address (no scheme, port, path or wildcard)"#,
         #"2: broker.no_proxy: entry 3: "http://x.example" is not a host name, domain or IP address (no scheme, port, path or wildcard)"#,
-        "2: broker.no_proxy: entry 4: expected a host name, found an integer",
       ])
   }
 }

@@ -118,18 +118,12 @@ extension ConfigReader {
 
   /// `no_proxy`: host names, domains (`example.com`, `.example.com`) or IP addresses.
   private mutating func noProxyList(_ value: TOMLValue, at key: [String]) -> [String]? {
-    guard let array = value.array else {
-      wrongType(key, expected: "an array of host names", found: value)
-      return nil
-    }
+    guard
+      let (elements, _) = stringElements(
+        value, at: key, expected: "an array of host names", element: "a host name")
+    else { return nil }
     var hosts: [String] = []
-    for index in 0..<array.count {
-      let element = array[index]
-      let line = lines.line(of: key, element: index)
-      guard let host = element.string else {
-        report(key, line: line, "entry \(index + 1): expected a host name, found \(Self.describe(element))")
-        continue
-      }
+    for (index, host, line) in elements {
       let bare = host.hasPrefix(".") ? String(host.dropFirst()) : host
       let allowed = bare.unicodeScalars.allSatisfy {
         ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0)

@@ -42,18 +42,11 @@ extension ConfigReader {
   private mutating func scopeList(_ value: TOMLValue, at key: [String]) -> [(
     index: Int, scope: String
   )]? {
-    guard let array = value.array else {
-      wrongType(key, expected: "an array of strings", found: value)
-      return nil
-    }
+    guard
+      let (elements, _) = stringElements(value, at: key, expected: "an array of strings", element: "a string")
+    else { return nil }
     var good: [(index: Int, scope: String)] = []
-    for index in 0..<array.count {
-      let element = array[index]
-      let line = lines.line(of: key, element: index)
-      guard let scope = element.string else {
-        report(key, line: line, "entry \(index + 1): expected a string, found \(Self.describe(element))")
-        continue
-      }
+    for (index, scope, line) in elements {
       guard !scope.isEmpty else {
         report(key, line: line, "entry \(index + 1): must not be empty")
         continue

@@ -118,26 +118,43 @@ extension ConfigReader {
     return result
   }
 
+  /// The strings of an array, each with its position and line. A value that is not an array
+  /// (`expected`: what the array holds) and each element that is not a string (`element`:
+  /// what it should be) are reported; `allStrings` is false when an element was not.
+  mutating func stringElements(_ value: TOMLValue, at key: [String], expected: String, element: String)
+    -> (elements: [(index: Int, text: String, line: Int)], allStrings: Bool)?
+  {
+    guard let array = value.array else {
+      wrongType(key, expected: expected, found: value)
+      return nil
+    }
+    var elements: [(index: Int, text: String, line: Int)] = []
+    var allStrings = true
+    for index in 0..<array.count {
+      let line = lines.line(of: key, element: index)
+      guard let text = array[index].string else {
+        report(
+          key, line: line, "entry \(index + 1): expected \(element), found \(Self.describe(array[index]))")
+        allStrings = false
+        continue
+      }
+      elements.append((index, text, line))
+    }
+    return (elements, allStrings)
+  }
+
   static let principalForms = "user:NAME, group:NAME, uid:N or gid:N"
 
   /// An array of `user:NAME`, `group:NAME`, `uid:N`, `gid:N`.
   mutating func principals(_ value: TOMLValue, at key: [String]) -> [Principal]? {
-    guard let array = value.array else {
-      wrongType(key, expected: "an array of principals (\(Self.principalForms))", found: value)
-      return nil
-    }
+    guard
+      let (elements, allStrings) = stringElements(
+        value, at: key, expected: "an array of principals (\(Self.principalForms))",
+        element: "a string (\(Self.principalForms))")
+    else { return nil }
     var result: [Principal] = []
-    var ok = true
-    for index in 0..<array.count {
-      let element = array[index]
-      let line = lines.line(of: key, element: index)
-      guard let text = element.string else {
-        report(
-          key, line: line,
-          "entry \(index + 1): expected a string (\(Self.principalForms)), found \(Self.describe(element))")
-        ok = false
-        continue
-      }
+    var ok = allStrings
+    for (_, text, line) in elements {
       let hasBlank = text.unicodeScalars.contains { $0.properties.isWhitespace || $0.value < 0x20 }
       guard !hasBlank, let principal = Principal(parsing: text) else {
         report(key, line: line, "\(Self.quote(text)) is not a principal; use \(Self.principalForms)")

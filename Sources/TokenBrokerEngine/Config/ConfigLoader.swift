@@ -37,6 +37,9 @@ package struct ConfigLoader: Sendable {
   package var logTargetOverride: LogTarget?
   package var stateDirOverride: String?
 
+  /// The largest configuration read (thousands of providers fit in a few hundred KiB).
+  static let maxBytes = 16 << 20
+
   package init(path: String, resolver: SecretResolver = SecretResolver()) {
     self.path = path
     self.resolver = resolver
@@ -60,15 +63,26 @@ package struct ConfigLoader: Sendable {
     }
     var st = stat()
     fstat(fd, &st)
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-    while true {
-      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-      if n < 0 && errno == EINTR { continue }
-      guard n > 0 else { break }
-      bytes += chunk[..<n]
-    }
+    let read = SystemIO.readAll(fd, limit: Self.maxBytes)
     close(fd)
+    let bytes: [UInt8]
+    switch read {
+    case .success(let all): bytes = all
+    case .failure(.tooLarge):
+      throw ConfigError(problems: [
+        ConfigProblem(
+          path: path, line: 0,
+          message:
+            "the file is larger than \(Self.maxBytes / (1 << 20)) MiB; is it the configuration? pass --config PATH"
+        )
+      ])
+    case .failure(let failure):
+      throw ConfigError(problems: [
+        ConfigProblem(
+          path: path, line: 0, message: "cannot read the configuration: \(failure.reason); pass --config PATH"
+        )
+      ])
+    }
     guard let text = String(validating: bytes, as: UTF8.self) else {
       throw ConfigError(problems: [ConfigProblem(path: path, line: 0, message: "the file is not UTF-8 text")])
     }

@@ -124,18 +124,14 @@ package struct SecretResolver: Sendable {
     guard st.st_size <= Self.maxBytes else {
       throw Failure(description: "\(path) is larger than \(Self.maxBytes) bytes; is it the right file?")
     }
-    var bytes = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
-    var total = 0
-    while total < bytes.count {
-      let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
-      if n < 0 && errno == EINTR { continue }
-      guard n >= 0 else {
-        throw Failure(description: "cannot read \(path): \(String(cString: strerror(errno)))")
-      }
-      if n == 0 { break }
-      total += n
+    let bytes: [UInt8]
+    switch SystemIO.readAll(fd, limit: Self.maxBytes) {
+    case .success(let all): bytes = all
+    case .failure(.tooLarge):
+      throw Failure(description: "\(path) is larger than \(Self.maxBytes) bytes; is it the right file?")
+    case .failure(let failure): throw Failure(description: "cannot read \(path): \(failure.reason)")
     }
-    var text = String(decoding: bytes.prefix(total), as: UTF8.self)
+    var text = String(decoding: bytes, as: UTF8.self)
     while let last = text.last, last == "\n" || last == "\r" { text.removeLast() }
     guard !text.isEmpty else { throw Failure(description: "\(path) is empty") }
     return text

@@ -124,15 +124,14 @@ package struct StateStore: Sendable {
       throw Failure(
         description: "\(file) is larger than \(Self.maxFileBytes) bytes; move it away to start over")
     }
-    var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-    var got = 0
-    while got < bytes.count {
-      let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
-      if n < 0 && errno == EINTR { continue }
-      guard n > 0 else { break }
-      got += n
+    switch SystemIO.readAll(fd, limit: Self.maxFileBytes) {
+    case .success(let bytes): return try Self.decode(bytes, file: file)
+    case .failure(.tooLarge):
+      throw Failure(
+        description: "\(file) is larger than \(Self.maxFileBytes) bytes; move it away to start over")
+    case .failure(let failure):
+      throw Failure(description: "cannot read \(file): \(failure.reason)")
     }
-    return try Self.decode(Array(bytes[..<got]), file: file)
   }
 
   /// Moves `NAME.state` aside as `NAME.state.WHY-TIMESTAMP` (kept for inspection, never

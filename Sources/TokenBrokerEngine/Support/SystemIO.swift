@@ -14,17 +14,41 @@ package enum SystemIO {
     let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
+    guard case .success(let bytes) = readAll(fd, limit: limit) else { return nil }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  /// Why `readAll` stopped short.
+  package enum ReadFailure: Error, Equatable {
+    /// More than the limit.
+    case tooLarge
+    /// `read` failed with this errno (EISDIR, EIO, ...).
+    case system(Int32)
+
+    /// What to put after "cannot read PATH: ", or for `tooLarge`, after "PATH ".
+    package var reason: String {
+      switch self {
+      case .tooLarge: return "is larger than the limit"
+      case .system(let code): return String(cString: strerror(code))
+      }
+    }
+  }
+
+  /// Everything left to read from `fd` (an interrupted read is retried), at most `limit` bytes:
+  /// the one read loop of the daemon's files (configuration, secrets, state, /proc).
+  package static func readAll(_ fd: Int32, limit: Int) -> Result<[UInt8], ReadFailure> {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 16 * 1024)
     while true {
       let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-      if n < 0 && errno == EINTR { continue }
-      guard n >= 0 else { return nil }
-      if n == 0 { break }
+      if n < 0 {
+        if errno == EINTR { continue }
+        return .failure(.system(errno))
+      }
+      if n == 0 { return .success(bytes) }
+      guard bytes.count + n <= limit else { return .failure(.tooLarge) }
       bytes += chunk[..<n]
-      guard bytes.count <= limit else { return nil }
     }
-    return String(decoding: bytes, as: UTF8.self)
   }
 
   /// The names in a directory (without `.` and `..`), or nil when it cannot be listed.
