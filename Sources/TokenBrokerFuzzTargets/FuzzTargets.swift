@@ -11,7 +11,9 @@ import TokenBrokerEngine
 /// replays the committed corpus (`Tests/ReliabilityTests/Corpus/TARGET/`) through them.
 package enum FuzzTargets {
   /// Target names, as used on the command line and as corpus directory names.
-  package static let names = ["http-request", "config", "token-response", "error-response", "state-file"]
+  package static let names = [
+    "http-request", "config", "token-response", "error-response", "state-file", "proxy-answer",
+  ]
 
   /// The entry point of a target, or nil for an unknown name.
   package static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? {
@@ -21,6 +23,7 @@ package enum FuzzTargets {
     case "token-response": return tokenResponse
     case "error-response": return errorResponse
     case "state-file": return stateFile
+    case "proxy-answer": return proxyAnswer
     case "planted": return planted
     default: return nil
     }
@@ -65,6 +68,14 @@ package enum FuzzTargets {
     guard bytes[2] == UInt8(ascii: "k") else { return }
     guard bytes[3] == UInt8(ascii: "!") else { return }
     FuzzCheck.violated("the planted bug", input: bytes)
+  }
+
+  /// An HTTP proxy's answer to `CONNECT` through `ProxyAnswer.parse`, whole and cut at every
+  /// length (as it may arrive): the tunnel opens only on a 2xx head that ends the input, a
+  /// refusal's reason is printable and short, and a head that has not ended is never more
+  /// than the cap.
+  @Sendable package static func proxyAnswer(_ bytes: [UInt8]) {
+    ResponseFuzzing.proxyAnswer(bytes)
   }
 
   /// A `NAME.state` file through `StateStore.decode`; a decoded record survives

@@ -5,6 +5,36 @@ import TokenBrokerCore
 enum ResponseFuzzing {
   static let now: Double = 1_800_000_000
 
+  static func proxyAnswer(_ bytes: [UInt8]) {
+    for length in Set([bytes.count, bytes.count / 2, min(bytes.count, 20)]) {
+      let prefix = Array(bytes.prefix(length))
+      let ends = ProxyAnswer.headEnd(prefix)
+      switch ProxyAnswer.parse(prefix) {
+      case .incomplete:
+        if ends != nil || prefix.count > ProxyAnswer.maxHeadBytes {
+          FuzzCheck.violated("incomplete, but the head ended or passed the cap", input: bytes)
+        }
+      case .open:
+        guard let end = ends, end + 4 == prefix.count, prefix.starts(with: Array("HTTP/1.".utf8)),
+          prefix.count > 12, prefix[9] == UInt8(ascii: "2")
+        else {
+          FuzzCheck.violated("opened a tunnel on an answer that is not a bare 2xx head", input: bytes)
+        }
+      case .refused(let status, let reason):
+        if !(100...999).contains(status) || (200..<300).contains(status) {
+          FuzzCheck.violated("refused with status \(status)", input: bytes)
+        }
+        if reason.utf8.count > 80 || !reason.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+          FuzzCheck.violated("a reason phrase unfit for a log line: \(reason.debugDescription)", input: bytes)
+        }
+      case .malformed:
+        if ends == nil && prefix.count <= ProxyAnswer.maxHeadBytes {
+          FuzzCheck.violated("malformed before the head ended", input: bytes)
+        }
+      }
+    }
+  }
+
   static func tokenResponse(_ bytes: [UInt8]) {
     let parsed: TokenResponse
     do {

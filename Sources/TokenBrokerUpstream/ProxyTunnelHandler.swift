@@ -1,4 +1,5 @@
 import NIOCore
+import TokenBrokerCore
 
 /// Opens a tunnel through an HTTP proxy (`CONNECT host:port`, RFC 9110 9.3.6) on a connection
 /// of its own. `CONNECT` is written only when `start` is called on the connection that won (a
@@ -21,9 +22,6 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   }
   /// The connection ended before the tunnel was open.
   struct Closed: Error {}
-
-  /// The longest answer head read from a proxy.
-  static let maxHeadBytes = 16 * 1024
 
   /// `host:port` of the endpoint (an IPv6 address in brackets).
   private let target: String
@@ -64,32 +62,19 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     } else {
       received!.writeBuffer(&part)
     }
-    let bytes = Array(received!.readableBytesView)
-    guard let end = Self.headEnd(bytes) else {
-      if bytes.count > Self.maxHeadBytes { refuse(Malformed(what: "an answer head over 16 KiB"), context) }
+    switch ProxyAnswer.parse(Array(received!.readableBytesView)) {
+    case .incomplete:
       return
-    }
-    let statusLine = bytes[..<(bytes.firstIndex(of: 0x0D) ?? end)]
-    let fields = statusLine.split(separator: 0x20, maxSplits: 2, omittingEmptySubsequences: false)
-    guard fields.count >= 2, fields[0].starts(with: Array("HTTP/1.".utf8)), fields[1].count == 3,
-      let status = Int(String(decoding: fields[1], as: UTF8.self))
-    else {
-      refuse(Malformed(what: "an answer that is not HTTP/1.x"), context)
-      return
-    }
-    guard (200..<300).contains(status) else {
-      let reason = fields.count > 2 ? Self.printable(fields[2]) : ""
+    case .refused(let status, let reason):
       refuse(Refused(status: status, reason: reason), context)
-      return
+    case .malformed(let what):
+      refuse(Malformed(what: what), context)
+    case .open:
+      let promise = self.promise!
+      self.promise = nil
+      context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+      promise.succeed(())
     }
-    guard bytes.count == end + 4 else {
-      refuse(Malformed(what: "bytes after its answer, before the endpoint's TLS"), context)
-      return
-    }
-    let promise = self.promise!
-    self.promise = nil
-    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-    promise.succeed(())
   }
 
   func channelInactive(context: ChannelHandlerContext) {
@@ -111,20 +96,5 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     guard let promise else { return }
     self.promise = nil
     promise.fail(error)
-  }
-
-  /// Where the head's blank line starts (`\r\n\r\n`), if it has arrived.
-  static func headEnd(_ bytes: [UInt8]) -> Int? {
-    guard bytes.count >= 4 else { return nil }
-    for i in 0...(bytes.count - 4)
-    where bytes[i] == 0x0D && bytes[i + 1] == 0x0A && bytes[i + 2] == 0x0D && bytes[i + 3] == 0x0A {
-      return i
-    }
-    return nil
-  }
-
-  /// A proxy's reason phrase fit for a log line: printable ASCII, at most 80 characters.
-  static func printable(_ bytes: ArraySlice<UInt8>) -> String {
-    String(decoding: bytes.prefix(80).filter { $0 >= 0x20 && $0 < 0x7F }, as: UTF8.self)
   }
 }

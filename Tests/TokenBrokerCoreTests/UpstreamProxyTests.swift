@@ -87,4 +87,29 @@ import Testing
         #"2: broker.no_proxy: entry 3: "http://x.example" is not a host name, domain or IP address (no scheme, port, path or wildcard)"#,
       ])
   }
+
+  @Test func aProxysAnswerToConnect() {
+    func parse(_ text: String) -> ProxyAnswer { ProxyAnswer.parse(Array(text.utf8)) }
+    #expect(parse("HTTP/1.1 200 Connection established\r\n\r\n") == .open)
+    #expect(parse("HTTP/1.0 200 OK\r\nProxy-Agent: squid\r\n\r\n") == .open)
+    #expect(parse("HTTP/1.1 200 Connection established\r\n") == .incomplete)
+    #expect(parse("") == .incomplete)
+    #expect(
+      parse("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        == .refused(status: 407, reason: "Proxy Authentication Required"))
+    #expect(parse("HTTP/1.1 403 Forbidden\r\n\r\n<html>") == .refused(status: 403, reason: "Forbidden"))
+    #expect(parse("HTTP/1.1 502\r\n\r\n") == .refused(status: 502, reason: ""))
+    #expect(
+      parse("HTTP/1.1 403 \u{1B}[31mred\u{7F} " + String(repeating: "x", count: 100) + "\r\n\r\n")
+        == .refused(status: 403, reason: "[31mred " + String(repeating: "x", count: 72)))
+    #expect(parse("SSH-2.0-OpenSSH_9.2\r\n\r\n") == .malformed("an answer that is not HTTP/1.x"))
+    #expect(parse("HTTP/1.1 2000 OK\r\n\r\n") == .malformed("an answer that is not HTTP/1.x"))
+    #expect(parse("HTTP/1.1 099 Low\r\n\r\n") == .malformed("an answer that is not HTTP/1.x"))
+    #expect(
+      parse("HTTP/1.1 200 OK\r\n\r\n\u{16}")
+        == .malformed("bytes after its answer, before the endpoint's TLS"))
+    #expect(
+      ProxyAnswer.parse([UInt8](repeating: 0x41, count: ProxyAnswer.maxHeadBytes + 1))
+        == .malformed("an answer head over 16 KiB"))
+  }
 }
