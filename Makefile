@@ -31,7 +31,7 @@ DEB_REVISION ?= 1
 DEB_APT_PACKAGES = dpkg-dev binutils lintian
 
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS = http-request config token-response error-response state-file proxy-answer
+FUZZ_TARGETS = http-request http-differential config token-response error-response state-file proxy-answer
 
 .PHONY: deps dev build release test lint format install deb check-units clean bench-build bench orderfile reliability fuzz-build fuzz
 

@@ -12,13 +12,15 @@ import TokenBrokerEngine
 package enum FuzzTargets {
   /// Target names, as used on the command line and as corpus directory names.
   package static let names = [
-    "http-request", "config", "token-response", "error-response", "state-file", "proxy-answer",
+    "http-request", "http-differential", "config", "token-response", "error-response", "state-file",
+    "proxy-answer",
   ]
 
   /// The entry point of a target, or nil for an unknown name.
   package static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? {
     switch name {
     case "http-request": return httpRequest
+    case "http-differential": return httpDifferential
     case "config": return config
     case "token-response": return tokenResponse
     case "error-response": return errorResponse
@@ -37,6 +39,13 @@ package enum FuzzTargets {
   /// secret outside a token answer.
   @Sendable package static func httpRequest(_ bytes: [UInt8]) {
     HTTPFuzzHarness.shared.run(bytes)
+  }
+
+  /// The bytes a client sends, through the broker's HTTP/1.1 parser and SwiftNIO's (llhttp):
+  /// every request the broker's parser reads, llhttp reads the same (method, target, version,
+  /// fields, body, keep-alive). The broker's parser may refuse more, never read differently.
+  @Sendable package static func httpDifferential(_ bytes: [UInt8]) {
+    HTTPDifferentialFuzzing.run(bytes)
   }
 
   /// `broker.toml` text through `ConfigParser`, as a file of mode 0600 (literal

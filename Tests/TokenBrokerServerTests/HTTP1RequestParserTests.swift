@@ -95,7 +95,12 @@ struct HTTP1RequestParserTests {
     ),
     (
       "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
-      "two different Content-Length values"
+      "two Content-Length fields; send one"
+    ),
+    // Found by http-differential: llhttp refuses two equal ones too.
+    (
+      "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+      "two Content-Length fields; send one"
     ),
     ("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "Content-Length \"-1\" is not a number"),
     (
@@ -108,6 +113,53 @@ struct HTTP1RequestParserTests {
     ),
     ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a chunk size that is not hexadecimal"),
     ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "chunk data longer than its size"),
+    // Found by the http-differential fuzz target: llhttp refuses a bare LF anywhere in the
+    // chunked framing, where the parser took "{}\r" as the data and the "\n" as its line end.
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{}\r\n0\r\n\r\n",
+      "a line of the chunked body that ends in a bare LF; end each with CRLF"
+    ),
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\nab\r\n0\r\n\r\n",
+      "a line of the chunked body that ends in a bare LF; end each with CRLF"
+    ),
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX-T: t\n\r\n",
+      "a line of the chunked body that ends in a bare LF; end each with CRLF"
+    ),
+    // Also found by http-differential: a framing field llhttp reads differently.
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\t\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+      "a Transfer-Encoding value that ends in a blank"
+    ),
+    ("POST / HTTP/1.1\r\nContent-Length: 2 \r\n\r\n{}", "a Content-Length value that ends in a blank"),
+    // Also found by http-differential: anything after a chunk size but extensions.
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\t\r\n{}\r\n0\r\n\r\n",
+      "a chunk size followed by something other than chunk extensions (;name=value)"
+    ),
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 junk\r\n{}\r\n0\r\n\r\n",
+      "a chunk size followed by something other than chunk extensions (;name=value)"
+    ),
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;=x\r\n{}\r\n0\r\n\r\n",
+      "a chunk size followed by something other than chunk extensions (;name=value)"
+    ),
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;\text\r\n{}\r\n0\r\n\r\n",
+      "a chunk size followed by something other than chunk extensions (;name=value)"
+    ),
+    // Also found by http-differential: a framing field in the trailer section, and a trailer
+    // line that is no field, were taken and ignored.
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "a Transfer-Encoding field in the trailer section"
+    ),
+    (
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\u{8}\r\n\r\n",
+      "a header line without a colon"
+    ),
     ("GET / HTTP/1.1\r\nX: a\u{01}b\r\n\r\n", "a control character in the value of X"),
   ])
   func malformedRequestsAre400WithTheReason(text: String, message: String) {

@@ -122,6 +122,7 @@ package struct HTTP1RequestParser: Sendable {
           if bytes.count - offset > 1024 { throw malformed("a chunk-size line over 1024 bytes") }
           return (nil, offset)
         }
+        try requireCRLF(line)
         let size = try chunkSize(bytes[offset..<line.end])
         offset = line.next
         if size == 0 {
@@ -143,6 +144,7 @@ package struct HTTP1RequestParser: Sendable {
           return (nil, offset)
         }
         guard line.end == offset else { throw malformed("chunk data longer than its size") }
+        try requireCRLF(line)
         offset = line.next
         state = .chunkSize
       case .trailer(let fields, let total):
@@ -152,11 +154,21 @@ package struct HTTP1RequestParser: Sendable {
           }
           return (nil, offset)
         }
+        try requireCRLF(line)
         let length = line.end - offset
+        let start = offset
         offset = line.next
         if length == 0 { return (finish(), offset) }
         guard fields < limits.maxHeaderCount, total + length <= limits.maxHeaderBytes else {
           throw headTooLarge("trailer fields over \(limits.maxHeaderBytes) bytes")
+        }
+        // Ignored, but read as fields are: a line that is not one ends the connection, and so
+        // does a framing field (RFC 9110 6.5.1: never in a trailer; llhttp refuses it too).
+        let (name, _) = try headerField(bytes[start..<line.end])
+        if Self.equalsIgnoringCase(name, "transfer-encoding")
+          || Self.equalsIgnoringCase(name, "content-length")
+        {
+          throw malformed("a \(name) field in the trailer section")
         }
         state = .trailer(fields: fields + 1, bytes: total + length)
       }
@@ -230,14 +242,18 @@ package struct HTTP1RequestParser: Sendable {
         throw headTooLarge("header fields over \(limits.maxHeaderBytes) bytes")
       }
       if Self.equalsIgnoringCase(name, "content-length") {
+        try refuseTrailingBlank(line, name: "Content-Length")
         guard let n = Self.decimal(value) else {
           throw malformed("Content-Length \(quote(value)) is not a number")
         }
-        if let earlier = contentLength, earlier != n {
-          throw malformed("two different Content-Length values")
+        // Even two equal ones: RFC 9112 6.3 lets a recipient take them, llhttp refuses them,
+        // and the body's framing must not depend on which of two parsers reads it.
+        if contentLength != nil {
+          throw malformed("two Content-Length fields; send one")
         }
         contentLength = n
       } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+        try refuseTrailingBlank(line, name: "Transfer-Encoding")
         guard Self.equalsIgnoringCase(value, "chunked"), !chunked else {
           throw malformed(
             "Transfer-Encoding \(quote(value)) is not supported; send Content-Length or chunked")
@@ -315,22 +331,76 @@ package struct HTTP1RequestParser: Sendable {
     return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
   }
 
+  /// `chunked` and a tab is chunked to RFC 9110 (5.5), not to llhttp, and `20` and a tab is
+  /// not a length to it: a framing field that two parsers could read differently is refused.
+  private func refuseTrailingBlank(_ line: UnsafeRawBufferPointer.SubSequence, name: String) throws(Failure) {
+    if let last = line.last, last == 0x20 || last == 0x09 {
+      throw malformed("a \(name) value that ends in a blank")
+    }
+  }
+
+  /// A bare LF is a line end in a head (RFC 9112 2.2 lets a recipient take it), never in the
+  /// chunked framing: a body whose framing two parsers could read differently is refused.
+  private func requireCRLF(_ line: (end: Int, next: Int)) throws(Failure) {
+    guard line.next - line.end == 2 else {
+      throw malformed("a line of the chunked body that ends in a bare LF; end each with CRLF")
+    }
+  }
+
   private func chunkSize(_ line: UnsafeRawBufferPointer.SubSequence) throws(Failure) -> Int {
     var size = 0
     var digits = 0
-    for b in line {
-      guard let v = FormDecoding.hex(b) else {
-        guard b == UInt8(ascii: ";") || b == 0x20 || b == 0x09, digits > 0 else {
-          throw malformed("a chunk size that is not hexadecimal")
-        }
-        break  // chunk extensions are ignored
-      }
+    var i = line.startIndex
+    while i < line.endIndex, let v = FormDecoding.hex(line[i]) {
       digits += 1
       guard digits <= 8 else { throw bodyTooLarge() }
       size = size << 4 | Int(v)
+      i += 1
     }
-    guard digits > 0 else { throw malformed("an empty chunk-size line") }
+    guard digits > 0 else {
+      throw malformed(line.isEmpty ? "an empty chunk-size line" : "a chunk size that is not hexadecimal")
+    }
+    try chunkExtensions(line[i...])
     return size
+  }
+
+  /// What may follow a chunk size (RFC 9112 7.1.1), read and ignored:
+  /// `*( ";" name [ "=" ( token / quoted-string ) ] )`. RFC 9112 allows blanks around `;` and
+  /// `=` (BWS); llhttp does not, and neither does this reader: a chunked body that two parsers
+  /// could frame differently is refused.
+  private func chunkExtensions(_ text: UnsafeRawBufferPointer.SubSequence) throws(Failure) {
+    let bad = malformed("a chunk size followed by something other than chunk extensions (;name=value)")
+    var i = text.startIndex
+    func token() -> Bool {
+      let start = i
+      while i < text.endIndex, Self.isTokenByte(text[i]) { i += 1 }
+      return i > start
+    }
+    while i < text.endIndex {
+      guard text[i] == UInt8(ascii: ";") else { throw bad }
+      i += 1
+      guard token() else { throw bad }
+      guard i < text.endIndex, text[i] == UInt8(ascii: "=") else { continue }
+      i += 1
+      guard i < text.endIndex else { throw bad }
+      if text[i] != UInt8(ascii: "\"") {
+        guard token() else { throw bad }
+        continue
+      }
+      i += 1
+      while true {
+        guard i < text.endIndex else { throw bad }
+        let c = text[i]
+        i += 1
+        if c == UInt8(ascii: "\"") { break }
+        if c == UInt8(ascii: "\\") {
+          guard i < text.endIndex, text[i] == 0x09 || text[i] >= 0x20 && text[i] != 0x7F else { throw bad }
+          i += 1
+        } else if !(c == 0x09 || c >= 0x20 && c != 0x7F) {
+          throw bad
+        }
+      }
+    }
   }
 
   // MARK: Errors
