@@ -35,7 +35,33 @@ extension ConfigReader {
       return .failure(
         URLProblem(message: "must not hold credentials (user@host); use client_id and client_secret"))
     }
-    var host = Substring(authority)
+    let host: Substring
+    switch checkAuthority(authority, shape: shape) {
+    case .success(let checked): host = checked.host
+    case .failure(let problem): return .failure(problem)
+    }
+    switch scheme {
+    case "https":
+      return .success(())
+    case "http":
+      guard isLoopback(String(host)) else {
+        return .failure(
+          URLProblem(
+            message: "http:// is only allowed for loopback hosts (127.0.0.0/8, ::1, localhost); "
+              + "use https:// for \(quote(String(host)))"))
+      }
+      return .success(())
+    default:
+      return .failure(URLProblem(message: "scheme \(quote(scheme)) is not supported; use https://"))
+    }
+  }
+
+  /// `host[:port]` of a URL (an IPv6 address in brackets): a host, and a port from 1 to 65535
+  /// when one is written. `shape` leads each message (what the whole URL should look like).
+  static func checkAuthority(_ authority: Substring, shape: String) -> Result<
+    (host: Substring, port: Int?), URLProblem
+  > {
+    var host = authority
     var port: Substring? = nil
     if host.hasPrefix("[") {
       guard let close = host.firstIndex(of: "]") else {
@@ -56,23 +82,11 @@ extension ConfigReader {
     if host.isEmpty || host == "[]" {
       return .failure(URLProblem(message: "\(shape); it has no host"))
     }
-    if let port, !(port.allSatisfy { $0.isASCII && $0.isNumber } && (UInt16(port) ?? 0) > 0) {
+    guard let port else { return .success((host, nil)) }
+    guard port.allSatisfy({ $0.isASCII && $0.isNumber }), let number = UInt16(port), number > 0 else {
       return .failure(URLProblem(message: "\(shape); the port must be a number from 1 to 65535"))
     }
-    switch scheme {
-    case "https":
-      return .success(())
-    case "http":
-      guard isLoopback(String(host)) else {
-        return .failure(
-          URLProblem(
-            message: "http:// is only allowed for loopback hosts (127.0.0.0/8, ::1, localhost); "
-              + "use https:// for \(quote(String(host)))"))
-      }
-      return .success(())
-    default:
-      return .failure(URLProblem(message: "scheme \(quote(scheme)) is not supported; use https://"))
-    }
+    return .success((host, Int(number)))
   }
 
   /// `localhost`, `127.0.0.0/8` in dotted-quad form, `::1` (bracketed or not, any spelling).

@@ -41,7 +41,10 @@ package struct EndpointURL: Sendable, Equatable, CustomStringConvertible {
   package var effectivePort: Int { port ?? (scheme == "https" ? 443 : 80) }
 
   /// The host to resolve and connect to: an IPv6 address without its brackets.
-  package var connectHost: String {
+  package var connectHost: String { Self.unbracketed(host) }
+
+  /// A host as it is connected to: an IPv6 address (`[::1]`) without its brackets.
+  package static func unbracketed(_ host: String) -> String {
     host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
   }
 

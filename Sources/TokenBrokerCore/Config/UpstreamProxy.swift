@@ -14,9 +14,7 @@ package struct UpstreamProxy: Sendable, Equatable, CustomStringConvertible {
   package var description: String { "http://\(host):\(port)" }
 
   /// The host to resolve and connect to: an IPv6 address without its brackets.
-  package var connectHost: String {
-    host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-  }
+  package var connectHost: String { EndpointURL.unbracketed(host) }
 
   /// `http://HOST:PORT` (a trailing `/` allowed); anything else says what to write instead.
   package static func parse(_ text: String) -> Result<UpstreamProxy, EndpointURL.Problem> {
@@ -43,16 +41,19 @@ package struct UpstreamProxy: Sendable, Equatable, CustomStringConvertible {
     if authority.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
       return .failure(EndpointURL.Problem(message: "\(shape): no path, query or fragment"))
     }
-    switch ConfigReader.checkTokenURL("http://\(authority)/") {
-    case .success: break
-    case .failure(let problem) where !problem.message.hasPrefix("http:// is only allowed"):
-      return .failure(EndpointURL.Problem(message: problem.message))
-    case .failure: break  // a proxy is reached in plain HTTP wherever it is
+    if authority.unicodeScalars.contains(where: {
+      $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F
+    }) {
+      return .failure(EndpointURL.Problem(message: "\(shape); it contains a space or a control character"))
     }
-    guard case .success(let url) = EndpointURL.parse("https://\(authority)/"), let port = url.port else {
-      return .failure(EndpointURL.Problem(message: "\(shape): it names no port"))
+    switch ConfigReader.checkAuthority(authority, shape: shape) {
+    case .failure(let problem): return .failure(EndpointURL.Problem(message: problem.message))
+    case .success(let checked):
+      guard let port = checked.port else {
+        return .failure(EndpointURL.Problem(message: "\(shape): it names no port"))
+      }
+      return .success(UpstreamProxy(host: checked.host.lowercased(), port: port))
     }
-    return .success(UpstreamProxy(host: url.host, port: port))
   }
 }
 
