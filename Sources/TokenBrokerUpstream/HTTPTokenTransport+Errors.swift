@@ -76,16 +76,18 @@ extension HTTPTokenTransport {
   static func describe(_ failure: ProxyFailure) -> String {
     let proxy = "the proxy \(failure.proxy) ([broker] https_proxy)"
     switch failure.error {
-    case let refused as ProxyTunnelHandler.Refused:
-      let answer = "\(refused.status)\(refused.reason.isEmpty ? "" : " \(refused.reason)")"
+    case let unusable as ProxyTunnelHandler.Unusable:
+      guard case .refused(let status, let reason) = unusable.answer else {
+        let what = if case .malformed(let what) = unusable.answer { what } else { "\(unusable.answer)" }
+        return
+          "\(proxy) did not answer CONNECT \(failure.target) as an HTTP proxy does (\(what)); check the address"
+      }
       let hint =
-        refused.status == 407
+        status == 407
         ? "it asks for credentials, which token-broker does not send: let the broker's host through without them"
         : "check that it lets this host reach \(failure.target), or list the host in [broker] no_proxy"
-      return "\(proxy) refused CONNECT \(failure.target): \(answer); \(hint)"
-    case let malformed as ProxyTunnelHandler.Malformed:
       return
-        "\(proxy) did not answer CONNECT \(failure.target) as an HTTP proxy does (\(malformed.what)); check the address"
+        "\(proxy) refused CONNECT \(failure.target): \(status)\(reason.isEmpty ? "" : " \(reason)"); \(hint)"
     case is ProxyTunnelHandler.Closed:
       return "\(proxy) closed the connection before the tunnel to \(failure.target) was open"
     case let e as NIOConnectionError:

@@ -10,15 +10,9 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
 
-  /// The proxy answered `CONNECT` with another status than 2xx.
-  struct Refused: Error {
-    var status: Int
-    /// The answer's reason phrase, printable ASCII, at most 80 characters.
-    var reason: String
-  }
-  /// The proxy's answer is not an HTTP/1.x answer to `CONNECT`.
-  struct Malformed: Error {
-    var what: String
+  /// The proxy's answer to `CONNECT` opened no tunnel (`.refused` or `.malformed`).
+  struct Unusable: Error {
+    var answer: ProxyAnswer
   }
   /// The connection ended before the tunnel was open.
   struct Closed: Error {}
@@ -65,11 +59,9 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     switch ProxyAnswer.parse(Array(received!.readableBytesView)) {
     case .incomplete:
       return
-    case .refused(let status, let reason):
-      refuse(Refused(status: status, reason: reason), context)
-    case .malformed(let what):
-      refuse(Malformed(what: what), context)
-    case .open:
+    case let answer where answer != .open:
+      refuse(Unusable(answer: answer), context)
+    default:
       let promise = self.promise!
       self.promise = nil
       context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

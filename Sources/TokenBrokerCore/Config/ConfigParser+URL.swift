@@ -16,9 +16,7 @@ extension ConfigReader {
 
   static func checkTokenURL(_ text: String) -> Result<Void, URLProblem> {
     let shape = "must be an absolute URL like \"https://auth.example.com/oauth/token\""
-    if text.unicodeScalars.contains(where: {
-      $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F
-    }) {
+    if hasBlankOrControl(text[...]) {
       return .failure(URLProblem(message: "\(shape); it contains a space or a control character"))
     }
     guard let separator = text.firstRange(of: "://") else {
@@ -54,6 +52,11 @@ extension ConfigReader {
     default:
       return .failure(URLProblem(message: "scheme \(quote(scheme)) is not supported; use https://"))
     }
+  }
+
+  /// Whether `text` holds a space or a control character (no URL here may).
+  static func hasBlankOrControl(_ text: Substring) -> Bool {
+    text.unicodeScalars.contains { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }
   }
 
   /// `host[:port]` of a URL (an IPv6 address in brackets): a host, and a port from 1 to 65535

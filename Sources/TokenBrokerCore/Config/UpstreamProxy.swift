@@ -41,9 +41,7 @@ package struct UpstreamProxy: Sendable, Equatable, CustomStringConvertible {
     if authority.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
       return .failure(EndpointURL.Problem(message: "\(shape): no path, query or fragment"))
     }
-    if authority.unicodeScalars.contains(where: {
-      $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F
-    }) {
+    if ConfigReader.hasBlankOrControl(authority) {
       return .failure(EndpointURL.Problem(message: "\(shape); it contains a space or a control character"))
     }
     switch ConfigReader.checkAuthority(authority, shape: shape) {

@@ -76,10 +76,11 @@ package struct ConfigLoader: Sendable {
             "the file is larger than \(Self.maxBytes / (1 << 20)) MiB; is it the configuration? pass --config PATH"
         )
       ])
-    case .failure(let failure):
+    case .failure(.system(let code)):
       throw ConfigError(problems: [
         ConfigProblem(
-          path: path, line: 0, message: "cannot read the configuration: \(failure.reason); pass --config PATH"
+          path: path, line: 0,
+          message: "cannot read the configuration: \(SystemIO.describe(errno: code)); pass --config PATH"
         )
       ])
     }

@@ -129,7 +129,8 @@ package struct SecretResolver: Sendable {
     case .success(let all): bytes = all
     case .failure(.tooLarge):
       throw Failure(description: "\(path) is larger than \(Self.maxBytes) bytes; is it the right file?")
-    case .failure(let failure): throw Failure(description: "cannot read \(path): \(failure.reason)")
+    case .failure(.system(let code)):
+      throw Failure(description: "cannot read \(path): \(SystemIO.describe(errno: code))")
     }
     var text = String(decoding: bytes, as: UTF8.self)
     while let last = text.last, last == "\n" || last == "\r" { text.removeLast() }

@@ -129,8 +129,8 @@ package struct StateStore: Sendable {
     case .failure(.tooLarge):
       throw Failure(
         description: "\(file) is larger than \(Self.maxFileBytes) bytes; move it away to start over")
-    case .failure(let failure):
-      throw Failure(description: "cannot read \(file): \(failure.reason)")
+    case .failure(.system(let code)):
+      throw Failure(description: "cannot read \(file): \(SystemIO.describe(errno: code))")
     }
   }
 

@@ -24,15 +24,10 @@ package enum SystemIO {
     case tooLarge
     /// `read` failed with this errno (EISDIR, EIO, ...).
     case system(Int32)
-
-    /// What to put after "cannot read PATH: ", or for `tooLarge`, after "PATH ".
-    package var reason: String {
-      switch self {
-      case .tooLarge: return "is larger than the limit"
-      case .system(let code): return String(cString: strerror(code))
-      }
-    }
   }
+
+  /// An errno as the system names it ("Is a directory").
+  package static func describe(errno code: Int32) -> String { String(cString: strerror(code)) }
 
   /// Everything left to read from `fd` (an interrupted read is retried), at most `limit` bytes:
   /// the one read loop of the daemon's files (configuration, secrets, state, /proc).
