@@ -322,6 +322,8 @@ let package = Package(
       dependencies: [
         "TokenBrokerUpstream", "TokenBrokerEngine", "TokenBrokerCore", "TokenBrokerTestSupport",
         .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
       ]
     ),

@@ -117,7 +117,8 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
         case .failure(let error):
           limiter.release(endpoint)
           answer.fail(error)
-        case .success(let channel):
+        case .success(let connection):
+          let channel = connection.channel
           // The slot is given back once the connection is closed, not before.
           channel.closeFuture.whenComplete { _ in limiter.release(endpoint) }
           let finished = state.withLockedValue { s in
@@ -128,14 +129,10 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
             channel.close(promise: nil)
             return
           }
-          channel.eventLoop.execute {
-            do {
-              let handler = try channel.pipeline.syncOperations.handler(type: UpstreamExchangeHandler.self)
-              handler.start(head: Self.requestHead(request, url: url), body: request.body, promise: answer)
-            } catch {
-              answer.fail(error)
-            }
-          }
+          // On the loop already (the connection's future is the loop's); the handler is at
+          // hand even when the connection closed meanwhile, and says why it did.
+          connection.handler.value.start(
+            head: Self.requestHead(request, url: url), body: request.body, promise: answer)
         }
       }
     }
@@ -147,31 +144,52 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
     }
   }
 
+  /// A connection that won, and its exchange handler.
+  struct Connection: Sendable {
+    var channel: any Channel
+    var handler: NIOLoopBound<UpstreamExchangeHandler>
+  }
+
   /// A connection to the endpoint, or to the proxy with the tunnel to the endpoint open, with
   /// TLS (for https) and the exchange handler in place.
   private func connect(
     url: EndpointURL, tls: NIOSSLContext?, proxy: UpstreamProxy?, deadline: NIODeadline,
     on loop: any EventLoop
-  ) -> EventLoopFuture<any Channel> {
+  ) -> EventLoopFuture<Connection> {
     let limit = TokenExchange.maxBodyBytes
     let serverName = url.isIPAddress ? nil : url.connectHost
-    @Sendable func addExchangeHandlers(_ sync: ChannelPipeline.SynchronousOperations) throws {
+    // Each attempt's exchange handler by its channel (Happy Eyeballs may open several): a
+    // closed connection's pipeline no longer holds its handlers, and the winner's handler
+    // knows why it closed.
+    let handlers = NIOLoopBoundBox.makeBoxSendingValue(
+      [ObjectIdentifier: UpstreamExchangeHandler](), as: [ObjectIdentifier: UpstreamExchangeHandler].self,
+      eventLoop: loop)
+    @Sendable func addExchangeHandlers(_ channel: any Channel) throws {
+      let sync = channel.pipeline.syncOperations
       if let tls {
         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
       }
       try sync.addHTTPClientHandlers()
-      try sync.addHandler(UpstreamExchangeHandler(limit: limit))
+      let handler = UpstreamExchangeHandler(limit: limit)
+      try sync.addHandler(handler)
+      handlers.value[ObjectIdentifier(channel)] = handler
+    }
+    @Sendable func won(_ channel: any Channel) throws -> Connection {
+      guard let handler = handlers.value[ObjectIdentifier(channel)] else {
+        throw ChannelPipelineError.notFound
+      }
+      handlers.value.removeAll()
+      return Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: loop))
     }
     let target = "\(url.host):\(url.effectivePort)"
     let bootstrap = ClientBootstrap(group: loop)
       .connectTimeout(max(.milliseconds(1), deadline - .now()))
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-          let sync = channel.pipeline.syncOperations
           if proxy != nil {
-            try sync.addHandler(ProxyTunnelHandler(target: target))
+            try channel.pipeline.syncOperations.addHandler(ProxyTunnelHandler(target: target))
           } else {
-            try addExchangeHandlers(sync)
+            try addExchangeHandlers(channel)
           }
         }
       }
@@ -183,7 +201,7 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
       connected = bootstrap.resolver(ThreadPoolResolver(loop: loop, pool: pool)).connect(
         host: host, port: port)
     }
-    guard let proxy else { return connected }
+    guard let proxy else { return connected.flatMapThrowing(won) }
     // The tunnel is asked for on the connection that won, and bounded by the same deadline.
     return connected.flatMap { channel in
       let open = loop.makePromise(of: Void.self)
@@ -193,10 +211,10 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
       } catch {
         open.fail(error)
       }
-      return open.futureResult.flatMapThrowing { () -> any Channel in
+      return open.futureResult.flatMapThrowing { () -> Connection in
         timer.cancel()
-        try addExchangeHandlers(channel.pipeline.syncOperations)
-        return channel
+        try addExchangeHandlers(channel)
+        return try won(channel)
       }.flatMapErrorThrowing { error in
         timer.cancel()
         channel.close(promise: nil)

@@ -6,7 +6,9 @@ import TokenBrokerCore
 /// One request and its answer on a connection of its own. The request is written only
 /// when `start` is called on the connection that won (a losing Happy Eyeballs attempt
 /// never sends a refresh token); the answer is collected up to `limit` bytes of body,
-/// then the connection closes. Every outcome completes the promise exactly once.
+/// then the connection closes. Every outcome completes the promise exactly once. A failure
+/// before `start` (a certificate for another name ends the handshake while the connection is
+/// still being handed over) is kept and given to `start`, so it is reported as itself.
 final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = HTTPClientResponsePart
   typealias OutboundOut = HTTPClientRequestPart
@@ -21,6 +23,9 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
   private var promise: EventLoopPromise<UpstreamResponse>?
   private var head: HTTPResponseHead?
   private var body: ByteBuffer?
+  private var started = false
+  /// The first error caught before `start`.
+  private var early: (any Error)?
 
   init(limit: Int) {
     self.limit = limit
@@ -37,8 +42,9 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
 
   /// Sends the request; the promise gets the answer or the reason there is none.
   func start(head: HTTPRequestHead, body: [UInt8], promise: EventLoopPromise<UpstreamResponse>) {
-    guard let context, context.channel.isActive else {
-      promise.fail(ConnectionClosed())
+    started = true
+    guard early == nil, let context, context.channel.isActive else {
+      promise.fail(early ?? ConnectionClosed())
       return
     }
     self.promise = promise
@@ -95,6 +101,7 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
     // A peer that closes without TLS close_notify after a complete answer is common; an
     // incomplete answer is still reported (the decoder fails, or the connection ends).
     if let tls = error as? NIOSSLError, case .uncleanShutdown = tls { return }
+    if !started, early == nil { early = error }
     fail(error)
     context.close(promise: nil)
   }

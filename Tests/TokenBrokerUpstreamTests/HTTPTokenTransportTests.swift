@@ -12,7 +12,8 @@ import TokenBrokerTestSupport
 #endif
 
 /// A TCP server on 127.0.0.1 that records each request's raw bytes and answers with the
-/// bytes its script returns (nil: say nothing and keep the connection open).
+/// bytes its script returns (nil: say nothing and keep the connection open). With a greeting
+/// it writes that as soon as a connection is accepted, and closes.
 final class ScriptedServer: Sendable {
   let channel: any Channel
   private let received = NIOLockedValueBox<[String]>([])
@@ -22,9 +23,10 @@ final class ScriptedServer: Sendable {
   var requests: [String] { received.withLockedValue { $0 } }
   var mostConnectionsAtOnce: Int { open.withLockedValue { $0.most } }
 
-  init(host: String = "127.0.0.1", answer: @escaping @Sendable (String) -> (bytes: [UInt8], close: Bool)?)
-    async throws
-  {
+  init(
+    host: String = "127.0.0.1", greeting: [UInt8]? = nil,
+    answer: @escaping @Sendable (String) -> (bytes: [UInt8], close: Bool)? = { _ in nil }
+  ) async throws {
     let received = self.received
     let open = self.open
     channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -38,6 +40,7 @@ final class ScriptedServer: Sendable {
         return channel.eventLoop.makeCompletedFuture {
           try channel.pipeline.syncOperations.addHandler(
             Handler(
+              greeting: greeting,
               onRequest: { text in
                 received.withLockedValue { $0.append(text) }
                 return answer(text)
@@ -53,11 +56,20 @@ final class ScriptedServer: Sendable {
   final class Handler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    let greeting: [UInt8]?
     let onRequest: @Sendable (String) -> (bytes: [UInt8], close: Bool)?
     private let buffer = NIOLockedValueBox<[UInt8]>([])
 
-    init(onRequest: @escaping @Sendable (String) -> (bytes: [UInt8], close: Bool)?) {
+    init(greeting: [UInt8]?, onRequest: @escaping @Sendable (String) -> (bytes: [UInt8], close: Bool)?) {
+      self.greeting = greeting
       self.onRequest = onRequest
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+      context.fireChannelActive()
+      guard let greeting else { return }
+      context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: greeting)), promise: nil)
+      context.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -222,6 +234,22 @@ final class ScriptedServer: Sendable {
     defer { Task { await server.stop() } }
     let message = await Self.failure(Self.post(server))?.message ?? ""
     #expect(message.hasPrefix("the answer of 127.0.0.1:\(server.port) is not HTTP/1.1"), "\(message)")
+  }
+
+  /// A server that speaks first, and not TLS, reached by name (Happy Eyeballs hands the
+  /// connection over a step later than an address): the handshake fails while the connection is
+  /// still being handed over to the request, and the failure is still reported as what it
+  /// is (it had been "notFound": the closed connection's pipeline no longer held the
+  /// handler the request was looked up in). Asked often, so both orders of the two come up.
+  @Test func aTLSFailureBeforeTheRequestIsNamed() async throws {
+    let server = try await ScriptedServer(greeting: Array("SSH-2.0-OpenSSH_9.2\r\n".utf8))
+    defer { Task { await server.stop() } }
+    for _ in 0..<200 {
+      let request = TokenRequest(
+        url: "https://localhost:\(server.port)/t", headers: [], body: [], usesRefreshToken: false)
+      let message = await Self.failure(request)?.message ?? ""
+      #expect(message.hasPrefix("TLS failure with localhost:\(server.port): "), "\(message)")
+    }
   }
 
   @Test func silenceEndsAtTheDeadline() async throws {
