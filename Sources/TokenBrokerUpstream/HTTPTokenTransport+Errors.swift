@@ -88,8 +88,9 @@ extension HTTPTokenTransport {
         : "check that it lets this host reach \(failure.target), or list the host in [broker] no_proxy"
       return
         "\(proxy) refused CONNECT \(failure.target): \(status)\(reason.isEmpty ? "" : " \(reason)"); \(hint)"
-    case is ProxyTunnelHandler.Closed:
-      return "\(proxy) closed the connection before the tunnel to \(failure.target) was open"
+    case let closed as ProxyTunnelHandler.Closed:
+      return
+        "\(proxy) closed the connection before the tunnel to \(failure.target) was open\(closed.cause.map { " (\(Self.describe($0)))" } ?? "")"
     case let e as NIOConnectionError:
       if let dns = e.dnsAError ?? e.dnsAAAAError {
         return "cannot resolve the host of \(proxy) (DNS error: \(Self.describe(dns)))"

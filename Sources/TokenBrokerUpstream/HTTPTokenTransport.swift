@@ -150,6 +150,13 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
     var handler: NIOLoopBound<UpstreamExchangeHandler>
   }
 
+  /// One kind of handler of each connection attempt, by the attempt's channel, on the loop.
+  enum Attempts<Handler> {
+    static func make(on loop: any EventLoop) -> NIOLoopBoundBox<[ObjectIdentifier: Handler]> {
+      .makeBoxSendingValue([:], as: [ObjectIdentifier: Handler].self, eventLoop: loop)
+    }
+  }
+
   /// A connection to the endpoint, or to the proxy with the tunnel to the endpoint open, with
   /// TLS (for https) and the exchange handler in place.
   private func connect(
@@ -158,12 +165,10 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
   ) -> EventLoopFuture<Connection> {
     let limit = TokenExchange.maxBodyBytes
     let serverName = url.isIPAddress ? nil : url.connectHost
-    // Each attempt's exchange handler by its channel (Happy Eyeballs may open several): a
-    // closed connection's pipeline no longer holds its handlers, and the winner's handler
-    // knows why it closed.
-    let handlers = NIOLoopBoundBox.makeBoxSendingValue(
-      [ObjectIdentifier: UpstreamExchangeHandler](), as: [ObjectIdentifier: UpstreamExchangeHandler].self,
-      eventLoop: loop)
+    // Each attempt's handlers by its channel (Happy Eyeballs may open several): a closed
+    // connection's pipeline no longer holds its handlers, and the winner's know why it closed.
+    let exchanges = Attempts<UpstreamExchangeHandler>.make(on: loop)
+    let tunnels = Attempts<ProxyTunnelHandler>.make(on: loop)
     @Sendable func addExchangeHandlers(_ channel: any Channel) throws {
       let sync = channel.pipeline.syncOperations
       if let tls {
@@ -172,13 +177,13 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
       try sync.addHTTPClientHandlers()
       let handler = UpstreamExchangeHandler(limit: limit)
       try sync.addHandler(handler)
-      handlers.value[ObjectIdentifier(channel)] = handler
+      exchanges.value[ObjectIdentifier(channel)] = handler
     }
     @Sendable func won(_ channel: any Channel) throws -> Connection {
-      guard let handler = handlers.value[ObjectIdentifier(channel)] else {
+      guard let handler = exchanges.value[ObjectIdentifier(channel)] else {
         throw ChannelPipelineError.notFound
       }
-      handlers.value.removeAll()
+      exchanges.value.removeAll()
       return Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: loop))
     }
     let target = "\(url.host):\(url.effectivePort)"
@@ -187,7 +192,9 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           if proxy != nil {
-            try channel.pipeline.syncOperations.addHandler(ProxyTunnelHandler(target: target))
+            let tunnel = ProxyTunnelHandler(target: target)
+            try channel.pipeline.syncOperations.addHandler(tunnel)
+            tunnels.value[ObjectIdentifier(channel)] = tunnel
           } else {
             try addExchangeHandlers(channel)
           }
@@ -206,10 +213,11 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
     return connected.flatMap { channel in
       let open = loop.makePromise(of: Void.self)
       let timer = loop.scheduleTask(deadline: deadline) { open.fail(DeadlineExceeded()) }
-      do {
-        try channel.pipeline.syncOperations.handler(type: ProxyTunnelHandler.self).start(promise: open)
-      } catch {
-        open.fail(error)
+      if let tunnel = tunnels.value[ObjectIdentifier(channel)] {
+        tunnels.value.removeAll()
+        tunnel.start(promise: open)
+      } else {
+        open.fail(ChannelPipelineError.notFound)
       }
       return open.futureResult.flatMapThrowing { () -> Connection in
         timer.cancel()

@@ -5,7 +5,7 @@ import TokenBrokerCore
 /// of its own. `CONNECT` is written only when `start` is called on the connection that won (a
 /// losing Happy Eyeballs attempt to the proxy says nothing); once the proxy answers 2xx the
 /// handler leaves the pipeline and the connection carries the endpoint's TLS session. Every
-/// outcome completes the promise exactly once.
+/// outcome completes the promise exactly once; a failure before `start` is kept for it.
 final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
@@ -14,14 +14,19 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   struct Unusable: Error {
     var answer: ProxyAnswer
   }
-  /// The connection ended before the tunnel was open.
-  struct Closed: Error {}
+  /// The connection ended before the tunnel was open: closed, or reset (`cause`).
+  struct Closed: Error {
+    var cause: IOError?
+  }
 
   /// `host:port` of the endpoint (an IPv6 address in brackets).
   private let target: String
   private var context: ChannelHandlerContext?
   private var promise: EventLoopPromise<Void>?
   private var received: ByteBuffer?
+  private var started = false
+  /// The first error caught before `start`.
+  private var early: (any Error)?
 
   init(target: String) {
     self.target = target
@@ -33,13 +38,14 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   func handlerRemoved(context: ChannelHandlerContext) {
     self.context = nil
-    fail(Closed())
+    fail(Closed(cause: nil))
   }
 
   /// Asks the proxy for the tunnel; the promise succeeds once it is open (this handler gone).
   func start(promise: EventLoopPromise<Void>) {
-    guard let context, context.channel.isActive else {
-      promise.fail(Closed())
+    started = true
+    guard early == nil, let context, context.channel.isActive else {
+      promise.fail(early ?? Closed(cause: nil))
       return
     }
     self.promise = promise
@@ -70,11 +76,15 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   func channelInactive(context: ChannelHandlerContext) {
-    fail(Closed())
+    fail(Closed(cause: nil))
     context.fireChannelInactive()
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    // A read or write that fails on the open connection (ECONNRESET, EPIPE) is the proxy
+    // dropping it; failures to connect never come here.
+    let error = (error as? IOError).map { Closed(cause: $0) } ?? error
+    if !started, early == nil { early = error }
     fail(error)
     context.close(promise: nil)
   }

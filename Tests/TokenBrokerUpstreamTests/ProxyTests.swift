@@ -127,6 +127,25 @@ import TokenBrokerTestSupport
     await proxy.stop()
   }
 
+  /// A proxy that closes every connection as it accepts it (full, or shutting down), reached
+  /// by name: said as such whether it closed before or after the tunnel was asked for.
+  @Test func aProxyThatClosesAtOnceIsNamed() async throws {
+    let closing = try await ScriptedServer(greeting: [])
+    let proxy = UpstreamProxy(host: "localhost", port: closing.port)
+    for _ in 0..<100 {
+      let (result, server) = try await Self.send(through: proxy)
+      // Closed before CONNECT was read, or reset after it was written.
+      let message = Self.message(result)
+      #expect(
+        message.hasPrefix(
+          "the proxy \(proxy) ([broker] https_proxy) closed the connection before the tunnel to 127.0.0.1:\(server.port) was open"
+        ), "\(message)")
+      #expect(message.hasSuffix("was open") || message.hasSuffix("was open (Connection reset by peer)"))
+      await server.stop()
+    }
+    await closing.stop()
+  }
+
   @Test func aProxyThatNeverAnswersEndsAtTheDeadline() async throws {
     let proxy = try await ConnectProxy.start()
     proxy.behave(.silent)
