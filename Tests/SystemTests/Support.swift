@@ -4,8 +4,9 @@ import Testing
 import TokenBrokerTestSupport
 
 /// Every suite of this target is nested in this one: one test at a time (each starts daemons,
-/// journald and fake upstreams), and a journald the tests started is stopped at the end.
-@Suite(.serialized, JournaldScope()) struct SystemSuite {}
+/// journald and fake upstreams), on threads of their own (they block), and a journald the
+/// tests started is stopped at the end.
+@Suite(.serialized, JournaldScope(), OwnThreadsScope()) struct SystemSuite {}
 
 /// systemd's own socket activator, for the tests that activate the daemon by hand.
 let socketActivatePath = "/usr/bin/systemd-socket-activate"

@@ -334,11 +334,11 @@ extension SystemSuite {
       #expect(after != before)
       #expect(try await f.client.token("pv") == token)
       #expect(try await f.client.token("alpha") == f.alphaKey)
-      #expect(try f.providerState("pv") == "ok")
+      #expect(try await offload { try f.providerState("pv") } == "ok")
       #expect(f.upstream.requestCount == requests, "\(f.upstream.requests.dropFirst(requests).map(\.json))")
-      let kept = try f.journalNow(unit: true).last { $0["TOKEN_BROKER_EVENT"] == "handover_kept" }
+      let kept = try await f.journal(unit: true).last { $0["TOKEN_BROKER_EVENT"] == "handover_kept" }
       #expect(kept?["_PID"] == String(before), "\(String(describing: kept))")
-      let taken = try f.journalNow(unit: true).last { $0["TOKEN_BROKER_EVENT"] == "tokens_taken_over" }
+      let taken = try await f.journal(unit: true).last { $0["TOKEN_BROKER_EVENT"] == "tokens_taken_over" }
       #expect(taken?["_PID"] == String(after), "\(String(describing: taken))")
       // The access token is nowhere on disk: neither in the state directory nor in the journal.
       let stateFiles = try await f.inside {
@@ -347,14 +347,14 @@ extension SystemSuite {
         ])
       }
       #expect(!stateFiles.contains(token))
-      #expect(!(try f.journalNow(unit: true).contains { $0["MESSAGE"]?.contains(token) == true }))
+      #expect(!(try await f.journal(unit: true).contains { $0["MESSAGE"]?.contains(token) == true }))
 
       // stop, then start: nothing kept, so the upstream is asked again.
       try await f.inside { c in
         try c.systemctl("stop", "token-broker.service")
         try c.systemctl("start", "token-broker.service")
       }
-      #expect(try f.providerState("pv") == "ok")
+      #expect(try await offload { try f.providerState("pv") } == "ok")
       #expect(f.upstream.requestCount > requests)
       #expect(try await f.client.token("pv") != token)
     }

@@ -19,8 +19,8 @@ extension SystemdSuite {
 
     @Test(
       .enabled(if: JournaldFixture.isAvailable, "needs a journald: root and /lib/systemd/systemd-journald"))
-    func writesStructuredFieldsToTheJournal() throws {
-      try JournaldFixture.ensureRunning()
+    func writesStructuredFieldsToTheJournal() async throws {
+      try await offload { try JournaldFixture.ensureRunning() }
       let marker = Self.uniqueMarker()
       let logger = makeLogger()
       let line = #line + 1
@@ -31,7 +31,9 @@ extension SystemdSuite {
           "caller_pid": "4242", "scope set": "read:sites",
         ])
 
-      let entries = try JournaldFixture.entries(matching: ["TOKEN_BROKER_REQUEST_ID=\(marker)"])
+      let entries = try await offload {
+        try JournaldFixture.entries(matching: ["TOKEN_BROKER_REQUEST_ID=\(marker)"])
+      }
       #expect(entries.count == 1)
       let entry = try #require(entries.first)
       #expect(entry["MESSAGE"] == "token refreshed \(marker)")
@@ -52,15 +54,17 @@ extension SystemdSuite {
 
     @Test(
       .enabled(if: JournaldFixture.isAvailable, "needs a journald: root and /lib/systemd/systemd-journald"))
-    func unknownEventGetsNoMessageIDAndMultiLineTextSurvives() throws {
-      try JournaldFixture.ensureRunning()
+    func unknownEventGetsNoMessageIDAndMultiLineTextSurvives() async throws {
+      try await offload { try JournaldFixture.ensureRunning() }
       let marker = Self.uniqueMarker()
       var logger = makeLogger(identifier: "token-brokerd")
       logger[metadataKey: "request_id"] = "\(marker)"
       logger.critical("first line\nsecond line", metadata: ["event": "something_new"])
 
-      let entry = try #require(
-        JournaldFixture.entries(matching: ["TOKEN_BROKER_REQUEST_ID=\(marker)"]).first)
+      let found = try await offload {
+        try JournaldFixture.entries(matching: ["TOKEN_BROKER_REQUEST_ID=\(marker)"])
+      }
+      let entry = try #require(found.first)
       #expect(entry["MESSAGE"] == "first line\nsecond line")
       #expect(entry["PRIORITY"] == "2")
       #expect(entry["SYSLOG_IDENTIFIER"] == "token-brokerd")

@@ -41,9 +41,12 @@ enum UnitFiles {
     try settings(name).filter { $0.key == key }.map(\.value)
   }
 
-  /// Runs a program; returns its exit status and everything it printed (stdout, then stderr).
-  static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let result = try runToEnd(executable, arguments, environment: ["SYSTEMD_PAGER": ""])
+  /// Runs a program, on a thread of its own (off the cooperative pool, which the other
+  /// suites' brokers need); returns its exit status and everything it printed (stdout, then
+  /// stderr).
+  static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String)
+  {
+    let result = try await offload { try runToEnd(executable, arguments, environment: ["SYSTEMD_PAGER": ""]) }
     return (result.status, result.stdout + result.stderr)
   }
 }
@@ -53,14 +56,14 @@ extension SystemdSuite {
     /// `verify` checks that ExecStart= exists, and /usr/bin/token-brokerd is not installed
     /// here: verify a copy that runs /bin/true instead, as systemd/check-units.sh does.
     @Test(.enabled(if: UnitFiles.analyzerAvailable, "systemd-analyze is not installed"))
-    func verifyPrintsNothing() throws {
+    func verifyPrintsNothing() async throws {
       let directory = try TempDirectory("tbsd")
       for name in ["token-broker.service", "token-broker.socket"] {
         let text = try UnitFiles.text(name).replacingOccurrences(
           of: "\nExecStart=/usr/bin/token-brokerd ", with: "\nExecStart=/bin/true ")
         try text.write(toFile: directory.path + "/" + name, atomically: false, encoding: .utf8)
       }
-      let result = try UnitFiles.run(
+      let result = try await UnitFiles.run(
         UnitFiles.analyzer,
         ["verify", directory.path + "/token-broker.service", directory.path + "/token-broker.socket"])
       #expect(result.status == 0)
@@ -68,8 +71,8 @@ extension SystemdSuite {
     }
 
     @Test(.enabled(if: UnitFiles.analyzerAvailable, "systemd-analyze is not installed"))
-    func securityExposureIsAtMostOnePointFive() throws {
-      let result = try UnitFiles.run(
+    func securityExposureIsAtMostOnePointFive() async throws {
+      let result = try await UnitFiles.run(
         UnitFiles.analyzer,
         ["security", "--offline=true", "--no-pager", UnitFiles.path("token-broker.service")])
       #expect(result.status == 0)
@@ -84,8 +87,8 @@ extension SystemdSuite {
       .enabled(
         if: UnitFiles.analyzerAvailable && UnitFiles.sysusersAndTmpfilesAvailable,
         "systemd-analyze, systemd-sysusers or systemd-tmpfiles is not installed"))
-    func checkUnitsScriptPasses() throws {
-      let result = try UnitFiles.run("/bin/sh", [UnitFiles.path("check-units.sh")])
+    func checkUnitsScriptPasses() async throws {
+      let result = try await UnitFiles.run("/bin/sh", [UnitFiles.path("check-units.sh")])
       #expect(result.status == 0, "\(result.output)")
       #expect(result.output.contains("verify: ok"))
       #expect(result.output.contains("sysusers, tmpfiles: ok"))
@@ -94,10 +97,10 @@ extension SystemdSuite {
     @Test(
       .enabled(
         if: UnitFiles.sysusersAndTmpfilesAvailable, "systemd-sysusers or systemd-tmpfiles is not installed"))
-    func sysusersAndTmpfilesCreateUserGroupsAndDirectories() throws {
+    func sysusersAndTmpfilesCreateUserGroupsAndDirectories() async throws {
       let root = try TempDirectory("tbsd")
       try FileManager.default.createDirectory(atPath: root.path + "/etc", withIntermediateDirectories: true)
-      let sysusers = try UnitFiles.run(
+      let sysusers = try await UnitFiles.run(
         "/usr/bin/systemd-sysusers", ["--root=" + root.path, UnitFiles.path("token-broker.sysusers")])
       #expect(sysusers.status == 0, "\(sysusers.output)")
       let passwd = try String(contentsOfFile: root.path + "/etc/passwd", encoding: .utf8)
@@ -110,7 +113,7 @@ extension SystemdSuite {
       let clients = try #require(group.split(separator: "\n").first { $0.hasPrefix("token-broker-clients:") })
       #expect(clients.split(separator: ":", omittingEmptySubsequences: false).last == "token-broker")
 
-      let tmpfiles = try UnitFiles.run(
+      let tmpfiles = try await UnitFiles.run(
         "/usr/bin/systemd-tmpfiles",
         ["--root=" + root.path, "--create", UnitFiles.path("token-broker.tmpfiles")])
       #expect(tmpfiles.status == 0, "\(tmpfiles.output)")
