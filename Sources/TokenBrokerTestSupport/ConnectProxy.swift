@@ -7,7 +7,8 @@ import TokenBrokerCore
 /// https): it opens a tunnel to the `host:port` a client asks for and relays bytes both
 /// ways. Every host name resolves to 127.0.0.1 here (a proxy resolves names itself, so a
 /// client behind it never looks `auth.example.com` up). It records each `CONNECT` target and
-/// every byte it relayed from clients, and misbehaves on demand (`behave`).
+/// every byte it relayed from clients, asks for a Basic credential on demand
+/// (`requireCredential`) and misbehaves on demand (`behave`).
 package final class ConnectProxy: Sendable {
   package enum Behaviour: Sendable, Equatable {
     /// Opens the tunnel (200) and relays.
@@ -24,6 +25,10 @@ package final class ConnectProxy: Sendable {
     var behaviour = Behaviour.tunnel
     var targets: [String] = []
     var relayed: [UInt8] = []
+    /// `Proxy-Authorization` a `CONNECT` must carry, else 407.
+    var required: String?
+    /// Each `CONNECT`'s `Proxy-Authorization` (nil: none), in order.
+    var authorizations: [String?] = []
   }
 
   private let channel: any Channel
@@ -41,6 +46,16 @@ package final class ConnectProxy: Sendable {
   package func behave(_ behaviour: Behaviour) {
     state.withLockedValue { $0.behaviour = behaviour }
   }
+
+  /// From now on a `CONNECT` without `Proxy-Authorization: Basic` of this user and password
+  /// is answered 407, as squid with `proxy_auth` does.
+  package func requireCredential(user: String, password: String) {
+    let value = "Basic " + Base64.encode(Array("\(user):\(password)".utf8))
+    state.withLockedValue { $0.required = value }
+  }
+
+  /// Each `CONNECT`'s `Proxy-Authorization` value (nil: it had none), in order.
+  package var authorizations: [String?] { state.withLockedValue { $0.authorizations } }
 
   private init(channel: any Channel, state: NIOLockedValueBox<State>) {
     self.channel = channel
@@ -88,9 +103,19 @@ package final class ConnectProxy: Sendable {
         answer("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", close: true, context)
         return
       }
-      let behaviour = state.withLockedValue { s -> Behaviour in
+      let authorization = String(decoding: head[..<end], as: UTF8.self).split(separator: "\r\n").dropFirst()
+        .first { $0.lowercased().hasPrefix("proxy-authorization:") }
+        .map { String($0.dropFirst("proxy-authorization:".count).drop { $0 == " " }) }
+      let (behaviour, required) = state.withLockedValue { s -> (Behaviour, String?) in
         s.targets.append(String(words[1]))
-        return s.behaviour
+        s.authorizations.append(authorization)
+        return (s.behaviour, s.required)
+      }
+      if let required, authorization != required {
+        answer(
+          "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\n"
+            + "Content-Length: 0\r\n\r\n", close: true, context)
+        return
       }
       switch behaviour {
       case .refuse(let status, let reason):

@@ -83,9 +83,14 @@ extension HTTPTokenTransport {
           "\(proxy) did not answer CONNECT \(failure.target) as an HTTP proxy does (\(what)); check the address"
       }
       let hint =
-        status == 407
-        ? "it asks for credentials, which token-broker does not send: let the broker's host through without them"
-        : "check that it lets this host reach \(failure.target), or list the host in [broker] no_proxy"
+        switch (status, failure.proxy.credential) {
+        case (407, nil):
+          "it asks for credentials: set [broker] https_proxy_user and https_proxy_password"
+        case (407, let credential?):
+          "it refused the credentials of user \(credential.user): check [broker] https_proxy_user and https_proxy_password"
+        default:
+          "check that it lets this host reach \(failure.target), or list the host in [broker] no_proxy"
+        }
       return
         "\(proxy) refused CONNECT \(failure.target): \(status)\(reason.isEmpty ? "" : " \(reason)"); \(hint)"
     case let closed as ProxyTunnelHandler.Closed:

@@ -20,15 +20,22 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
   package static let connectionsPerEndpoint = 64
 
   private let group: any EventLoopGroup
-  /// Name lookups and CA bundle reads: SwiftNIO's blocking pool (threads of its own, not
-  /// libdispatch's shared workers, and not the event loops).
+  /// Name lookups and CA bundle reads: a blocking pool of their own (not libdispatch's shared
+  /// workers, not the event loops, and not NIO's shared pool, where the state store's fsyncs
+  /// run: getaddrinfo may wait out a DNS server's timeouts, seconds, and neither should queue
+  /// behind the other).
   private let pool: NIOThreadPool
+  package static let lookupPool: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 2)
+    pool.start()
+    return pool
+  }()
   private let contexts = NIOLockedValueBox<[String: NIOSSLContext]>([:])
   let limiter = ConnectionLimiter(limit: HTTPTokenTransport.connectionsPerEndpoint)
 
   package init(eventLoopGroup: any EventLoopGroup) {
     self.group = eventLoopGroup
-    pool = NIOThreadPool.singleton
+    pool = Self.lookupPool
   }
 
   package func send(
@@ -192,7 +199,7 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           if proxy != nil {
-            let tunnel = ProxyTunnelHandler(target: target)
+            let tunnel = ProxyTunnelHandler(target: target, authorization: proxy?.credential?.authorization)
             try channel.pipeline.syncOperations.addHandler(tunnel)
             tunnels.value[ObjectIdentifier(channel)] = tunnel
           } else {

@@ -21,6 +21,8 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   /// `host:port` of the endpoint (an IPv6 address in brackets).
   private let target: String
+  /// `Proxy-Authorization`'s value, when the proxy has a credential.
+  private let authorization: String?
   private var context: ChannelHandlerContext?
   private var promise: EventLoopPromise<Void>?
   private var received: ByteBuffer?
@@ -28,8 +30,9 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   /// The first error caught before `start`.
   private var early: (any Error)?
 
-  init(target: String) {
+  init(target: String, authorization: String? = nil) {
     self.target = target
+    self.authorization = authorization
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
@@ -49,8 +52,11 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
       return
     }
     self.promise = promise
-    var head = context.channel.allocator.buffer(capacity: 64 + 2 * target.utf8.count)
-    head.writeString("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n")
+    var head = context.channel.allocator.buffer(
+      capacity: 96 + 2 * target.utf8.count + (authorization?.utf8.count ?? 0))
+    head.writeString("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n")
+    if let authorization { head.writeString("Proxy-Authorization: \(authorization)\r\n") }
+    head.writeString("\r\n")
     context.writeAndFlush(wrapOutboundOut(head), promise: nil)
   }
 

@@ -6,7 +6,7 @@ import NIOPosix
   import Glibc
 #endif
 
-/// A token endpoint's name resolved by getaddrinfo(3) on SwiftNIO's blocking pool: a lookup
+/// A token endpoint's name resolved by getaddrinfo(3) on the transport's lookup pool: a lookup
 /// per connection, off the event loops and off libdispatch's shared workers (SwiftNIO's own
 /// resolver queues every lookup of an event loop behind one another on libdispatch). One lookup answers both the A and the AAAA query of Happy Eyeballs, which
 /// always asks both: a resolver is made for one connection to a name, and used.
@@ -24,7 +24,7 @@ final class ThreadPoolResolver: Resolver, Sendable {
   private let v6: EventLoopPromise<[SocketAddress]>
   private let started = NIOLockedValueBox(false)
 
-  init(loop: any EventLoop, pool: NIOThreadPool = .singleton) {
+  init(loop: any EventLoop, pool: NIOThreadPool) {
     self.loop = loop
     self.pool = pool
     v4 = loop.makePromise()

@@ -27,7 +27,7 @@ import Testing
     #expect(Self.parsed("http://proxy.example.com:3128/squid") == "\(shape): no path, query or fragment")
     #expect(
       Self.parsed("http://user:pw@proxy.example.com:3128")
-        == "must not hold credentials (user@host): proxies that ask for a password are not supported")
+        == "must not hold credentials (user@host): set https_proxy_user and https_proxy_password instead")
     #expect(
       Self.parsed("https://proxy.example.com:3128")
         == "scheme \"https\" is not supported: the proxy is spoken to in plain HTTP (CONNECT; the token endpoint's TLS runs inside the tunnel); \(shape)"
@@ -86,6 +86,69 @@ import Testing
         #"2: broker.no_proxy: entry 2: "*.example.com" is not a host name, domain or IP address (no scheme, port, path or wildcard)"#,
         #"2: broker.no_proxy: entry 3: "http://x.example" is not a host name, domain or IP address (no scheme, port, path or wildcard)"#,
       ])
+  }
+
+  /// `https_proxy_user` and `https_proxy_password`: both or neither, only with `https_proxy`,
+  /// and a user name Basic authentication can carry.
+  @Test func aProxyCredentialIsBothKeysWithAProxy() throws {
+    let proxy = #"https_proxy = "http://proxy.example.com:3128""#
+    let text = """
+      [broker]
+      \(proxy)
+      https_proxy_user = "broker"
+      https_proxy_password = { credential = "proxy-password" }
+      """
+    let config = try ConfigParser.parse(text, path: "broker.toml", fileMode: 0o600)
+    #expect(config.broker.httpsProxyUser == "broker")
+    #expect(config.broker.httpsProxyPassword == .credential("proxy-password"))
+    #expect(config.broker.httpsProxy?.credential == nil)  // the loader reads the password
+    #expect(
+      Self.problems(#"https_proxy_user = "broker""#) == [
+        "2: broker.https_proxy_user: has no effect without https_proxy; set https_proxy or remove https_proxy_user"
+      ])
+    #expect(
+      Self.problems("\(proxy)\nhttps_proxy_password = { file = \"/etc/p\" }") == [
+        "3: broker.https_proxy_password: needs https_proxy_user too (the proxy is sent both, as Basic authentication)"
+      ])
+    #expect(
+      Self.problems("\(proxy)\nhttps_proxy_user = \"a:b\"\nhttps_proxy_password = { file = \"/etc/p\" }") == [
+        "3: broker.https_proxy_user: must not contain ':' (Basic authentication separates the password with it)"
+      ])
+    #expect(
+      Self.problems("\(proxy)\nhttps_proxy_user = \"a b\"\nhttps_proxy_password = { file = \"/etc/p\" }") == [
+        "3: broker.https_proxy_user: must not contain a space or a control character"
+      ])
+  }
+
+  /// The credential's header value, and nothing that prints it shows the password.
+  @Test func aProxyCredentialIsSentAsBasicAndNeverShown() {
+    let credential = ProxyCredential(user: "broker", password: "pw-Zq81 x")
+    #expect(credential.authorization == "Basic YnJva2VyOnB3LVpxODEgeA==")
+    let proxy = UpstreamProxy(host: "proxy.example.com", port: 3128, credential: credential)
+    var dumped = ""
+    dump(proxy, to: &dumped)
+    for shown in [
+      "\(proxy)", "\(credential)", String(reflecting: credential), dumped,
+      String(describing: Optional(proxy)),
+    ] {
+      #expect(!shown.contains("pw-Zq81"), "\(shown)")
+    }
+    #expect("\(proxy)" == "http://proxy.example.com:3128")
+    // A changed password is a changed proxy: a reload takes it.
+    var changed = proxy
+    changed.credential?.password = "other"
+    #expect(changed != proxy)
+  }
+
+  @Test func aProxyPasswordIsOneLine() {
+    #expect(ProxyCredential.checkPassword("s3cret\n") == .success("s3cret"))
+    #expect(ProxyCredential.checkPassword("s3cret\r\n") == .success("s3cret"))
+    #expect(ProxyCredential.checkPassword("with space") == .success("with space"))
+    let refused = ProxyCredential.PasswordRefused(
+      why: "holds a line break or a control character; write it on one line")
+    #expect(ProxyCredential.checkPassword("one\ntwo\n") == .failure(refused))
+    #expect(ProxyCredential.checkPassword("tab\there") == .failure(refused))
+    #expect(ProxyCredential.checkPassword("\n") == .failure(.init(why: "is empty")))
   }
 
   @Test func aProxysAnswerToConnect() {

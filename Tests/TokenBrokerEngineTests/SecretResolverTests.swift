@@ -64,4 +64,39 @@ import TokenBrokerTestSupport
     #expect(twoNewlines.0.apiKey == nil)
     #expect(twoNewlines.1.first?.message.contains("line break (LF) at byte 10") == true)
   }
+
+  /// `[broker] https_proxy_password` is read like every secret and put into the proxy with
+  /// its user; a password that cannot go into a header line is refused, never quoted.
+  @Test func theProxyPasswordIsReadIntoTheProxysCredential() throws {
+    let dir = try TempDirectory.make("tb-proxy")
+    let config = dir + "/broker.toml"
+    let good = try writeSecret("pw-Zq81 x\n")
+    func load(password path: String) throws(ConfigError) -> LoadedConfig {
+      let text = """
+        [broker]
+        https_proxy = "http://proxy.example.com:3128"
+        https_proxy_user = "broker"
+        https_proxy_password = { file = "\(path)" }
+        """
+      _ = FileManager.default.createFile(
+        atPath: config, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+      return try ConfigLoader(path: config, resolver: SecretResolver(environment: [:])).load()
+    }
+    let loaded = try load(password: good)
+    #expect(
+      loaded.config.broker.httpsProxy
+        == UpstreamProxy(
+          host: "proxy.example.com", port: 3128,
+          credential: ProxyCredential(user: "broker", password: "pw-Zq81 x")))
+    let twoLines = try writeSecret("pw-Zq81\nX-Injected: yes\n")
+    do {
+      _ = try load(password: twoLines)
+      Issue.record("a password of two lines was taken")
+    } catch {
+      #expect(
+        error.problems.map { "\($0.line): \($0.message)" } == [
+          "4: broker.https_proxy_password: file \(twoLines) holds a line break or a control character; write it on one line"
+        ])
+    }
+  }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -247,9 +248,33 @@ final class ScriptedServer: Sendable {
     for _ in 0..<200 {
       let request = TokenRequest(
         url: "https://localhost:\(server.port)/t", headers: [], body: [], usesRefreshToken: false)
-      let message = await Self.failure(request)?.message ?? ""
+      // A deadline far past any answer (a bound, not a measure): the test runs 200 of them
+      // while every other suite starts.
+      let message = await Self.failure(request, timeout: 60)?.message ?? ""
       #expect(message.hasPrefix("TLS failure with localhost:\(server.port): "), "\(message)")
     }
+  }
+
+  /// A name is looked up on the transport's own pool: with every thread of NIO's shared pool
+  /// (where the state store's fsyncs run) held, a request to `localhost` is still answered.
+  @Test func aNameLookupDoesNotWaitBehindTheSharedBlockingPool() async throws {
+    let server = try await ScriptedServer { _ in (Self.ok("{}"), false) }
+    defer { Task { await server.stop() } }
+    let held = NIOSingletons.blockingPoolThreadCountSuggestion
+    let release = DispatchSemaphore(value: 0)
+    let holding = DispatchSemaphore(value: 0)
+    for _ in 0..<held {
+      NIOThreadPool.singleton.submit { _ in
+        holding.signal()
+        release.wait()
+      }
+    }
+    defer { for _ in 0..<held { release.signal() } }
+    try await offload { for _ in 0..<held { holding.wait() } }  // every thread is held now
+    let request = TokenRequest(
+      url: "http://localhost:\(server.port)/t", headers: [], body: Array("a=b".utf8), usesRefreshToken: false)
+    let response = try await Self.transport.send(request, caFile: nil, timeout: 5)
+    #expect(response.status == 200)
   }
 
   @Test func silenceEndsAtTheDeadline() async throws {

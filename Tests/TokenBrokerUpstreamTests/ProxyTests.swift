@@ -96,8 +96,42 @@ import TokenBrokerTestSupport
     let message = Self.message(result)
     #expect(
       message
-        == "the proxy \(proxy.url) ([broker] https_proxy) refused CONNECT 127.0.0.1:\(server.port): 407 Proxy Authentication Required; it asks for credentials, which token-broker does not send: let the broker's host through without them"
+        == "the proxy \(proxy.url) ([broker] https_proxy) refused CONNECT 127.0.0.1:\(server.port): 407 Proxy Authentication Required; it asks for credentials: set [broker] https_proxy_user and https_proxy_password"
     )
+    #expect(server.requests.isEmpty)
+    await server.stop()
+    await proxy.stop()
+  }
+
+  /// `https_proxy_user` and `https_proxy_password` go to the proxy as `Proxy-Authorization:
+  /// Basic` on CONNECT; the endpoint never sees them.
+  @Test func aProxyThatAsksForCredentialsGetsThem() async throws {
+    let proxy = try await ConnectProxy.start()
+    proxy.requireCredential(user: "broker", password: "pw-Zq81 x")
+    var through = proxy.proxy
+    through.credential = ProxyCredential(user: "broker", password: "pw-Zq81 x")
+    let (result, server) = try await Self.send(through: through)
+    #expect((try? result.get())?.status == 200, "\(Self.message(result))")
+    #expect(proxy.authorizations == ["Basic YnJva2VyOnB3LVpxODEgeA=="])
+    #expect(server.requests.count == 1)
+    #expect(server.requests.first.map { !$0.lowercased().contains("proxy-authorization") } == true)
+    await server.stop()
+    await proxy.stop()
+  }
+
+  /// Credentials the proxy does not take: said, with the user and the keys, never the password.
+  @Test func credentialsTheProxyRefusesAreNamedNeverShown() async throws {
+    let proxy = try await ConnectProxy.start()
+    proxy.requireCredential(user: "broker", password: "right")
+    var through = proxy.proxy
+    through.credential = ProxyCredential(user: "broker", password: "wrong-Zq81")
+    let (result, server) = try await Self.send(through: through)
+    let message = Self.message(result)
+    #expect(
+      message
+        == "the proxy \(proxy.url) ([broker] https_proxy) refused CONNECT 127.0.0.1:\(server.port): 407 Proxy Authentication Required; it refused the credentials of user broker: check [broker] https_proxy_user and https_proxy_password"
+    )
+    #expect(!message.contains("wrong-Zq81"))
     #expect(server.requests.isEmpty)
     await server.stop()
     await proxy.stop()

@@ -55,6 +55,10 @@ package struct BrokerSettings: Sendable, Equatable {
   package var httpsProxy: UpstreamProxy? = nil
   /// `no_proxy`: hosts and domains reached directly although `https_proxy` is set.
   package var noProxy: [String] = []
+  /// `https_proxy_user` and `https_proxy_password` (a secret): the loader reads the password
+  /// and puts both into `httpsProxy` as its credential.
+  package var httpsProxyUser: String? = nil
+  package var httpsProxyPassword: SecretSource? = nil
 
   package init() {}
 }

@@ -4,7 +4,8 @@ import TokenBrokerTOML
 extension ConfigReader {
   static let brokerKeys = [
     "socket", "socket_group", "state_dir", "refresh_at", "refresh_jitter", "min_valid", "request_timeout",
-    "scope_idle_timeout", "admins", "log_level", "log_target", "https_proxy", "no_proxy",
+    "scope_idle_timeout", "admins", "log_level", "log_target", "https_proxy", "no_proxy", "https_proxy_user",
+    "https_proxy_password",
   ]
 
   /// A Unix socket path holds at most this many bytes (sun_path less its NUL).
@@ -113,7 +114,33 @@ extension ConfigReader {
     if let value = table["no_proxy"], let hosts = noProxyList(value, at: base + ["no_proxy"]) {
       settings.noProxy = hosts
     }
+    parseProxyCredential(table, into: &settings)
     return settings
+  }
+
+  /// `https_proxy_user` and `https_proxy_password`: both or neither, and only with `https_proxy`.
+  private mutating func parseProxyCredential(_ table: TOMLTable, into settings: inout BrokerSettings) {
+    let base = ["broker"]
+    if let value = table["https_proxy_user"], let user = string(value, at: base + ["https_proxy_user"]) {
+      if let problem = ProxyCredential.checkUser(user) {
+        report(base + ["https_proxy_user"], problem)
+      } else {
+        settings.httpsProxyUser = user
+      }
+    }
+    if let value = table["https_proxy_password"] {
+      settings.httpsProxyPassword = secret(value, at: base + ["https_proxy_password"])
+    }
+    for (key, other) in [
+      ("https_proxy_user", "https_proxy_password"), ("https_proxy_password", "https_proxy_user"),
+    ]
+    where table[key] != nil {
+      if table["https_proxy"] == nil {
+        report(base + [key], "has no effect without https_proxy; set https_proxy or remove \(key)")
+      } else if table[other] == nil {
+        report(base + [key], "needs \(other) too (the proxy is sent both, as Basic authentication)")
+      }
+    }
   }
 
   /// `no_proxy`: host names, domains (`example.com`, `.example.com`) or IP addresses.

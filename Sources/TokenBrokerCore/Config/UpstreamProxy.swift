@@ -5,12 +5,17 @@ package struct UpstreamProxy: Sendable, Equatable, CustomStringConvertible {
   /// Lowercased; an IPv6 address keeps its brackets.
   package var host: String
   package var port: Int
+  /// `https_proxy_user` and `https_proxy_password`, once the loader has read the password
+  /// (a changed password is a changed proxy, so a reload takes it).
+  package var credential: ProxyCredential?
 
-  package init(host: String, port: Int) {
+  package init(host: String, port: Int, credential: ProxyCredential? = nil) {
     self.host = host
     self.port = port
+    self.credential = credential
   }
 
+  /// The proxy's URL, never its credential.
   package var description: String { "http://\(host):\(port)" }
 
   /// The host to resolve and connect to: an IPv6 address without its brackets.
@@ -35,7 +40,8 @@ package struct UpstreamProxy: Sendable, Equatable, CustomStringConvertible {
     if authority.contains("@") {
       return .failure(
         EndpointURL.Problem(
-          message: "must not hold credentials (user@host): proxies that ask for a password are not supported")
+          message:
+            "must not hold credentials (user@host): set https_proxy_user and https_proxy_password instead")
       )
     }
     if authority.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
@@ -69,5 +75,58 @@ extension BrokerSettings {
       if hosts.contains(where: { $0 == domain || $0.hasSuffix("." + domain) }) { return nil }
     }
     return proxy
+  }
+}
+
+/// What the broker answers a proxy that asks for credentials (407): `Proxy-Authorization:
+/// Basic` (RFC 7617) on `CONNECT`. The proxy sees it in the clear, as every proxy that asks
+/// for a password does: the broker speaks plain HTTP to it. Never shown: its description,
+/// debug description and mirror leave the password out.
+package struct ProxyCredential: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible,
+  CustomReflectable
+{
+  package var user: String
+  package var password: String
+
+  package init(user: String, password: String) {
+    self.user = user
+    self.password = password
+  }
+
+  /// The `Proxy-Authorization` field's value.
+  package var authorization: String { "Basic " + Base64.encode(Array("\(user):\(password)".utf8)) }
+
+  package var description: String { "ProxyCredential(user: \(user), password: <redacted>)" }
+  package var debugDescription: String { description }
+  package var customMirror: Mirror { Mirror(self, children: ["user": user, "password": "<redacted>"]) }
+
+  /// `https_proxy_user`: RFC 7617 forbids a colon in it, and it is sent in a header line.
+  package static func checkUser(_ user: String) -> String? {
+    if user.isEmpty { return "must not be empty" }
+    if user.contains(":") {
+      return "must not contain ':' (Basic authentication separates the password with it)"
+    }
+    if ConfigReader.hasBlankOrControl(user[...]) { return "must not contain a space or a control character" }
+    return nil
+  }
+
+  /// The password as read (one trailing newline of a file dropped), or why it cannot be sent
+  /// in a header line; the reason never quotes it.
+  package static func checkPassword(_ read: String) -> Result<String, PasswordRefused> {
+    var password = read
+    if password.hasSuffix("\r\n") {
+      password.removeLast(1)  // "\r\n" is one Character
+    } else if password.hasSuffix("\n") {
+      password.removeLast()
+    }
+    if password.isEmpty { return .failure(PasswordRefused(why: "is empty")) }
+    if password.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+      return .failure(PasswordRefused(why: "holds a line break or a control character; write it on one line"))
+    }
+    return .success(password)
+  }
+
+  package struct PasswordRefused: Error, Equatable {
+    package var why: String
   }
 }

@@ -115,6 +115,24 @@ package struct ConfigLoader: Sendable {
           path: path, line: line,
           message: "broker.socket_group: no group named \(group) (create it, e.g. with systemd-sysusers)"))
     }
+    if let user = config.broker.httpsProxyUser, let source = config.broker.httpsProxyPassword,
+      config.broker.httpsProxy != nil
+    {
+      let line = text.flatMap { ConfigParser.line(of: ["broker", "https_proxy_password"], in: $0) } ?? 0
+      do {
+        switch ProxyCredential.checkPassword(try resolver.resolve(source)) {
+        case .success(let password):
+          config.broker.httpsProxy?.credential = ProxyCredential(user: user, password: password)
+        case .failure(let refused):
+          problems.append(
+            ConfigProblem(
+              path: path, line: line, message: "broker.https_proxy_password: \(source) \(refused.why)"))
+        }
+      } catch {
+        problems.append(
+          ConfigProblem(path: path, line: line, message: "broker.https_proxy_password: \(error.description)"))
+      }
+    }
     var fleet: FleetSecrets?
     if let settings = config.fleet {
       func problem(_ key: String, _ message: String) {
