@@ -193,8 +193,8 @@ final class SystemdContainer: @unchecked Sendable {
   /// server started under `withTaskExecutorPreference` on it (e.g. ``FakeUpstream/start``,
   /// whose socket is created on the calling thread) listens inside, on the container's
   /// loopback. Stop it when done.
-  func makeNetworkNamespaceExecutor() throws -> NamespaceThreadExecutor {
-    try NamespaceThreadExecutor(networkNamespace: "/proc/\(pid1)/ns/net")
+  func makeNetworkNamespaceExecutor() throws -> ThreadExecutor {
+    try ThreadExecutor.inNetworkNamespace("/proc/\(pid1)/ns/net")
   }
 
   /// Powers the container off (`poweroff.target`, replacing every job), waits (bounded) for
@@ -323,75 +323,4 @@ func readLink(_ path: String) -> String {
   let count = readlink(path, &buffer, buffer.count - 1)
   guard count > 0 else { return "" }
   return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// A `TaskExecutor` on one thread of its own that first enters a network namespace (setns(2)
-/// changes only the calling thread's): sockets created by jobs run on it belong to that
-/// namespace.
-final class NamespaceThreadExecutor: TaskExecutor, @unchecked Sendable {
-  private let condition = NSCondition()
-  private var jobs: [UnownedJob] = []
-  private var stopped = false
-  private var setup: Result<Void, SetupError>?
-
-  init(networkNamespace path: String) throws {
-    let thread = Thread { [self] in run(path) }
-    thread.start()
-    condition.lock()
-    while setup == nil { condition.wait() }
-    let result = setup!
-    condition.unlock()
-    try result.get()
-  }
-
-  func enqueue(_ job: consuming ExecutorJob) {
-    let job = UnownedJob(job)
-    condition.lock()
-    jobs.append(job)
-    condition.signal()
-    condition.unlock()
-  }
-
-  /// Ends the thread once the jobs queued so far have run.
-  func stop() {
-    condition.lock()
-    stopped = true
-    condition.signal()
-    condition.unlock()
-  }
-
-  private func run(_ path: String) {
-    let entered = Result { () throws(SetupError) -> Void in
-      let fd = open(path, O_RDONLY | O_CLOEXEC)
-      guard fd >= 0 else { throw SetupError.errno("open \(path)") }
-      defer { close(fd) }
-      guard let setns = Self.setns, setns(fd, Self.cloneNewNet) == 0 else {
-        throw SetupError.errno("setns \(path)")
-      }
-    }
-    condition.lock()
-    setup = entered
-    condition.broadcast()
-    condition.unlock()
-    guard case .success = entered else { return }
-    while true {
-      condition.lock()
-      while jobs.isEmpty && !stopped { condition.wait() }
-      if jobs.isEmpty {
-        condition.unlock()
-        return
-      }
-      let job = jobs.removeFirst()
-      condition.unlock()
-      job.runSynchronously(on: asUnownedTaskExecutor())
-    }
-  }
-
-  private static let cloneNewNet: Int32 = 0x4000_0000
-  /// glibc's `setns`, which the Glibc module does not declare (it needs `_GNU_SOURCE`).
-  private typealias SetNS = @convention(c) (Int32, Int32) -> Int32
-  private static let setns: SetNS? = {
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { return nil }
-    return unsafeBitCast(symbol, to: SetNS.self)
-  }()
 }

@@ -453,7 +453,7 @@ final class UnitFixture: Sendable {
     settings.password = "pa55-\(uniqueSuffix())"
     let upstream = FakeUpstream(.powerverse, settings: settings, now: { Date().timeIntervalSince1970 })
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let executor: NamespaceThreadExecutor
+    let executor: ThreadExecutor
     do {
       executor = try container.makeNetworkNamespaceExecutor()
     } catch {
