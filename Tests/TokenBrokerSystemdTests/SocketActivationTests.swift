@@ -41,25 +41,36 @@ extension SystemdSuite {
     /// process (libdispatch's epoll), so the socket is duplicated onto the lowest free
     /// descriptor ≥ 3 and `LISTEN_FDS` covers 3 through it: the descriptors below it are open
     /// (that is what "lowest free" means), as systemd passes them.
-    @Test func returnsTheDescriptorsFromThree() throws {
+    @Test func returnsTheDescriptorsFromThree() async throws {
       let directory = try TempDirectory("tbsd")
       let listener = try UnixSocket(type: stream, path: directory.path + "/s", listen: 8)
       // Tests of other targets in the same process may close one of the descriptors below ours
-      // between fcntl and reading $LISTEN_FDS (then EBADF): try again a few times.
+      // between fcntl and reading $LISTEN_FDS (then EBADF), and while every suite starts they
+      // do so for a while (20 tries in a row failed in CI): try again until a quiet moment,
+      // a bounded number of times.
       var outcome: (fd: Int32, fds: [Int32])?
-      for _ in 0..<20 where outcome == nil {
+      var last = ""
+      for attempt in 0..<1000 where outcome == nil {
+        if attempt > 0 { try await Task.sleep(for: .milliseconds(5)) }
         let fd = fcntl(listener.fd, F_DUPFD_CLOEXEC, SocketActivation.firstFileDescriptor)
         try #require(fd >= 3)
         let fds = withEnvironment(["LISTEN_FDS": String(fd - 2), "LISTEN_PID": String(getpid())]) {
-          try? SocketActivation.checkedListenFileDescriptors()
+          Result { () throws(SocketActivationError) -> [Int32] in
+            try SocketActivation.checkedListenFileDescriptors()
+          }
         }
-        if let fds, SocketActivation.isListeningUnixStreamSocket(fd) {
+        switch fds {
+        case .success(let fds) where SocketActivation.isListeningUnixStreamSocket(fd):
           outcome = (fd, fds)
-        } else {
+        case .success:
+          last = "fd \(fd) is no listening socket"
+          close(fd)
+        case .failure(let error):
+          last = "\(error)"
           close(fd)
         }
       }
-      let (fd, fds) = try #require(outcome, "sd_listen_fds kept failing")
+      let (fd, fds) = try #require(outcome, "sd_listen_fds kept failing; the last time: \(last)")
       defer { close(fd) }
       #expect(fds == Array(3...fd))
       #expect(fds.last.map(SocketActivation.isListeningUnixStreamSocket) == true)
