@@ -32,7 +32,20 @@ enum ResponseFuzzing {
           FuzzCheck.violated("malformed before the head ended", input: bytes)
         }
       }
+      let schemes = ProxyAnswer.authenticationSchemes(prefix)
+      if schemes.count > 8 || Set(schemes).count != schemes.count
+        || schemes.contains(where: {
+          $0.isEmpty || $0.utf8.count > 32 || $0.utf8.contains { !Self.schemeByte($0) }
+        })
+      {
+        FuzzCheck.violated("authentication schemes unfit for a message: \(schemes)", input: bytes)
+      }
     }
+  }
+
+  /// What a scheme from `Proxy-Authenticate` may hold: lowercase letters, digits, `-`.
+  static func schemeByte(_ byte: UInt8) -> Bool {
+    (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D
   }
 
   static func tokenResponse(_ bytes: [UInt8]) {

@@ -19,6 +19,9 @@ package final class ConnectProxy: Sendable {
     case garbage
     /// Reads `CONNECT` and never answers.
     case silent
+    /// Answers 407 with one `Proxy-Authenticate` field per scheme (`Negotiate`, `NTLM`), then
+    /// closes.
+    case askFor(schemes: [String])
   }
 
   struct State {
@@ -124,6 +127,11 @@ package final class ConnectProxy: Sendable {
         answer("SSH-2.0-OpenSSH_9.2\r\n\r\n", close: true, context)
       case .silent:
         return
+      case .askFor(let schemes):
+        answer(
+          "HTTP/1.1 407 Proxy Authentication Required\r\n"
+            + schemes.map { "Proxy-Authenticate: \($0)\r\n" }.joined() + "Content-Length: 0\r\n\r\n",
+          close: true, context)
       case .tunnel:
         open(port: port, context)
       }

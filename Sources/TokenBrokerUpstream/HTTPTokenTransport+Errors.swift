@@ -82,8 +82,12 @@ extension HTTPTokenTransport {
         return
           "\(proxy) did not answer CONNECT \(failure.target) as an HTTP proxy does (\(what)); check the address"
       }
+      let schemes = unusable.schemes
       let hint =
         switch (status, failure.proxy.credential) {
+        case (407, _) where !schemes.isEmpty && !schemes.contains("basic"):
+          "it asks for \(schemes.joined(separator: " or ")) authentication, which token-broker does not speak "
+            + "(Basic only): let the broker's host through without it"
         case (407, nil):
           "it asks for credentials: set [broker] https_proxy_user and https_proxy_password"
         case (407, let credential?):

@@ -13,6 +13,8 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   /// The proxy's answer to `CONNECT` opened no tunnel (`.refused` or `.malformed`).
   struct Unusable: Error {
     var answer: ProxyAnswer
+    /// The schemes its `Proxy-Authenticate` fields offer, lowercased (a 407's).
+    var schemes: [String] = []
   }
   /// The connection ended before the tunnel was open: closed, or reset (`cause`).
   struct Closed: Error {
@@ -68,11 +70,12 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     } else {
       received!.writeBuffer(&part)
     }
-    switch ProxyAnswer.parse(Array(received!.readableBytesView)) {
+    let bytes = Array(received!.readableBytesView)
+    switch ProxyAnswer.parse(bytes) {
     case .incomplete:
       return
     case let answer where answer != .open:
-      refuse(Unusable(answer: answer), context)
+      refuse(Unusable(answer: answer, schemes: ProxyAnswer.authenticationSchemes(bytes)), context)
     default:
       let promise = self.promise!
       self.promise = nil

@@ -151,6 +151,26 @@ import Testing
     #expect(ProxyCredential.checkPassword("\n") == .failure(.init(why: "is empty")))
   }
 
+  /// The schemes a 407 offers: one field each, or several challenges in one field, never a
+  /// parameter's name or a quoted value taken for one.
+  @Test func theSchemesAProxyAsksFor() {
+    func schemes(_ fields: String) -> [String] {
+      ProxyAnswer.authenticationSchemes(
+        Array("HTTP/1.1 407 Proxy Authentication Required\r\n\(fields)Content-Length: 0\r\n\r\n".utf8))
+    }
+    #expect(
+      schemes("Proxy-Authenticate: Negotiate\r\nProxy-Authenticate: NTLM\r\n") == ["negotiate", "ntlm"])
+    #expect(schemes("proxy-authenticate: Basic realm=\"Squid, proxy\"\r\n") == ["basic"])
+    #expect(
+      schemes("Proxy-Authenticate: Basic realm=\"a, Negotiate\", charset=\"UTF-8\", Negotiate abc123==\r\n")
+        == ["basic", "negotiate"])
+    #expect(schemes("Proxy-Authenticate: NTLM\r\nProxy-Authenticate: ntlm\r\n") == ["ntlm"])
+    #expect(schemes("WWW-Authenticate: Basic\r\n") == [])
+    #expect(schemes("Proxy-Authenticate: \u{1B}[31m\r\n") == [])
+    #expect(
+      ProxyAnswer.authenticationSchemes(Array("HTTP/1.1 407 No\r\nProxy-Authenticate: Basic\r\n".utf8)) == [])
+  }
+
   @Test func aProxysAnswerToConnect() {
     func parse(_ text: String) -> ProxyAnswer { ProxyAnswer.parse(Array(text.utf8)) }
     #expect(parse("HTTP/1.1 200 Connection established\r\n\r\n") == .open)

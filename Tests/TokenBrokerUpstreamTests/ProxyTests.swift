@@ -137,6 +137,28 @@ import TokenBrokerTestSupport
     await proxy.stop()
   }
 
+  /// A proxy that offers only schemes the broker does not speak is told apart from one that
+  /// wants the two keys set.
+  @Test func aProxyThatAsksForNTLMOrNegotiateSaysTheBrokerDoesNotSpeakIt() async throws {
+    let proxy = try await ConnectProxy.start()
+    proxy.behave(.askFor(schemes: ["Negotiate", "NTLM"]))
+    var through = proxy.proxy
+    through.credential = ProxyCredential(user: "broker", password: "pw")
+    let (result, server) = try await Self.send(through: through)
+    #expect(
+      Self.message(result)
+        == "the proxy \(proxy.url) ([broker] https_proxy) refused CONNECT 127.0.0.1:\(server.port): 407 Proxy Authentication Required; it asks for negotiate or ntlm authentication, which token-broker does not speak (Basic only): let the broker's host through without it"
+    )
+    proxy.behave(.askFor(schemes: ["Negotiate", "Basic realm=\"corp\""]))
+    let (again, other) = try await Self.send(through: proxy.proxy)
+    #expect(
+      Self.message(again).hasSuffix(
+        "it asks for credentials: set [broker] https_proxy_user and https_proxy_password"))
+    await server.stop()
+    await other.stop()
+    await proxy.stop()
+  }
+
   @Test func aProxyThatRefusesTheHostNamesNoProxy() async throws {
     let proxy = try await ConnectProxy.start()
     proxy.behave(.refuse(status: 403, reason: "Forbidden"))

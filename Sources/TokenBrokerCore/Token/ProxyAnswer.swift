@@ -46,6 +46,64 @@ package enum ProxyAnswer: Sendable, Equatable {
     return nil
   }
 
+  /// The authentication schemes a refusal's `Proxy-Authenticate` fields offer (RFC 9110
+  /// 11.7.1), in order, each once: the first token of each field and of each challenge after a
+  /// comma that is one (`Basic realm="x", Negotiate`), lowercased, letters, digits and `-`
+  /// only, at most 8 of at most 32 characters. For the message of a 407: whether Basic, the
+  /// only scheme the broker speaks, is among them.
+  package static func authenticationSchemes(_ bytes: [UInt8]) -> [String] {
+    guard let end = headEnd(bytes) else { return [] }
+    var schemes: [String] = []
+    let name = Array("proxy-authenticate:".utf8)
+    for line in bytes[..<end].split(separator: 0x0A).dropFirst() {
+      let lower = line.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+      guard lower.starts(with: name) else { continue }
+      var inQuotes = false
+      var challengeStart = true
+      var token: [UInt8] = []
+      func take() {
+        if !token.isEmpty, token.count <= 32, schemes.count < 8 {
+          let scheme = String(decoding: token, as: UTF8.self)
+          if !schemes.contains(scheme) { schemes.append(scheme) }
+        }
+        token = []
+      }
+      for byte in lower.dropFirst(name.count) {
+        if inQuotes {
+          if byte == 0x22 { inQuotes = false }
+          continue
+        }
+        switch byte {
+        case 0x22:
+          inQuotes = true
+          challengeStart = false
+          token = []
+        case 0x2C:  // ",": a new challenge, or another parameter of this one
+          token = []
+          challengeStart = true
+        case 0x20, 0x09, 0x0D:
+          if challengeStart, !token.isEmpty {
+            take()
+            challengeStart = false
+          }
+        case 0x3D:  // "=": what came before was a parameter's name
+          token = []
+          challengeStart = false
+        default:
+          let allowed = (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D
+          if challengeStart, allowed {
+            token.append(byte)
+          } else if challengeStart {
+            token = []
+            challengeStart = false
+          }
+        }
+      }
+      if challengeStart { take() }
+    }
+    return schemes
+  }
+
   /// A reason phrase fit for a log line: printable ASCII, at most 80 characters.
   static func printable(_ bytes: ArraySlice<UInt8>) -> String {
     String(decoding: bytes.filter { $0 >= 0x20 && $0 < 0x7F }.prefix(80), as: UTF8.self)
