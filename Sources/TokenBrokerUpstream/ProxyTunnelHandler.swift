@@ -26,11 +26,8 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   /// `Proxy-Authorization`'s value, when the proxy has a credential.
   private let authorization: String?
   private var context: ChannelHandlerContext?
-  private var promise: EventLoopPromise<Void>?
+  private var outcome = PendingOutcome<Void>()
   private var received: ByteBuffer?
-  private var started = false
-  /// The first error caught before `start`.
-  private var early: (any Error)?
 
   init(target: String, authorization: String? = nil) {
     self.target = target
@@ -43,17 +40,18 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   func handlerRemoved(context: ChannelHandlerContext) {
     self.context = nil
-    fail(Closed(cause: nil))
+    outcome.take()?.fail(Closed(cause: nil))
   }
 
   /// Asks the proxy for the tunnel; the promise succeeds once it is open (this handler gone).
   func start(promise: EventLoopPromise<Void>) {
-    started = true
-    guard early == nil, let context, context.channel.isActive else {
-      promise.fail(early ?? Closed(cause: nil))
+    if let failure = outcome.start(
+      promise, open: context?.channel.isActive == true, closed: Closed(cause: nil))
+    {
+      promise.fail(failure)
       return
     }
-    self.promise = promise
+    guard let context else { return }
     var head = context.channel.allocator.buffer(
       capacity: 96 + 2 * target.utf8.count + (authorization?.utf8.count ?? 0))
     head.writeString("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n")
@@ -63,7 +61,7 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    guard promise != nil else { return }
+    guard outcome.isPending else { return }
     var part = unwrapInboundIn(data)
     if received == nil {
       received = part
@@ -75,17 +73,17 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     case .incomplete:
       return
     case let answer where answer != .open:
-      refuse(Unusable(answer: answer, schemes: ProxyAnswer.authenticationSchemes(bytes)), context)
+      outcome.take()?.fail(Unusable(answer: answer, schemes: ProxyAnswer.authenticationSchemes(bytes)))
+      context.close(promise: nil)
     default:
-      let promise = self.promise!
-      self.promise = nil
+      let opened = outcome.take()
       context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-      promise.succeed(())
+      opened?.succeed(())
     }
   }
 
   func channelInactive(context: ChannelHandlerContext) {
-    fail(Closed(cause: nil))
+    outcome.take()?.fail(Closed(cause: nil))
     context.fireChannelInactive()
   }
 
@@ -93,19 +91,7 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
     // A read or write that fails on the open connection (ECONNRESET, EPIPE) is the proxy
     // dropping it; failures to connect never come here.
     let error = (error as? IOError).map { Closed(cause: $0) } ?? error
-    if !started, early == nil { early = error }
-    fail(error)
+    outcome.caught(error)?.fail(error)
     context.close(promise: nil)
-  }
-
-  private func refuse(_ error: any Error, _ context: ChannelHandlerContext) {
-    fail(error)
-    context.close(promise: nil)
-  }
-
-  private func fail(_ error: any Error) {
-    guard let promise else { return }
-    self.promise = nil
-    promise.fail(error)
   }
 }

@@ -20,12 +20,9 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
 
   private let limit: Int
   private var context: ChannelHandlerContext?
-  private var promise: EventLoopPromise<UpstreamResponse>?
+  private var outcome = PendingOutcome<UpstreamResponse>()
   private var head: HTTPResponseHead?
   private var body: ByteBuffer?
-  private var started = false
-  /// The first error caught before `start`.
-  private var early: (any Error)?
 
   init(limit: Int) {
     self.limit = limit
@@ -37,17 +34,18 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
 
   func handlerRemoved(context: ChannelHandlerContext) {
     self.context = nil
-    fail(ConnectionClosed())
+    outcome.take()?.fail(ConnectionClosed())
   }
 
   /// Sends the request; the promise gets the answer or the reason there is none.
   func start(head: HTTPRequestHead, body: [UInt8], promise: EventLoopPromise<UpstreamResponse>) {
-    started = true
-    guard early == nil, let context, context.channel.isActive else {
-      promise.fail(early ?? ConnectionClosed())
+    if let failure = outcome.start(
+      promise, open: context?.channel.isActive == true, closed: ConnectionClosed())
+    {
+      promise.fail(failure)
       return
     }
-    self.promise = promise
+    guard let context else { return }
     context.write(wrapOutboundOut(.head(head)), promise: nil)
     if !body.isEmpty {
       context.write(
@@ -55,18 +53,18 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
     }
     let written = context.eventLoop.makePromise(of: Void.self)
     context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-    written.futureResult.assumeIsolated().whenFailure { self.fail($0) }
+    written.futureResult.assumeIsolated().whenFailure { self.outcome.take()?.fail($0) }
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    guard promise != nil else { return }
+    guard outcome.isPending else { return }
     switch unwrapInboundIn(data) {
     case .head(let received):
       head = received
     case .body(var part):
       let held = body?.readableBytes ?? 0
       guard held + part.readableBytes <= limit else {
-        fail(BodyTooLarge())
+        outcome.take()?.fail(BodyTooLarge())
         context.close(promise: nil)
         return
       }
@@ -77,23 +75,20 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
       }
     case .end:
       guard let head else {
-        fail(ConnectionClosed())
+        outcome.take()?.fail(ConnectionClosed())
         context.close(promise: nil)
         return
       }
       var headers: [String: String] = [:]
       for (name, value) in head.headers { headers[name.lowercased()] = value }
       let bytes = body.map { Array(buffer: $0) } ?? []
-      if let promise {
-        self.promise = nil
-        promise.succeed(UpstreamResponse(status: Int(head.status.code), headers: headers, body: bytes))
-      }
+      outcome.take()?.succeed(UpstreamResponse(status: Int(head.status.code), headers: headers, body: bytes))
       context.close(promise: nil)
     }
   }
 
   func channelInactive(context: ChannelHandlerContext) {
-    fail(ConnectionClosed())
+    outcome.take()?.fail(ConnectionClosed())
     context.fireChannelInactive()
   }
 
@@ -101,14 +96,7 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
     // A peer that closes without TLS close_notify after a complete answer is common; an
     // incomplete answer is still reported (the decoder fails, or the connection ends).
     if let tls = error as? NIOSSLError, case .uncleanShutdown = tls { return }
-    if !started, early == nil { early = error }
-    fail(error)
+    outcome.caught(error)?.fail(error)
     context.close(promise: nil)
-  }
-
-  private func fail(_ error: any Error) {
-    guard let promise else { return }
-    self.promise = nil
-    promise.fail(error)
   }
 }
