@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenBrokerCore
 import TokenBrokerEngine
+import TokenBrokerTestSupport
 
 /// The permission rules `token-brokerd --check-config` applies for the service's user, as pure
 /// functions of mode, owner, group and the user's ids (no file system, no forking).
@@ -92,6 +93,46 @@ import TokenBrokerEngine
     files["/etc/token-broker/broker.toml"] = (0o100640, 0, 990)
     let inGroup = try #require(check(files).readProblem("/etc/token-broker/broker.toml"))
     #expect(inGroup.fix == "chmod g+x /etc/token-broker")
+  }
+
+  /// `--check-config` as root names every secret file the service's user cannot read: the
+  /// proxy's password and the fleet's store and key too, not only the providers' secrets.
+  @Test func theSecretsOutsideTheProvidersAreCheckedToo() throws {
+    let dir = try TempDirectory.make("tb-access")
+    let path = dir + "/broker.toml"
+    let text = """
+      [broker]
+      https_proxy = "http://proxy.example.com:3128"
+      https_proxy_user = "broker"
+      https_proxy_password = { file = "/etc/token-broker/proxy-password" }
+
+      [fleet]
+      store = { file = "/etc/token-broker/fleet-store" }
+      key = { file = "/etc/token-broker/fleet-key" }
+      """
+    _ = FileManager.default.createFile(
+      atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+    var config = try ConfigParser.parse(text, path: path, fileMode: 0o600)
+    config.broker.stateDir = "/var/lib/token-broker"
+    let access = AccessPolicy(daemonUID: 990, admins: AccessList(), providers: [:])
+    let loaded = LoadedConfig(config: config, secrets: [:], access: access, warnings: [])
+    var files = Self.etc
+    for name in ["proxy-password", "fleet-store", "fleet-key"] {
+      files["/etc/token-broker/\(name)"] = (0o100600, 0, 0)
+    }
+    let problems = ConfigLoader(path: path).serviceAccessProblems(
+      loaded, check: check(files), managedStateDirectory: "/var/lib/token-broker")
+    #expect(
+      problems.map { "\($0.line): \($0.message.split(separator: " (mode").first ?? "")" } == [
+        "4: broker.https_proxy_password: user token-broker (the service's) cannot read /etc/token-broker/proxy-password",
+        "7: fleet.store: user token-broker (the service's) cannot read /etc/token-broker/fleet-store",
+        "8: fleet.key: user token-broker (the service's) cannot read /etc/token-broker/fleet-key",
+      ])
+    #expect(
+      problems.first?.message.hasSuffix(
+        "run: chgrp token-broker /etc/token-broker/proxy-password && chmod 0640 /etc/token-broker/proxy-password"
+      )
+        == true)
   }
 
   @Test func aMissingFileIsNotAnAccessProblem() {

@@ -313,6 +313,19 @@ extension ConfigLoader {
               + "(\(p.detail)); run: \(p.fix)"))
       }
     }
+    // The secrets outside the providers: the proxy's password and the fleet's store and key.
+    let shared: [([String], SecretSource?)] = [
+      (["broker", "https_proxy_password"], loaded.config.broker.httpsProxyPassword),
+      (["fleet", "store"], loaded.config.fleet?.store), (["fleet", "key"], loaded.config.fleet?.key),
+    ]
+    for (key, source) in shared {
+      guard case .file(let file) = source, let p = check.readProblem(file) else { continue }
+      problems.append(
+        ConfigProblem(
+          path: path, line: line(key),
+          message: "\(key.joined(separator: ".")): \(who) (the service's) cannot read \(file) "
+            + "(\(p.detail)); run: \(p.fix)"))
+    }
     let stateDir = loaded.config.broker.stateDir
     if stateDir != managedStateDirectory, let p = check.writeDirectoryProblem(stateDir) {
       problems.append(
