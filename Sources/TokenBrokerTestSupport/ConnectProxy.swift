@@ -53,7 +53,7 @@ package final class ConnectProxy: Sendable {
   /// From now on a `CONNECT` without `Proxy-Authorization: Basic` of this user and password
   /// is answered 407, as squid with `proxy_auth` does.
   package func requireCredential(user: String, password: String) {
-    let value = "Basic " + Base64.encode(Array("\(user):\(password)".utf8))
+    let value = ProxyCredential(user: user, password: password).authorization
     state.withLockedValue { $0.required = value }
   }
 
@@ -115,9 +115,7 @@ package final class ConnectProxy: Sendable {
         return (s.behaviour, s.required)
       }
       if let required, authorization != required {
-        answer(
-          "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\n"
-            + "Content-Length: 0\r\n\r\n", close: true, context)
+        askFor(["Basic realm=\"test\""], context)
         return
       }
       switch behaviour {
@@ -128,10 +126,7 @@ package final class ConnectProxy: Sendable {
       case .silent:
         return
       case .askFor(let schemes):
-        answer(
-          "HTTP/1.1 407 Proxy Authentication Required\r\n"
-            + schemes.map { "Proxy-Authenticate: \($0)\r\n" }.joined() + "Content-Length: 0\r\n\r\n",
-          close: true, context)
+        askFor(schemes, context)
       case .tunnel:
         open(port: port, context)
       }
@@ -160,6 +155,14 @@ package final class ConnectProxy: Sendable {
             self.answer("HTTP/1.1 200 Connection established\r\n\r\n", close: false, context)
           }
         }
+    }
+
+    /// 407 with one `Proxy-Authenticate` field per challenge, then closes.
+    private func askFor(_ challenges: [String], _ context: ChannelHandlerContext) {
+      answer(
+        "HTTP/1.1 407 Proxy Authentication Required\r\n"
+          + challenges.map { "Proxy-Authenticate: \($0)\r\n" }.joined() + "Content-Length: 0\r\n\r\n",
+        close: true, context)
     }
 
     private func answer(_ text: String, close: Bool, _ context: ChannelHandlerContext) {

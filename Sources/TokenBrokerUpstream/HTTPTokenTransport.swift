@@ -158,10 +158,8 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
   }
 
   /// One kind of handler of each connection attempt, by the attempt's channel, on the loop.
-  enum Attempts<Handler> {
-    static func make(on loop: any EventLoop) -> NIOLoopBoundBox<[ObjectIdentifier: Handler]> {
-      .makeBoxSendingValue([:], as: [ObjectIdentifier: Handler].self, eventLoop: loop)
-    }
+  static func attempts<Handler>(on loop: any EventLoop) -> NIOLoopBoundBox<[ObjectIdentifier: Handler]> {
+    .makeBoxSendingValue([:], as: [ObjectIdentifier: Handler].self, eventLoop: loop)
   }
 
   /// A connection to the endpoint, or to the proxy with the tunnel to the endpoint open, with
@@ -174,8 +172,8 @@ package final class HTTPTokenTransport: TokenTransport, Sendable {
     let serverName = url.isIPAddress ? nil : url.connectHost
     // Each attempt's handlers by its channel (Happy Eyeballs may open several): a closed
     // connection's pipeline no longer holds its handlers, and the winner's know why it closed.
-    let exchanges = Attempts<UpstreamExchangeHandler>.make(on: loop)
-    let tunnels = Attempts<ProxyTunnelHandler>.make(on: loop)
+    let exchanges: NIOLoopBoundBox<[ObjectIdentifier: UpstreamExchangeHandler]> = Self.attempts(on: loop)
+    let tunnels: NIOLoopBoundBox<[ObjectIdentifier: ProxyTunnelHandler]> = Self.attempts(on: loop)
     @Sendable func addExchangeHandlers(_ channel: any Channel) throws {
       let sync = channel.pipeline.syncOperations
       if let tls {

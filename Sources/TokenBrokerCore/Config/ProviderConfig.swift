@@ -64,6 +64,15 @@ package enum SecretSource: Sendable, Equatable, CustomStringConvertible {
   /// `$CREDENTIALS_DIRECTORY/NAME`, as systemd's `LoadCredential=` provides.
   case credential(String)
 
+  /// A secret that must be one line, as read: one trailing line end (`\n` or `\r\n`, which a
+  /// file written by an editor or `echo` has) dropped, nothing else changed.
+  package static func droppingOneLineEnd(_ value: String) -> Substring {
+    var text = Substring(value)
+    // "\r\n" is one Character.
+    if text.last == "\n" || text.last == "\r\n" { text = text.dropLast() }
+    return text
+  }
+
   /// Describes the source without ever showing a literal's value.
   package var description: String {
     switch self {

@@ -113,12 +113,7 @@ package struct ProxyCredential: Sendable, Equatable, CustomStringConvertible, Cu
   /// The password as read (one trailing newline of a file dropped), or why it cannot be sent
   /// in a header line; the reason never quotes it.
   package static func checkPassword(_ read: String) -> Result<String, PasswordRefused> {
-    var password = read
-    if password.hasSuffix("\r\n") {
-      password.removeLast(1)  // "\r\n" is one Character
-    } else if password.hasSuffix("\n") {
-      password.removeLast()
-    }
+    let password = String(SecretSource.droppingOneLineEnd(read))
     if password.isEmpty { return .failure(PasswordRefused(why: "is empty")) }
     if password.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
       return .failure(PasswordRefused(why: "holds a line break or a control character; write it on one line"))

@@ -299,30 +299,25 @@ extension ConfigLoader {
           path: path, line: 0,
           message: "\(who) (the service's) cannot read the configuration (\(p.detail)); run: \(p.fix)"))
     }
+    // Every secret file: the providers', the proxy's password, the fleet's store and key.
+    var secrets: [(key: [String], line: Int, source: SecretSource?)] = []
     for provider in loaded.config.providers {
-      let sources: [(String, SecretSource?)] = [
+      for (key, source) in [
         ("client_secret", provider.clientSecret), ("password", provider.password),
         ("refresh_token", provider.refreshToken), ("api_key", provider.apiKey),
-      ]
-      for (key, source) in sources {
-        guard case .file(let file) = source, let p = check.readProblem(file) else { continue }
-        problems.append(
-          ConfigProblem(
-            path: path, line: line(["providers", provider.name, key], fallback: provider.line),
-            message: "providers.\(provider.name).\(key): \(who) (the service's) cannot read \(file) "
-              + "(\(p.detail)); run: \(p.fix)"))
+      ] {
+        secrets.append((["providers", provider.name, key], provider.line, source))
       }
     }
-    // The secrets outside the providers: the proxy's password and the fleet's store and key.
-    let shared: [([String], SecretSource?)] = [
-      (["broker", "https_proxy_password"], loaded.config.broker.httpsProxyPassword),
-      (["fleet", "store"], loaded.config.fleet?.store), (["fleet", "key"], loaded.config.fleet?.key),
+    secrets += [
+      (["broker", "https_proxy_password"], 0, loaded.config.broker.httpsProxyPassword),
+      (["fleet", "store"], 0, loaded.config.fleet?.store), (["fleet", "key"], 0, loaded.config.fleet?.key),
     ]
-    for (key, source) in shared {
+    for (key, fallback, source) in secrets {
       guard case .file(let file) = source, let p = check.readProblem(file) else { continue }
       problems.append(
         ConfigProblem(
-          path: path, line: line(key),
+          path: path, line: line(key, fallback: fallback),
           message: "\(key.joined(separator: ".")): \(who) (the service's) cannot read \(file) "
             + "(\(p.detail)); run: \(p.fix)"))
     }

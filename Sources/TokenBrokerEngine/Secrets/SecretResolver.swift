@@ -74,9 +74,7 @@ package struct SecretResolver: Sendable {
   /// one trailing newline is dropped, any other line break or control byte is refused (a
   /// second line would inject a header). The reason never quotes the value.
   static func checkedAPIKey(_ value: String) -> Result<String, Refused> {
-    var key = Substring(value)
-    // "\r\n" is one Character.
-    if key.last == "\n" || key.last == "\r\n" { key = key.dropLast() }
+    let key = SecretSource.droppingOneLineEnd(value)
     for (offset, byte) in key.utf8.enumerated() where byte < 0x20 || byte >= 0x7F {
       let what: String
       switch byte {
